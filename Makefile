@@ -1,0 +1,38 @@
+# The two commands: `make demo` and `make test`. Both set up .venv when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_HOME := $(CURDIR)/.prefect
+
+.PHONY: install demo test browser bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[all]"
+	# GDAL's GeoPackage validator, without pulling in GDAL's Python bindings.
+	$(BIN)/python -m pip install -q --no-deps gdal-utils
+	touch $(STAMP)
+
+# Headless Chromium for the browser tests (review page, timeline page), from Debian.
+browser:
+	@test -x /usr/bin/chromium || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi; }
+
+demo: install
+	$(BIN)/sitewatch demo --out demo-out
+
+test: install browser
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python benchmarks/accuracy.py
+
+clean:
+	rm -rf demo-out .pytest_cache

@@ -1,0 +1,100 @@
+"""One pixel grid per site: local UTM, north up, snapped to whole pixels.
+
+Every scene of a site is reprojected onto the same grid so that pixels can be compared
+across dates without further resampling.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from affine import Affine
+from pyproj import CRS, Transformer
+from shapely.geometry import Polygon, box
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import transform as shapely_transform
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid.
+
+    Attributes:
+        crs: the grid's CRS as an ``EPSG:`` string (a local UTM zone for site grids).
+        transform: affine from pixel (col, row) to CRS coordinates of the pixel's corner.
+        width: columns.
+        height: rows.
+    """
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> float:
+        """Pixel size in metres (grids are square-pixelled)."""
+        return float(self.transform.a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform.c, self.transform.f
+        return (left, top - self.height * self.res, left + self.width * self.res, top)
+
+    @property
+    def pixel_area_m2(self) -> float:
+        return self.res * self.res
+
+    def to_dict(self) -> dict[str, object]:
+        t = self.transform
+        return {"crs": self.crs, "transform": [t.a, t.b, t.c, t.d, t.e, t.f],
+                "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> Grid:
+        a, b, c, dd, e, f = (float(v) for v in d["transform"])  # type: ignore[union-attr]
+        return cls(str(d["crs"]), Affine(a, b, c, dd, e, f), int(d["width"]), int(d["height"]))  # type: ignore[call-overload]
+
+    def footprint(self) -> Polygon:
+        """The grid's outline in its own CRS."""
+        return box(*self.bounds)
+
+
+def utm_crs_for(lon: float, lat: float) -> str:
+    """The WGS 84 UTM zone containing a point, as ``EPSG:326xx`` / ``EPSG:327xx``."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
+
+
+def to_crs(geom: BaseGeometry, src: str, dst: str) -> BaseGeometry:
+    """Reproject a shapely geometry (always_xy: lon/lat order for geographic CRSs)."""
+    if CRS.from_user_input(src) == CRS.from_user_input(dst):
+        return geom
+    tr = Transformer.from_crs(src, dst, always_xy=True)
+    return shapely_transform(tr.transform, geom)
+
+
+def grid_for(aoi_wgs84: BaseGeometry, res_m: float, crs: str | None = None) -> Grid:
+    """The grid covering an area of interest at ``res_m``.
+
+    The origin is snapped to a multiple of ``res_m`` so that grids of the same site at the
+    same resolution coincide exactly from run to run, which is what makes stored per-scene
+    maps comparable with new scenes.
+    """
+    if res_m <= 0:
+        raise ValueError(f"resolution must be positive, got {res_m}")
+    c = aoi_wgs84.centroid
+    crs = crs or utm_crs_for(c.x, c.y)
+    minx, miny, maxx, maxy = to_crs(aoi_wgs84, "EPSG:4326", crs).bounds
+    left = math.floor(minx / res_m) * res_m
+    bottom = math.floor(miny / res_m) * res_m
+    right = math.ceil(maxx / res_m) * res_m
+    top = math.ceil(maxy / res_m) * res_m
+    width = max(1, int(round((right - left) / res_m)))
+    height = max(1, int(round((top - bottom) / res_m)))
+    return Grid(crs, Affine(res_m, 0.0, left, 0.0, -res_m, top), width, height)
