@@ -1,0 +1,101 @@
+"""Per-date structure maps: where buildings, walls, fences and towers stand in one scene.
+
+A detector turns a :class:`~sitewatch.scenes.SceneRaster` into :class:`StructureMaps`;
+:mod:`sitewatch.changes` compares maps across dates. Maps are stored per scene in the
+GeoPackage so a later run can date new scenes against what was seen before without
+re-reading old imagery.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .grid import Grid
+from .scenes import SceneRaster
+
+#: Structure kinds, coarse to fine.
+KINDS = ("building", "wall", "fence", "tower")
+
+#: The ``kind`` values a detection may carry.
+CHANGE_KINDS = tuple(f"{k}_{d}" for k in KINDS for d in ("new", "removed"))
+
+#: Walls, fences and towers are only reported from imagery at least this fine (metres).
+FINE_GSD_M = 1.2
+
+
+def kinds_for_gsd(gsd_m: float) -> tuple[str, ...]:
+    """Which kinds a scene of this resolution can show at all."""
+    return KINDS if gsd_m <= FINE_GSD_M else ("building",)
+
+
+@dataclass(frozen=True, eq=False)
+class StructureMaps:
+    """What one scene shows on the site grid.
+
+    Attributes:
+        grid: the site grid.
+        kinds: kinds this scene can report (resolution-dependent, see :func:`kinds_for_gsd`).
+        presence: kind to bool array, True where that structure stands.
+        strength: kind to float32 array in 0..1, how strongly the detector saw it.
+        observed: True where the ground was clearly seen (valid and not cloud).
+        features: extra arrays the detector keeps for later dates (e.g. an alignment band).
+        info: JSON-safe facts about how the maps were made (shift, radiometric fit, ...).
+    """
+
+    grid: Grid
+    kinds: tuple[str, ...]
+    presence: Mapping[str, np.ndarray]
+    strength: Mapping[str, np.ndarray]
+    observed: np.ndarray
+    features: Mapping[str, np.ndarray] = field(default_factory=dict)
+    info: Mapping[str, object] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        """Compressed, self-describing serialisation (``numpy.savez_compressed``)."""
+        arrays: dict[str, np.ndarray] = {"observed": self.observed.astype(bool)}
+        for k in self.kinds:
+            arrays[f"presence.{k}"] = self.presence[k].astype(bool)
+            arrays[f"strength.{k}"] = (np.clip(self.strength[k], 0, 1) * 255).astype(np.uint8)
+        for k, v in self.features.items():
+            arrays[f"feature.{k}"] = v
+        meta = {"grid": self.grid.to_dict(), "kinds": list(self.kinds), "info": dict(self.info)}
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **arrays)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> StructureMaps:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = json.loads(bytes(z["meta"]).decode())
+            kinds = tuple(meta["kinds"])
+            return cls(
+                grid=Grid.from_dict(meta["grid"]),
+                kinds=kinds,
+                presence={k: z[f"presence.{k}"] for k in kinds},
+                strength={k: z[f"strength.{k}"].astype(np.float32) / 255.0 for k in kinds},
+                observed=z["observed"],
+                features={n[8:]: z[n] for n in z.files if n.startswith("feature.")},
+                info=meta.get("info", {}),
+            )
+
+
+class Detector(Protocol):
+    """Turns a scene into structure maps. Swap implementations without touching flows."""
+
+    name: str
+    version: str
+
+    def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
+        """Structure maps for ``raster``.
+
+        ``history`` holds the maps of earlier scenes on the same grid, oldest first, so a
+        detector can co-register and normalise against them.
+        """
+        ...
