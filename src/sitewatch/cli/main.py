@@ -1,0 +1,80 @@
+"""The ``sitewatch`` command. One module per command in this package, as rasterio's ``rio``.
+
+Errors raised on purpose (:class:`~sitewatch.errors.SitewatchError`) become one line on
+stderr and the error's exit code; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import SitewatchError
+
+#: Command modules; each exposes ``command`` (a click command or group).
+COMMANDS = ("demo", "monitor", "review", "timeline", "verify", "sites", "scan")
+
+
+class _Group(click.Group):
+    """Loads command modules lazily so ``--help`` and quick commands start fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [c for c in COMMANDS if self._load(c) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return self._load(name) if name in COMMANDS else None
+
+    @staticmethod
+    def _load(name: str) -> click.Command | None:
+        try:
+            mod = importlib.import_module(f"sitewatch.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"sitewatch.cli.{name}":
+                return None
+            raise
+        return getattr(mod, "command", None)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sitewatch")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Watch candidate detention sites from space.
+
+    Pull public imagery for a list of sites, find new or removed buildings, walls, fences
+    and watchtowers, and write dated findings for people to review into a GeoPackage
+    that opens in QGIS.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: one clear line and an exit code for every expected failure."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
+    except SitewatchError as exc:
+        if debug:
+            raise
+        click.echo(f"sitewatch: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("sitewatch: aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("sitewatch: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        if debug:
+            raise
+        click.echo(f"sitewatch: error: {exc}", err=True)
+        sys.exit(2)
