@@ -1,0 +1,38 @@
+"""Shared fixtures. Prefect stays out of unit tests; analytics are off everywhere."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def validate_gpkg(path: Path) -> str:
+    """GDAL's GeoPackage validator; returns its output, fails the test on any error or warning."""
+    r = subprocess.run([sys.executable, "-m", "osgeo_utils.samples.validate_gpkg", str(path)],
+                       capture_output=True, text=True)
+    out = (r.stdout + r.stderr).strip()
+    assert r.returncode == 0 and not out, f"validate_gpkg failed on {path}:\n{out}"
+    return out
+
+
+@pytest.fixture
+def gpkg_valid():
+    """The GDAL validator as a function: ``gpkg_valid(path)``."""
+    return validate_gpkg
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.skip("reference data ../shared/data not present")
+    return SHARED_DATA
