@@ -36,8 +36,6 @@ from .structures import CHANGE_KINDS
 SCENE_STATUSES = ("observed", "unusable", "failed")
 RUN_STATUSES = ("running", "completed", "partial", "failed")
 
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$")
 
 
 def utc_now() -> str:
@@ -186,7 +184,7 @@ _ATTRIBUTES = {
              '"finished_at" DATETIME, "status" TEXT NOT NULL, "version" TEXT, "params" TEXT, "summary" TEXT'),
     "sitewatch_scene_maps": ("Per-scene structure maps (internal: lets later runs date new scenes)",
                              '"site_id" TEXT NOT NULL, "scene_id" TEXT NOT NULL, "grid_res_m" REAL NOT NULL, '
-                             '"detector" TEXT, "maps" BLOB NOT NULL, UNIQUE ("site_id", "scene_id")'),
+                             '"detector" TEXT, "maps" BLOB NOT NULL, "quicklook" BLOB, "grid" TEXT, UNIQUE ("site_id", "scene_id")'),
 }
 
 #: Guards in the file itself, so writers other than sitewatch (QGIS edits, sqlite3) cannot
@@ -394,8 +392,9 @@ class Store:
         return {r[0] for r in rows}
 
     def save_scene(self, scene: SceneRecord, maps: bytes | None = None, detector: str | None = None,
-                   metrics: MetricsRecord | None = None) -> None:
-        """A scene with its maps and metrics, all or nothing."""
+                   metrics: MetricsRecord | None = None, quicklook: bytes | None = None,
+                   grid: Mapping[str, Any] | None = None) -> None:
+        """A scene with its maps, quicklook and metrics, all or nothing."""
         _check_scene(scene)
         if metrics is not None:
             _check_metrics(metrics)
@@ -412,8 +411,9 @@ class Store:
                  json.dumps(dict(scene.properties), default=str, ensure_ascii=False)))
             if maps is not None:
                 con.execute("INSERT OR REPLACE INTO sitewatch_scene_maps (site_id, scene_id, grid_res_m, detector, "
-                            "maps) VALUES (?,?,?,?,?)",
-                            (scene.site_id, scene.scene_id, scene.grid_res_m, detector, maps))
+                            "maps, quicklook, grid) VALUES (?,?,?,?,?,?,?)",
+                            (scene.site_id, scene.scene_id, scene.grid_res_m, detector, maps, quicklook,
+                             json.dumps(dict(grid)) if grid else None))
             if metrics is not None:
                 m = metrics
                 con.execute(
@@ -450,6 +450,15 @@ class Store:
                 "ON s.site_id = m.site_id AND s.scene_id = m.scene_id WHERE s.site_id=? AND s.status='observed' "
                 "ORDER BY s.acquired, s.scene_id", (site_id,)).fetchall()
         return [(_scene(r), bytes(r["maps"])) for r in rows]
+
+    def quicklook(self, site_id: str, scene_id: str) -> tuple[bytes, dict[str, Any]] | None:
+        """The scene's RGB quicklook (PNG) over the site and the grid it is on, if stored."""
+        with self.read() as con:
+            r = con.execute("SELECT quicklook, grid FROM sitewatch_scene_maps WHERE site_id=? AND scene_id=?",
+                            (site_id, scene_id)).fetchone()
+        if r is None or r["quicklook"] is None:
+            return None
+        return bytes(r["quicklook"]), json.loads(r["grid"] or "{}")
 
     def metrics(self, site_id: str | None = None) -> list[MetricsRecord]:
         sql, args = "SELECT * FROM site_metrics", []
