@@ -1,0 +1,70 @@
+"""``sitewatch monitor``: one monitoring run."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+
+import click
+
+from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
+
+
+@click.command("monitor")
+@click.option("--sites", "sites", required=True, type=click.Path(dir_okay=False),
+              help="Sites file: GeoPackage, GeoJSON, CSV (site_id,name,lon,lat[,radius_m]) or OSM.")
+@click.option("--imagery", required=True,
+              help="STAC API URL, static STAC catalog/collection (path or URL), or a folder of GeoTIFFs.")
+@click.option("--collection", default=None, help="STAC collection (APIs default to sentinel-2-l2a).")
+@DB_OPTION
+@click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
+@click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
+@click.option("--no-prefect", is_flag=True, help="Run the library directly instead of the Prefect flow.")
+@click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
+def command(sites: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
+            until: dt.date | None, no_prefect: bool, verbose: bool) -> None:
+    """One monitoring run over a list of sites.
+
+    Only scenes not yet in the GeoPackage's `scenes` layer are read; each is reprojected to
+    the site's grid, masked for cloud, mapped for buildings, walls, fences and towers, and
+    compared with what was stored before. New changes are written to `detections` as
+    `pending` until a reviewer confirms or rejects them. Exit 0 when everything was read,
+    1 when some scenes or sites failed (they are named and retried next run), 2 when the
+    input is unusable (nothing is written).
+
+    \b
+    Example (Sentinel-2 L2A from Earth Search):
+      sitewatch monitor --sites geodata/xinjiang_sites.gpkg \\
+        --imagery https://earth-search.aws.element84.com/v1 --collection sentinel-2-l2a \\
+        --since 2024-01-01 --db findings.gpkg
+    """
+    summary = run_monitor(sites, imagery, db, collection, since, until, use_prefect=not no_prefect,
+                          verbose=verbose)
+    from ..monitor import summary_lines
+
+    lines = summary_lines(summary)
+    click.echo(f"{db}: run {summary['run_id']} {summary['status']}: {lines[0]}")
+    for line in lines[1:]:
+        click.echo(line, err=True)
+    if summary["status"] != "completed":
+        sys.exit(1)
+
+
+def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
+                until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False) -> dict:
+    """Check the inputs, then run the flow (or the library) under a progress bar."""
+    from ..catalog import probe
+    from ..monitor import MonitorParams, run
+    from ..progress import rich_progress
+    from ..sites import read_sites
+
+    # Unusable input fails here, before Prefect starts and before anything is written.
+    read_sites(sites)
+    probe(imagery, collection=collection)
+    quiet_prefect(verbose)
+    flow = flow_or_library("monitor") if use_prefect else None
+    with rich_progress():
+        if flow is not None:
+            return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
+        s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until))
+        return {"run_id": s.run_id, "status": s.status, **s.as_dict()}

@@ -1,0 +1,49 @@
+"""Options shared by several commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+
+import click
+
+DB_OPTION = click.option("--db", default="findings.gpkg", show_default=True, type=click.Path(dir_okay=False),
+                         help="Findings GeoPackage (created when missing).")
+
+
+class DateType(click.ParamType):
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date as YYYY-MM-DD", param, ctx)
+
+
+DATE = DateType()
+
+
+def quiet_prefect(verbose: bool = False) -> None:
+    """Prefect off the network and, unless asked, out of the way of the progress bar."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+
+
+def flow_or_library(name: str) -> Any:
+    """The flow registered under ``sitewatch.flows`` (pipelines/), or None without Prefect."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="sitewatch.flows"):
+        if ep.name == name:
+            try:
+                return ep.load()
+            except ImportError:
+                return None
+    return None

@@ -1,0 +1,283 @@
+"""One monitoring run: sites and imagery in, scenes, maps, metrics and detections out.
+
+Plain functions, no Prefect: ``pipelines/monitor.py`` wires :func:`monitor_site` into one
+task per site. Every step is idempotent against the GeoPackage: scenes already stored are
+skipped, detections already stored (and their reviews) are kept, so re-running over the
+same imagery adds nothing and a run killed half-way is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio.features
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
+
+from . import __version__, quicklook
+from .changes import Change, Observation, measure, track
+from .errors import ImageryError, SceneError
+from .grid import Grid, to_crs
+from .progress import reporter
+from .scenes import SceneRaster, SceneRef
+from .sites import Site
+from .store import DetectionRecord, MetricsRecord, SceneRecord, Store
+from .structures import Detector, StructureMaps
+
+#: Below this fraction of clear ground over the site a scene is recorded as unusable.
+MIN_VALID_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class MonitorParams:
+    """What one run was asked to do (stored in ``runs.params``)."""
+
+    sites: str
+    imagery: str
+    db: str = "findings.gpkg"
+    collection: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class SiteResult:
+    """What a run did at one site."""
+
+    site_id: str
+    scenes_found: int = 0
+    scenes_new: int = 0
+    scenes_unusable: int = 0
+    failures: tuple[str, ...] = ()
+    detections_new: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole run, for the ``runs`` layer and the terminal."""
+
+    run_id: str
+    status: str
+    sites: tuple[SiteResult, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "sites": len(self.sites),
+            "scenes_found": sum(s.scenes_found for s in self.sites),
+            "scenes_new": sum(s.scenes_new for s in self.sites),
+            "scenes_unusable": sum(s.scenes_unusable for s in self.sites),
+            "scenes_failed": sum(len(s.failures) for s in self.sites),
+            "detections_new": sum(s.detections_new for s in self.sites),
+            "failures": [f for s in self.sites for f in s.failures],
+        }
+
+
+# --- conversions ---------------------------------------------------------------------------
+
+
+def detection_id(site_id: str, change: Change) -> str:
+    """Stable across runs: the same change of the same site always gets the same id."""
+    geom = change.geometry.normalize().wkt if not change.geometry.is_empty else ""
+    key = "|".join([site_id, change.kind, change.before_scene_id, change.after_scene_id,
+                    _round_wkt(geom)])
+    return "det-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _round_wkt(wkt: str) -> str:
+    # Coordinates to the decimetre: enough to tell objects apart, immune to float noise.
+    import re
+    return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.1f}", wkt)
+
+
+def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
+    g = to_crs(geom, crs, "EPSG:4326")
+    if isinstance(g, Polygon):
+        return MultiPolygon([g])
+    if isinstance(g, MultiPolygon):
+        return g
+    polys = [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)]
+    return MultiPolygon(polys)
+
+
+def detection_record(site_id: str, change: Change, grid: Grid, run_id: str) -> DetectionRecord:
+    return DetectionRecord(
+        detection_id=detection_id(site_id, change), site_id=site_id, kind=change.kind,
+        before_date=change.before_date, after_date=change.after_date,
+        before_scene_id=change.before_scene_id, after_scene_id=change.after_scene_id,
+        area_m2=round(float(change.area_m2), 1),
+        length_m=None if change.length_m is None else round(float(change.length_m), 1),
+        score=float(np.clip(change.score, 0.0, 1.0)), geometry=to_wgs84_multipolygon(change.geometry, grid.crs),
+        run_id=run_id, evidence={**dict(change.evidence), "grid_res_m": grid.res, "grid_crs": grid.crs},
+    )
+
+
+def valid_footprint(raster: SceneRaster) -> Polygon | None:
+    """Outline (EPSG:4326) of where the scene has data over the site."""
+    has_data = np.isfinite(raster.bands["red"])
+    if not has_data.any():
+        return None
+    polys = [shape(g) for g, v in rasterio.features.shapes(has_data.astype(np.uint8), mask=has_data,
+                                                           transform=raster.grid.transform) if v]
+    hull = MultiPolygon(polys).convex_hull if len(polys) > 1 else polys[0]
+    g = to_crs(hull.simplify(raster.grid.res), raster.grid.crs, "EPSG:4326")
+    return g if isinstance(g, Polygon) and g.is_valid and not g.is_empty else None
+
+
+def scene_record(site: Site, ref: SceneRef, run_id: str, raster: SceneRaster | None = None,
+                 status: str = "observed", error: str | None = None) -> SceneRecord:
+    props = {k: v for k, v in ref.properties.items() if isinstance(v, (str, int, float, bool))}
+    common = dict(scene_id=ref.scene_id, site_id=site.site_id, source=ref.source, acquired=ref.acquired,
+                  run_id=run_id, collection=ref.collection, href=ref.href, properties=props)
+    if raster is None:
+        return SceneRecord(**common, gsd_m=ref.gsd_m, cloud_fraction=None, valid_fraction=None, sha256=None,
+                           status=status, error=error)
+    return SceneRecord(
+        **common, gsd_m=round(raster.native_gsd_m, 3), grid_res_m=raster.grid.res,
+        cloud_fraction=round(raster.cloud_fraction, 4), valid_fraction=round(raster.valid_fraction, 4),
+        sha256=raster.sha256, footprint=valid_footprint(raster), status=status, error=error,
+        shift_x_px=round(float(raster.shift_px[0]), 3), shift_y_px=round(float(raster.shift_px[1]), 3))
+
+
+def metrics_record(site_id: str, ref: SceneRef, maps: StructureMaps, run_id: str) -> MetricsRecord:
+    m = measure(maps)
+    r1 = lambda v: None if v is None else round(float(v), 1)  # noqa: E731
+    return MetricsRecord(site_id, ref.scene_id, ref.acquired, r1(m.built_area_m2) or 0.0, r1(m.wall_length_m),
+                         r1(m.fence_length_m), m.tower_count, r1(m.enclosed_area_m2), run_id,
+                         grid_res_m=maps.grid.res)
+
+
+# --- the work ------------------------------------------------------------------------------
+
+Reader = Callable[[SceneRef, Polygon], SceneRaster]
+
+
+def _scene_overlaps(site: Site, ref: SceneRef) -> bool:
+    return ref.footprint is None or ref.footprint.intersects(site.geometry)
+
+
+def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector: Detector, run_id: str,
+                 read: Reader | None = None) -> SiteResult:
+    """Process one site's new scenes, then re-date its changes over its whole stored history."""
+    if read is None:
+        from .reader import read_scene as read
+    found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
+    done = store.done_scene_ids(site.site_id)
+    todo = [s for s in found if s.scene_id not in done]
+    history: dict[float, list[StructureMaps]] = defaultdict(list)
+    for rec, blob in store.scene_maps(site.site_id):
+        history[float(rec.grid_res_m or 0.0)].append(StructureMaps.from_bytes(blob))
+    rep = reporter()
+    task = rep.start(f"{site.site_id}", total=len(todo))
+    failures: list[str] = []
+    new = unusable = 0
+    for ref in todo:
+        rep.update(task, description=f"{site.site_id} {ref.date}")
+        try:
+            raster = read(ref, site.geometry)
+        except SceneError as exc:
+            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
+            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
+            rep.advance(task)
+            continue
+        ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
+        if raster.valid_fraction < MIN_VALID_FRACTION:
+            unusable += 1
+            store.save_scene(scene_record(site, ref, run_id, raster, status="unusable",
+                                          error=f"only {raster.valid_fraction:.1%} of the site is clear ground"))
+            rep.advance(task)
+            continue
+        earlier = history[raster.grid.res]
+        maps = detector.maps(raster, tuple(earlier))
+        record = scene_record(site, ref, run_id, raster)
+        store.save_scene(record, maps=maps.to_bytes(), detector=f"{detector.name} {detector.version}",
+                         metrics=metrics_record(site.site_id, ref, maps, run_id), quicklook=ql,
+                         grid=raster.grid.to_dict())
+        earlier.append(maps)
+        new += 1
+        rep.advance(task)
+    rep.finish(task)
+    added = redate_site(store, site.site_id, run_id)
+    return SiteResult(site.site_id, len(found), new, unusable, tuple(failures), added)
+
+
+def redate_site(store: Store, site_id: str, run_id: str) -> int:
+    """Track changes over every stored observation of a site; store the ones not yet stored."""
+    by_res: dict[float, list[Observation]] = defaultdict(list)
+    for rec, blob in store.scene_maps(site_id):
+        by_res[float(rec.grid_res_m or 0.0)].append(Observation(rec.scene_id, rec.acquired,
+                                                                StructureMaps.from_bytes(blob)))
+    records: list[DetectionRecord] = []
+    for obs in by_res.values():
+        if len(obs) < 2:
+            continue
+        grid = obs[0].maps.grid
+        records += [detection_record(site_id, c, grid, run_id) for c in track(obs)]
+    return store.save_detections(records)
+
+
+def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSummary:
+    status = "completed" if all(r.ok for r in results) else "partial"
+    summary = RunSummary(run_id, status, tuple(results))
+    store.finish_run(run_id, status, summary.as_dict())
+    return summary
+
+
+def prepare(params: MonitorParams) -> tuple[Store, list[Site], str]:
+    """Read and check every input before writing anything; then register the sites and the run."""
+    from .catalog import probe
+    from .sites import read_sites
+
+    sites = read_sites(params.sites)
+    probe(params.imagery, collection=params.collection)
+    db = Path(params.db)
+    store = Store(db)
+    store.upsert_sites(sites)
+    run_id = store.start_run("monitor", params.as_dict())
+    return store, sites, run_id
+
+
+def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector | None = None) -> SiteResult:
+    """Discover and process one site: the unit of work of the monitor flow."""
+    from .catalog import discover
+    from .detect import default_detector
+
+    try:
+        scenes = discover(params.imagery, collection=params.collection, aoi=site.geometry,
+                          since=params.since, until=params.until)
+    except (SceneError, ImageryError) as exc:
+        return SiteResult(site.site_id, failures=(f"site {site.site_id}: imagery search failed: {exc}",))
+    return monitor_site(Store(params.db), site, scenes, detector or default_detector(), run_id)
+
+
+def run(params: MonitorParams, map_sites: Callable[[Callable[[Site], SiteResult], list[Site]], list[SiteResult]]
+        | None = None) -> RunSummary:
+    """The whole run without Prefect (sites one after another unless ``map_sites`` parallelises)."""
+    store, sites, run_id = prepare(params)
+    fn = lambda s: run_site(params, s, run_id)  # noqa: E731
+    results = map_sites(fn, sites) if map_sites else [fn(s) for s in sites]
+    return finish(store, run_id, results)
+
+
+def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
+    d = summary.as_dict() if isinstance(summary, RunSummary) else dict(summary)
+    return [f"{d['sites']} sites, {d['scenes_found']} scenes found, {d['scenes_new']} new, "
+            f"{d['scenes_unusable']} unusable (cloud or no data), {d['scenes_failed']} failed; "
+            f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]]]
+
+
+__all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",
+           "prepare", "finish", "__version__"]
