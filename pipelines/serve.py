@@ -1,0 +1,48 @@
+"""Keep a site list under watch: serve the monitor flow on a cron schedule.
+
+    prefect server start                       # in one terminal (UI at http://127.0.0.1:4200)
+    PREFECT_API_URL=http://127.0.0.1:4200/api \\
+      .venv/bin/python -m pipelines.serve --sites geodata/xinjiang_sites.gpkg \\
+        --imagery https://earth-search.aws.element84.com/v1 --cron "0 4 * * *"
+
+Runs happen in this process at each tick (and on demand from the UI or with
+``prefect deployment run 'sitewatch-monitor/<name>'``). For a worker pool instead of a
+long-running process, see ``prefect.yaml`` and ``prefect deploy``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+
+from prefect import serve
+
+from pipelines.monitor import monitor_flow
+
+EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
+
+
+def deployments(args: argparse.Namespace) -> list:
+    params = {"sites": args.sites, "imagery": args.imagery, "db": args.db, "collection": args.collection}
+    if args.since:
+        params["since"] = dt.date.fromisoformat(args.since)
+    return [monitor_flow.to_deployment(name=args.name, cron=args.cron, parameters=params,
+                                       description="Scheduled sitewatch monitoring of a site list",
+                                       tags=["sitewatch", "monitor"])]
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sites", default="geodata/xinjiang_sites.gpkg")
+    p.add_argument("--imagery", default=EARTH_SEARCH)
+    p.add_argument("--collection", default="sentinel-2-l2a")
+    p.add_argument("--db", default="findings.gpkg")
+    p.add_argument("--since", default="2017-01-01", help="ignore scenes before this date (YYYY-MM-DD)")
+    p.add_argument("--cron", default="0 4 * * *", help="schedule, cron syntax, UTC (default daily 04:00)")
+    p.add_argument("--name", default="xinjiang-sentinel-2")
+    args = p.parse_args(argv)
+    serve(*deployments(args))
+
+
+if __name__ == "__main__":
+    main()
