@@ -185,6 +185,10 @@ _ATTRIBUTES = {
     "sitewatch_scene_maps": ("Per-scene structure maps (internal: lets later runs date new scenes)",
                              '"site_id" TEXT NOT NULL, "scene_id" TEXT NOT NULL, "grid_res_m" REAL NOT NULL, '
                              '"detector" TEXT, "maps" BLOB NOT NULL, "quicklook" BLOB, "grid" TEXT, UNIQUE ("site_id", "scene_id")'),
+    "sitewatch_scan_tiles": ("Wide-area scan tiles already done (internal: lets a killed scan resume)",
+                             '"scan_key" TEXT NOT NULL, "tile_id" TEXT NOT NULL, "run_id" TEXT, '
+                             '"area_km2" REAL, "detections" INTEGER, "done_at" DATETIME, '
+                             'UNIQUE ("scan_key", "tile_id")'),
 }
 
 #: Guards in the file itself, so writers other than sitewatch (QGIS edits, sqlite3) cannot
@@ -400,15 +404,7 @@ class Store:
             _check_metrics(metrics)
         with self.write() as con:
             con.execute("DELETE FROM scenes WHERE site_id=? AND scene_id=?", (scene.site_id, scene.scene_id))
-            con.execute(
-                "INSERT INTO scenes (geom, scene_id, site_id, source, collection, acquired, gsd_m, grid_res_m, "
-                "cloud_fraction, valid_fraction, sha256, run_id, status, error, href, shift_x_px, shift_y_px, "
-                "properties) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (gpkg.to_blob(scene.footprint), scene.scene_id, scene.site_id, scene.source, scene.collection,
-                 iso_time(scene.acquired), scene.gsd_m, scene.grid_res_m, scene.cloud_fraction,
-                 scene.valid_fraction, scene.sha256, scene.run_id, scene.status, scene.error, scene.href,
-                 scene.shift_x_px, scene.shift_y_px,
-                 json.dumps(dict(scene.properties), default=str, ensure_ascii=False)))
+            _insert_scene(con, scene)
             if maps is not None:
                 con.execute("INSERT OR REPLACE INTO sitewatch_scene_maps (site_id, scene_id, grid_res_m, detector, "
                             "maps, quicklook, grid) VALUES (?,?,?,?,?,?,?)",
@@ -488,14 +484,7 @@ class Store:
         now = utc_now()
         with self.write() as con:
             for d in detections:
-                cur = con.execute(
-                    "INSERT INTO detections (geom, detection_id, site_id, kind, before_date, after_date, "
-                    "before_scene_id, after_scene_id, area_m2, length_m, score, status, run_id, evidence, created_at) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?) ON CONFLICT(detection_id) DO NOTHING",
-                    (gpkg.to_blob(d.geometry), d.detection_id, d.site_id, d.kind, d.before_date.isoformat(),
-                     d.after_date.isoformat(), d.before_scene_id, d.after_scene_id, d.area_m2, d.length_m,
-                     round(float(d.score), 4), d.run_id, json.dumps(dict(d.evidence), default=str), now))
-                added += cur.rowcount
+                added += _insert_detection(con, d, now)
             if added:
                 gpkg.touch_contents(con, "detections")
         return added
@@ -516,6 +505,46 @@ class Store:
         if r is None:
             raise NotFoundError(f"{self.path}: no detection {detection_id!r}")
         return _detection(r)
+
+    # wide-area scans
+
+    def done_scan_tiles(self, scan_key: str) -> set[str]:
+        with self.read() as con:
+            rows = con.execute("SELECT tile_id FROM sitewatch_scan_tiles WHERE scan_key=?", (scan_key,)).fetchall()
+        return {r[0] for r in rows}
+
+    def save_scan_tile(self, scan_key: str, tile_id: str, run_id: str, area_km2: float, sites: Sequence[Site],
+                       scenes: Sequence[SceneRecord], detections: Sequence[DetectionRecord]) -> int:
+        """A scanned tile's candidates, their scenes and detections, and the tile's done mark: all or nothing."""
+        for s in sites:
+            if not SITE_ID_RE.match(s.site_id):
+                raise SchemaError(f"site_id {s.site_id!r} is not [A-Za-z0-9_.-]{{1,64}}")
+            _check_geom(s.geometry, (Polygon,), f"site {s.site_id}")
+        for sc in scenes:
+            _check_scene(sc)
+        for d in detections:
+            _check_detection(d)
+        now = utc_now()
+        added = 0
+        with self.write() as con:
+            if con.execute("SELECT 1 FROM sitewatch_scan_tiles WHERE scan_key=? AND tile_id=?",
+                           (scan_key, tile_id)).fetchone():
+                return 0
+            for s in sites:
+                con.execute(
+                    "INSERT INTO sites (geom, site_id, name, notes, properties, added_at) VALUES (?,?,?,?,?,?) "
+                    "ON CONFLICT(site_id) DO NOTHING",
+                    (gpkg.to_blob(s.geometry), s.site_id, s.name, s.notes,
+                     json.dumps(dict(s.properties), default=str, ensure_ascii=False), now))
+            for sc in scenes:
+                _insert_scene(con, sc, " ON CONFLICT(site_id, scene_id) DO NOTHING")
+            for d in detections:
+                added += _insert_detection(con, d, now)
+            con.execute("INSERT INTO sitewatch_scan_tiles (scan_key, tile_id, run_id, area_km2, detections, done_at) "
+                        "VALUES (?,?,?,?,?,?)", (scan_key, tile_id, run_id, area_km2, len(detections), now))
+            for table in ("sites", "scenes", "detections"):
+                gpkg.touch_contents(con, table)
+        return added
 
     # reviews
 
@@ -552,6 +581,28 @@ class Store:
 
 
 # --- row conversion and checks -------------------------------------------------------------
+
+
+def _insert_scene(con: sqlite3.Connection, sc: SceneRecord, conflict: str = "") -> None:
+    con.execute(
+        "INSERT INTO scenes (geom, scene_id, site_id, source, collection, acquired, gsd_m, grid_res_m, "
+        "cloud_fraction, valid_fraction, sha256, run_id, status, error, href, shift_x_px, shift_y_px, "
+        "properties) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" + conflict,
+        (gpkg.to_blob(sc.footprint), sc.scene_id, sc.site_id, sc.source, sc.collection, iso_time(sc.acquired),
+         sc.gsd_m, sc.grid_res_m, sc.cloud_fraction, sc.valid_fraction, sc.sha256, sc.run_id, sc.status, sc.error,
+         sc.href, sc.shift_x_px, sc.shift_y_px, json.dumps(dict(sc.properties), default=str, ensure_ascii=False)))
+
+
+def _insert_detection(con: sqlite3.Connection, d: DetectionRecord, now: str) -> int:
+    """Insert as pending unless stored already (a stored detection keeps its status and reviews)."""
+    cur = con.execute(
+        "INSERT INTO detections (geom, detection_id, site_id, kind, before_date, after_date, "
+        "before_scene_id, after_scene_id, area_m2, length_m, score, status, run_id, evidence, created_at) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?) ON CONFLICT(detection_id) DO NOTHING",
+        (gpkg.to_blob(d.geometry), d.detection_id, d.site_id, d.kind, d.before_date.isoformat(),
+         d.after_date.isoformat(), d.before_scene_id, d.after_scene_id, d.area_m2, d.length_m,
+         round(float(d.score), 4), d.run_id, json.dumps(dict(d.evidence), default=str), now))
+    return cur.rowcount
 
 
 def _scene(r: sqlite3.Row) -> SceneRecord:
