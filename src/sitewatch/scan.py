@@ -1,0 +1,659 @@
+"""Wide-area scan: find new compounds nobody has listed yet.
+
+A region of any size is cut into tiles on each scene's *native* grid (no reprojection: the
+pixels are decoded once and compared as they are), and streamed tile by tile so memory
+stays flat whatever the region's size. Each tile is a pure function of its scenes
+(:func:`scan_tile`), so tiles can run anywhere: in this process, on a local Dask cluster,
+or on workers on other machines; only the small :class:`TileResult` comes back, and the
+one process that holds the GeoPackage writes it (:func:`save_tile`), one transaction per
+tile, marking the tile done so a killed scan resumes where it stopped.
+
+Only buildings are looked for at 10 m (walls, fences and towers need ~1 m imagery, see
+:func:`sitewatch.structures.kinds_for_gsd`). The detector is deliberately cheap per pixel
+(a few array operations on top of decoding), because the floor is the decode itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from affine import Affine
+from scipy import ndimage
+from shapely.geometry import MultiPolygon, Polygon, box, shape
+from shapely.geometry.base import BaseGeometry
+from shapely.ops import unary_union
+from shapely.prepared import prep
+
+from . import __version__
+from .changes import Change
+from .errors import InputError, SceneError
+from .grid import Grid, to_crs
+from .scenes import BANDS, SCL_MASKED, SceneRef
+from .sites import Site
+from .store import DetectionRecord, SceneRecord, Store
+
+#: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
+TILE_PX = 1024
+#: Smallest new building block reported, m² (the contract's 100 x 30 m blocks are 3000 m²).
+MIN_AREA_M2 = 1500.0
+#: Change magnitude, in robust standard deviations of the tile's date-to-date difference.
+CHANGE_SIGMA = 6.0
+#: Pixels this green on either date are vegetation: seasons, not construction.
+NDVI_VEGETATION = 0.3
+#: Bounding box used for ``--region xinjiang`` (lon/lat; a box, not the border).
+NAMED_REGIONS = {"xinjiang": (73.4, 34.3, 96.4, 49.2)}
+SCAN_DETECTOR = "sitewatch-scan 1"
+
+
+# --- inputs --------------------------------------------------------------------------------
+
+
+def read_region(region: str) -> BaseGeometry:
+    """A region as ``minlon,minlat,maxlon,maxlat``, a named box, or a vector file (union of its shapes)."""
+    key = region.strip().lower()
+    if key in NAMED_REGIONS:
+        return box(*NAMED_REGIONS[key])
+    parts = region.split(",")
+    if len(parts) == 4:
+        try:
+            minx, miny, maxx, maxy = (float(p) for p in parts)
+        except ValueError:
+            raise InputError(f"region {region!r}: expected minlon,minlat,maxlon,maxlat as numbers") from None
+        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
+            raise InputError(f"region {region!r}: not a lon/lat box with min < max")
+        return box(minx, miny, maxx, maxy)
+    path = Path(region)
+    if not path.exists():
+        raise InputError(f"region {region!r}: no such file, and not a minlon,minlat,maxlon,maxlat box")
+    import pyogrio
+    from shapely import from_wkb
+
+    try:
+        meta, _, geoms, _ = pyogrio.raw.read(path)
+    except Exception as exc:  # pyogrio raises several DataSourceError flavours
+        raise InputError(f"{path}: cannot read as a vector file ({exc})") from None
+    shapes = [g for g in from_wkb([g for g in geoms if g is not None]) if g is not None and not g.is_empty]
+    polys = [g for g in shapes if g.geom_type in ("Polygon", "MultiPolygon")]
+    if not polys:
+        raise InputError(f"{path}: no polygon to scan")
+    crs = meta.get("crs") or "EPSG:4326"
+    return to_crs(unary_union(polys), crs, "EPSG:4326")
+
+
+# --- planning ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NativeGrid:
+    """The pixel grid a scene's bands are stored on."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def res(self) -> float:
+        return float(self.transform.a)
+
+    @property
+    def key(self) -> tuple[str, float, float, float]:
+        """Scenes with the same key share pixel boundaries and can be compared pixel by pixel."""
+        r = self.res
+        return (self.crs, round(r, 6), round(self.transform.c % r, 3), round(self.transform.f % r, 3))
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        t = self.transform
+        return (t.c, t.f + self.height * t.e, t.c + self.width * t.a, t.f)
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """One tile of one native grid, with every scene that covers it in date order.
+
+    Attributes:
+        tile_id: stable name, ``<epsg>-<res>m-<col>-<row>``; candidate sites are named after it.
+        crs / transform / width / height: the tile's pixel grid (a window of the native grid).
+        scenes: the scenes covering it, oldest first.
+        area_km2: area of the tile inside the region (what the progress bar counts).
+        region: the region in the tile's CRS; objects whose centre is outside are dropped.
+    """
+
+    tile_id: str
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+    scenes: tuple[SceneRef, ...]
+    area_km2: float
+    region: BaseGeometry | None = None
+
+    @property
+    def grid(self) -> Grid:
+        return Grid(self.crs, self.transform, self.width, self.height)
+
+
+def native_grid(ref: SceneRef) -> NativeGrid:
+    """The grid of the scene's red band (the band every scene has)."""
+    import rasterio
+
+    asset = ref.assets.get("red") or next(iter(ref.assets.values()), None)
+    if asset is None:
+        raise SceneError(f"scene {ref.scene_id}: no band to read")
+    with _env():
+        try:
+            with rasterio.open(asset.href) as ds:
+                crs = ds.crs.to_string() if ds.crs else None
+                if not crs or ds.crs.is_geographic:
+                    raise SceneError(f"scene {ref.scene_id}: {asset.href} is not on a projected grid")
+                return NativeGrid(crs, ds.transform, ds.width, ds.height)
+        except rasterio.errors.RasterioIOError as exc:
+            raise SceneError(f"scene {ref.scene_id}: cannot open {asset.href}: {exc}") from None
+
+
+def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_PX,
+         grid_of: Callable[[SceneRef], NativeGrid] = native_grid) -> tuple[list[TileJob], list[str]]:
+    """Cut the region into tiles on each native grid; returns the tiles and the scenes that failed."""
+    groups: dict[tuple[str, float, float, float], list[tuple[SceneRef, NativeGrid]]] = {}
+    failed: list[str] = []
+    for ref in scenes:
+        try:
+            g = grid_of(ref)
+        except SceneError as exc:
+            failed.append(str(exc))
+            continue
+        groups.setdefault(g.key, []).append((ref, g))
+    jobs: list[TileJob] = []
+    for (crs, res, ox, oy), members in sorted(groups.items()):
+        reg = to_crs(region, "EPSG:4326", crs)
+        covered = unary_union([box(*g.bounds) for _, g in members]).intersection(reg)
+        if covered.is_empty:
+            continue
+        side = tile_px * res
+        minx, miny, maxx, maxy = covered.bounds
+        c0, c1 = math.floor((minx - ox) / side), math.ceil((maxx - ox) / side)
+        r0, r1 = math.floor(-(maxy - oy) / side), math.ceil(-(miny - oy) / side)
+        pcov = prep(covered)
+        epsg = crs.split(":")[-1]
+        for row in range(r0, r1):
+            for col in range(c0, c1):
+                left, top = ox + col * side, oy - row * side
+                tile = box(left, top - side, left + side, top)
+                if not pcov.intersects(tile):
+                    continue
+                inside = [(r, g) for r, g in members if box(*g.bounds).intersects(tile)]
+                refs = tuple(r for r, _ in sorted(inside, key=lambda m: (m[0].acquired, m[0].scene_id)))
+                area = tile.intersection(covered).area / 1e6
+                jobs.append(TileJob(f"{epsg}-{res:g}m-{col}-{row}", crs, Affine(res, 0, left, 0, -res, top),
+                                    tile_px, tile_px, refs, round(area, 4), reg))
+    return jobs, failed
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _env() -> Any:
+    import rasterio
+
+    try:
+        from .httpio import gdal_env
+    except ImportError:  # pragma: no cover - httpio ships with the package
+        return rasterio.Env()
+    return rasterio.Env(**gdal_env())
+
+
+_DATASETS: dict[str, Any] = {}
+
+
+def _open(href: str) -> Any:
+    """Datasets stay open per worker process: a tile re-uses the header a previous tile fetched."""
+    import rasterio
+
+    ds = _DATASETS.get(href)
+    if ds is None or ds.closed:
+        if len(_DATASETS) > 64:
+            for old in list(_DATASETS.values()):
+                old.close()
+            _DATASETS.clear()
+        ds = _DATASETS[href] = rasterio.open(href)
+    return ds
+
+
+def _read_window(href: str, band: int, transform: Affine, width: int, height: int) -> tuple[np.ndarray, Any]:
+    """The tile's pixels of one band, on the same native grid (no resampling); nodata outside."""
+    from rasterio.windows import Window
+
+    ds = _open(href)
+    res = transform.a
+    col = int(round((transform.c - ds.transform.c) / res))
+    row = int(round((ds.transform.f - transform.f) / res))
+    out = np.zeros((height, width), dtype=ds.dtypes[band - 1])
+    nodata = ds.nodata if ds.nodata is not None else 0
+    out[...] = nodata
+    c0, r0 = max(col, 0), max(row, 0)
+    c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
+    if c1 > c0 and r1 > r0:
+        out[r0 - row:r1 - row, c0 - col:c1 - col] = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0))
+    return out, nodata
+
+
+@dataclass(frozen=True, eq=False)
+class TileScene:
+    """One scene's pixels over one tile.
+
+    ``raw`` keeps the decoded source pixels so their SHA-256 is computed only for the few
+    scenes that end up cited by a detection: hashing every tile would cost a third of
+    the decode itself.
+    """
+
+    ref: SceneRef
+    bands: dict[str, np.ndarray]
+    clear: np.ndarray
+    raw: tuple[np.ndarray, ...] = ()
+
+    @property
+    def raw_sha256(self) -> str:
+        h = hashlib.sha256()
+        for a in self.raw:
+            h.update(a.tobytes())
+        return h.hexdigest()
+
+
+_SCL_MASK = np.zeros(256, dtype=bool)
+_SCL_MASK[list(SCL_MASKED)] = True
+
+
+def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
+    """Decode one scene over one tile: reflectance bands, and where the ground is clear."""
+    bands: dict[str, np.ndarray] = {}
+    raw_all: list[np.ndarray] = []
+    names = [b for b in BANDS if b in ref.assets]
+    if not {"red", "green", "blue", "nir"} <= set(names):
+        raise SceneError(f"scene {ref.scene_id}: needs red, green, blue and nir bands for a scan")
+    try:
+        with _env():
+            have = None
+            for name in names:
+                a = ref.assets[name]
+                raw, nodata = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                raw_all.append(raw)
+                if have is None:  # the bands of one scene share one footprint
+                    have = raw != nodata
+                scale = a.scale
+                if scale == 1.0 and raw.dtype == np.uint16:
+                    scale = 1e-4
+                elif scale == 1.0 and raw.dtype == np.uint8:
+                    scale = 1 / 255
+                band = np.multiply(raw, np.float32(scale), dtype=np.float32)
+                if a.offset:
+                    band += np.float32(a.offset)
+                bands[name] = band
+            assert have is not None
+            if "scl" in ref.assets:
+                a = ref.assets["scl"]
+                scl, _ = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                raw_all.append(scl)
+                clear = have & ~_SCL_MASK[scl]
+            else:
+                clear = have & ~_clouds(bands)
+    except SceneError:
+        raise
+    except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
+        raise SceneError(f"scene {ref.scene_id}: cannot read over tile {job.tile_id}: {exc}") from None
+    return TileScene(ref, bands, clear, tuple(raw_all))
+
+
+def _clouds(bands: dict[str, np.ndarray]) -> np.ndarray:
+    try:
+        from .clouds import detect
+    except ImportError:  # pragma: no cover
+        return np.zeros(bands["red"].shape, dtype=bool)
+    return detect(bands)
+
+
+# --- detection -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new building block found in a tile, in the tile's CRS."""
+
+    geometry: MultiPolygon
+    before: int
+    after: int
+    area_m2: float
+    score: float
+    magnitude: float
+
+
+def _ndvi(b: dict[str, np.ndarray]) -> np.ndarray:
+    n, r = b["nir"], b["red"]
+    return (n - r) / np.maximum(n + r, 1e-4)
+
+
+def _spectral_distance(x: dict[str, np.ndarray], centre: dict[str, float], scale: dict[str, float]) -> np.ndarray:
+    d = np.zeros(x["red"].shape, dtype=np.float32)
+    for k, c in centre.items():
+        d += ((x[k] - np.float32(c)) / np.float32(scale[k])) ** 2
+    return np.sqrt(d)
+
+
+@dataclass(frozen=True, eq=False)
+class PairChange:
+    """Pixels that turned into something built between each pixel's last clear date and ``after``."""
+
+    after: int
+    mask: np.ndarray
+    before: np.ndarray
+    magnitude: np.ndarray
+
+
+def new_blocks(stack: Sequence[TileScene], res: float, min_area_m2: float = MIN_AREA_M2) -> list[PairChange]:
+    """New construction, scene by scene.
+
+    For every pixel, its last clear observation is the reference. A pixel is new
+    construction when, between that reference and the next clear scene, its spectrum
+    jumps by more than :data:`CHANGE_SIGMA` robust deviations of the tile's own
+    date-to-date noise (after a per-band gain fit on the whole tile, so sensor and sun
+    changes cancel), it is not vegetation on either date (seasons), and it moves *away*
+    from the tile's dominant ground spectrum (a roof appears; the reverse is a removal).
+    """
+    if len(stack) < 2:
+        return []
+    bands = [b for b in BANDS if all(b in s.bands for s in stack)]
+    ref = {k: stack[0].bands[k] for k in bands}  # copied before the first update only
+    copied = False
+    ref_idx = np.where(stack[0].clear, 0, -1).astype(np.int16)
+    out: list[PairChange] = []
+    min_px = max(1, int(math.ceil(min_area_m2 / (res * res))))
+    for i in range(1, len(stack)):
+        cur = stack[i]
+        both = cur.clear & (ref_idx >= 0)
+        sub = both[::_STEP, ::_STEP]
+        if sub.sum() >= 200:
+            pair = _pair_change(ref, cur, both, sub, bands, min_px)
+            if pair is not None:
+                mask, mag = pair
+                out.append(PairChange(i, mask, ref_idx.copy(), mag))
+        if i == len(stack) - 1:
+            break
+        ref_idx = np.where(cur.clear, i, ref_idx).astype(np.int16)
+        if not copied:
+            ref, copied = {k: v.copy() for k, v in ref.items()}, True
+        for k in bands:
+            np.copyto(ref[k], cur.bands[k], where=cur.clear)
+    return out
+
+
+#: Robust statistics on every 7th pixel in each direction: as good, and 49 times cheaper.
+_STEP = 7
+
+
+def _pair_change(ref: dict[str, np.ndarray], cur: TileScene, both: np.ndarray, sub: np.ndarray,
+                 bands: Sequence[str], min_px: int) -> tuple[np.ndarray, np.ndarray] | None:
+    ground: dict[str, float] = {}
+    spread: dict[str, float] = {}
+    gains: dict[str, np.float32] = {}
+    diff2 = np.zeros(both.shape, dtype=np.float32)
+    buf = np.empty(both.shape, dtype=np.float32)
+    for k in bands:
+        rs, cs = ref[k][::_STEP, ::_STEP][sub], cur.bands[k][::_STEP, ::_STEP][sub]
+        mr, mc = float(np.median(rs)), float(np.median(cs))
+        gains[k] = np.float32(mr / mc if mc > 1e-4 else 1.0)
+        d = cs * gains[k] - rs
+        mad = float(np.median(np.abs(d - np.median(d)))) * 1.4826 + 1e-4
+        ground[k], spread[k] = mr, max(3 * mad, 1e-3)
+        np.multiply(cur.bands[k], gains[k], out=buf)  # in place: this loop is most of the compute
+        buf -= ref[k]
+        buf *= np.float32(1 / mad)
+        np.multiply(buf, buf, out=buf)
+        diff2 += buf
+    mag = np.sqrt(diff2)
+    cand = both & (mag > CHANGE_SIGMA)
+    idx = np.flatnonzero(cand)
+    if not idx.size:
+        return None
+    # the remaining tests only on the few changed pixels
+    cur_v = {k: cur.bands[k].ravel()[idx] for k in bands}
+    ref_v = {k: ref[k].ravel()[idx] for k in bands}
+    keep = (_ndvi(cur_v) <= NDVI_VEGETATION) & (_ndvi(ref_v) <= NDVI_VEGETATION)
+    cur_n = {k: cur_v[k] * gains[k] for k in bands}
+    keep &= _spectral_distance(cur_n, ground, spread) > _spectral_distance(ref_v, ground, spread)
+    cand.ravel()[idx[~keep]] = False
+    lab, n = ndimage.label(cand)
+    if not n:
+        return None
+    sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
+    big = np.flatnonzero(sizes >= min_px) + 1
+    if not big.size:
+        return None
+    lut = np.zeros(n + 1, dtype=bool)
+    lut[big] = True
+    return lut[lab], mag
+
+
+def score_of(magnitude: float, area_m2: float) -> float:
+    """0..1, rising with change magnitude (in noise deviations) and with size over the minimum."""
+    z = 0.35 * (magnitude - CHANGE_SIGMA) + 1.2 * math.log(max(area_m2, 1.0) / MIN_AREA_M2)
+    return round(1.0 / (1.0 + math.exp(-z)), 4)
+
+
+def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MIN_AREA_M2) -> list[Candidate]:
+    """New building blocks as polygons (tile CRS), one per connected object."""
+    import rasterio.features
+
+    res = job.transform.a
+    found: list[Candidate] = []
+    for pc in new_blocks(stack, res, min_area_m2):
+        lab, _ = ndimage.label(pc.mask)
+        for idx, sl in enumerate(ndimage.find_objects(lab), start=1):
+            if sl is None:
+                continue
+            part = lab[sl] == idx
+            t = job.transform * Affine.translation(sl[1].start, sl[0].start)
+            polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t)
+                     if v]
+            geom = unary_union(polys)
+            if job.region is not None and not job.region.contains(geom.centroid):
+                continue
+            before = int(np.bincount(pc.before[sl][part].clip(0)).argmax())
+            mag = float(pc.magnitude[sl][part].mean())
+            area = float(part.sum()) * res * res
+            mp = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+            found.append(Candidate(mp, before, pc.after, area, score_of(mag, area), round(mag, 2)))
+    return found
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TileResult:
+    """What one tile produced; small enough to ship back from any worker."""
+
+    tile_id: str
+    area_km2: float
+    sites: tuple[Site, ...] = ()
+    scenes: tuple[SceneRecord, ...] = ()
+    detections: tuple[DetectionRecord, ...] = ()
+    failures: tuple[str, ...] = ()
+    scenes_read: int = 0
+    seconds: float = 0.0
+
+
+def scan_tile(job: TileJob, run_id: str) -> TileResult:
+    """Read every scene of one tile, find new blocks, and describe them as sites, scenes and detections."""
+    from .monitor import detection_record
+
+    t0 = time.perf_counter()
+    stack: list[TileScene] = []
+    failures: list[str] = []
+    for ref in job.scenes:
+        try:
+            stack.append(read_tile(ref, job))
+        except SceneError as exc:
+            failures.append(str(exc))
+    found = candidates(stack, job)
+    sites: list[Site] = []
+    scenes: dict[str, SceneRecord] = {}
+    dets: list[DetectionRecord] = []
+    grid = job.grid
+    for n, c in enumerate(sorted(found, key=lambda c: (c.geometry.centroid.y, c.geometry.centroid.x)), start=1):
+        site_id = f"scan-{job.tile_id}-{n}"
+        outline = to_crs(c.geometry.convex_hull.buffer(200, join_style="mitre"), job.crs, "EPSG:4326")
+        b, a = stack[c.before], stack[c.after]
+        sites.append(Site(site_id, outline, name=f"Scan candidate {n} in tile {job.tile_id}",  # type: ignore[arg-type]
+                          notes=f"new building block between {b.ref.date} and {a.ref.date}; found by a wide-area scan",
+                          properties={"tile_id": job.tile_id, "run_id": run_id, "source": "scan"}))
+        for ts in (b, a):
+            scenes[f"{site_id}|{ts.ref.scene_id}"] = SceneRecord(
+                scene_id=ts.ref.scene_id, site_id=site_id, source=ts.ref.source, acquired=ts.ref.acquired,
+                gsd_m=job.transform.a, grid_res_m=job.transform.a, cloud_fraction=round(1 - float(ts.clear.mean()), 4),
+                valid_fraction=round(float(ts.clear.mean()), 4), sha256=ts.raw_sha256, run_id=run_id,
+                collection=ts.ref.collection, href=ts.ref.href, footprint=outline,  # type: ignore[arg-type]
+                status="observed", properties={"tile_id": job.tile_id, "pixels": "tile window, native grid"})
+        change = Change("building_new", c.geometry, b.ref.scene_id, b.ref.date, a.ref.scene_id, a.ref.date,
+                        c.area_m2, None, c.score,
+                        {"detector": SCAN_DETECTOR, "maps": ["building"], "magnitude": c.magnitude,
+                         "tile_id": job.tile_id})
+        dets.append(detection_record(site_id, change, grid, run_id))
+    return TileResult(job.tile_id, job.area_km2, tuple(sites), tuple(scenes.values()), tuple(dets),
+                      tuple(failures), len(stack), round(time.perf_counter() - t0, 3))
+
+
+# --- the run -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """What one scan was asked to do (stored in ``runs.params``)."""
+
+    region: str
+    imagery: str
+    db: str = "findings.gpkg"
+    collection: str | None = None
+    since: dt.date | None = None
+    until: dt.date | None = None
+    tile_px: int = TILE_PX
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
+
+    @property
+    def key(self) -> str:
+        """Same scan asked again, same key: the tiles it already did are skipped."""
+        d = {**self.as_dict(), "detector": SCAN_DETECTOR}
+        d.pop("db")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class ScanSummary:
+    """Totals of a scan, for ``runs.summary`` and the terminal."""
+
+    run_id: str
+    tiles: int = 0
+    tiles_skipped: int = 0
+    area_km2: float = 0.0
+    scenes: int = 0
+    detections_new: int = 0
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "partial" if self.failures else "completed"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "tiles": self.tiles, "tiles_skipped": self.tiles_skipped,
+                "area_km2": round(self.area_km2, 1), "scenes": self.scenes, "detections_new": self.detections_new,
+                "failures": list(self.failures), "seconds": round(self.seconds, 2)}
+
+
+def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
+    """Check inputs, discover and plan before writing; then register the run. Skips tiles done before."""
+    from .catalog import discover, probe
+
+    region = read_region(params.region)
+    probe(params.imagery, collection=params.collection)
+    scenes = discover(params.imagery, collection=params.collection, aoi=region, since=params.since,
+                      until=params.until)
+    jobs, failed = plan(scenes, region, params.tile_px)
+    store = Store(params.db)
+    done = store.done_scan_tiles(params.key)
+    run_id = store.start_run("scan", {**params.as_dict(), "scan_key": params.key})
+    return store, run_id, [j for j in jobs if j.tile_id not in done], failed
+
+
+def save_tile(store: Store, params: ScanParams, run_id: str, result: TileResult, summary: ScanSummary) -> None:
+    """Write one tile's findings (all or nothing) and count it."""
+    if result.failures:
+        summary.failures.extend(result.failures)
+    else:  # a tile with a failed scene is not marked done: the next run reads it again
+        summary.detections_new += store.save_scan_tile(params.key, result.tile_id, run_id, result.area_km2,
+                                                       result.sites, result.scenes, result.detections)
+    summary.tiles += 1
+    summary.area_km2 += result.area_km2
+    summary.scenes += result.scenes_read
+
+
+MapUnordered = Callable[[Callable[[TileJob], TileResult], Sequence[TileJob]], Iterable[TileResult]]
+
+
+def serial(fn: Callable[[TileJob], TileResult], jobs: Sequence[TileJob]) -> Iterator[TileResult]:
+    return (fn(j) for j in jobs)
+
+
+def dask_map(client: Any) -> MapUnordered:
+    """Run tiles on a Dask cluster, results in completion order, a bounded number in flight."""
+    from dask.distributed import as_completed
+
+    def run(fn: Callable[[TileJob], TileResult], jobs: Sequence[TileJob]) -> Iterator[TileResult]:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 4 * n_workers  # jobs carry no pixels, but results pile up if nobody drains them
+        it = iter(jobs)
+        pending = as_completed([client.submit(fn, j, pure=False) for _, j in zip(range(window), it)])
+        for fut in pending:
+            yield fut.result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.add(client.submit(fn, nxt, pure=False))
+
+    return run
+
+
+def run(params: ScanParams, map_unordered: MapUnordered = serial) -> ScanSummary:
+    """A whole scan: plan, run the tiles wherever ``map_unordered`` runs them, write as they finish."""
+    from .progress import reporter
+
+    t0 = time.perf_counter()
+    store, run_id, jobs, failed = prepare(params)
+    summary = ScanSummary(run_id, failures=list(failed))
+    rep = reporter()
+    task = rep.start("scan", total=sum(j.area_km2 for j in jobs))
+    try:
+        for result in map_unordered(lambda j: scan_tile(j, run_id), jobs):
+            save_tile(store, params, run_id, result, summary)
+            rep.advance(task, result.area_km2)
+    finally:
+        rep.finish(task)
+        summary.seconds = time.perf_counter() - t0
+        store.finish_run(run_id, summary.status if summary.tiles == len(jobs) else "failed", summary.as_dict())
+    return summary
+
+
+def summary_line(s: ScanSummary | dict[str, Any]) -> str:
+    d = s.as_dict() if isinstance(s, ScanSummary) else s
+    rate = d["area_km2"] / d["seconds"] if d.get("seconds") else 0.0
+    return (f"{d['tiles']} tiles, {d['area_km2']:,.0f} km² in {d['seconds']:.1f} s ({rate:,.0f} km²/s), "
+            f"{d['scenes']} scene reads, {d['detections_new']} new detections, {len(d['failures'])} failures")
