@@ -67,13 +67,20 @@ def reporter() -> Reporter:
 
 
 @contextmanager
-def rich_progress(transient: bool = False, **columns: Any) -> Iterator[Reporter]:
-    """Show a rich progress display on stderr while the block runs."""
+def rich_progress(transient: bool = False, unit: str | None = None) -> Iterator[Reporter]:
+    """Show a rich progress display on stderr while the block runs.
+
+    With ``unit`` (e.g. ``"km²"``) the bar counts that unit and shows its rate, for work
+    measured in area rather than items.
+    """
     global _current
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
 
-    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+    amount = (TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit) if unit else MofNCompleteColumn())
+    extra = [_RateColumn(unit)] if unit else []
+    progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), amount, *extra,
                         TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
                         transient=transient)
     prev = _current
@@ -83,3 +90,15 @@ def rich_progress(transient: bool = False, **columns: Any) -> Iterator[Reporter]
             yield _current
         finally:
             _current = prev
+
+
+def _RateColumn(unit: str) -> Any:  # noqa: N802 - a column factory, named like the class it makes
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.1f} {unit}/s" if speed else f"-- {unit}/s", style="progress.data.speed")
+
+    return RateColumn()

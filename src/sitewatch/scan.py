@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -632,17 +633,17 @@ def dask_map(client: Any) -> MapUnordered:
     return run
 
 
-def run(params: ScanParams, map_unordered: MapUnordered = serial) -> ScanSummary:
-    """A whole scan: plan, run the tiles wherever ``map_unordered`` runs them, write as they finish."""
+def drain(store: Store, params: ScanParams, run_id: str, jobs: Sequence[TileJob], failed: Sequence[str],
+          results: Iterable[TileResult]) -> ScanSummary:
+    """Write tile results as they arrive, under a progress bar in km², then close the run."""
     from .progress import reporter
 
     t0 = time.perf_counter()
-    store, run_id, jobs, failed = prepare(params)
     summary = ScanSummary(run_id, failures=list(failed))
     rep = reporter()
     task = rep.start("scan", total=sum(j.area_km2 for j in jobs))
     try:
-        for result in map_unordered(lambda j: scan_tile(j, run_id), jobs):
+        for result in results:
             save_tile(store, params, run_id, result, summary)
             rep.advance(task, result.area_km2)
     finally:
@@ -650,6 +651,12 @@ def run(params: ScanParams, map_unordered: MapUnordered = serial) -> ScanSummary
         summary.seconds = time.perf_counter() - t0
         store.finish_run(run_id, summary.status if summary.tiles == len(jobs) else "failed", summary.as_dict())
     return summary
+
+
+def run(params: ScanParams, map_unordered: MapUnordered = serial) -> ScanSummary:
+    """A whole scan without Prefect: tiles run wherever ``map_unordered`` runs them."""
+    store, run_id, jobs, failed = prepare(params)
+    return drain(store, params, run_id, jobs, failed, map_unordered(partial(scan_tile, run_id=run_id), jobs))
 
 
 def summary_line(s: ScanSummary | dict[str, Any]) -> str:
