@@ -461,7 +461,7 @@ def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MI
             if sl is None:
                 continue
             part = lab[sl] == idx
-            t = job.transform * Affine.translation(sl[1].start, sl[0].start)
+            t = job.transform @ Affine.translation(sl[1].start, sl[0].start)
             polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t)
                      if v]
             geom = unary_union(polys)

@@ -78,3 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         click.echo(f"sitewatch: error: {exc}", err=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
