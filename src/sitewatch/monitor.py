@@ -226,7 +226,27 @@ def redate_site(store: Store, site_id: str, run_id: str) -> int:
             continue
         grid = obs[0].maps.grid
         records += [detection_record(site_id, c, grid, run_id) for c in track(obs)]
-    return store.save_detections(records)
+    stored = store.detections(site_id=site_id)
+    return store.save_detections([r for r in records if not any(same_event(r, s) for s in stored)])
+
+
+def same_event(a: DetectionRecord, b: DetectionRecord, min_iou: float = 0.3) -> bool:
+    """Whether two detections describe the same change of the same structure.
+
+    New scenes can sharpen an object's outline or tighten its dates (an archive scene that
+    arrives late); the stored detection stays true and keeps its reviews, so it is not
+    duplicated. A structure removed and later rebuilt is a new event: its dates do not
+    overlap the old one's.
+    """
+    if a.detection_id == b.detection_id:
+        return True
+    if a.kind != b.kind or a.site_id != b.site_id:
+        return False
+    if not (a.before_date < b.after_date and b.before_date < a.after_date):
+        return False
+    inter = a.geometry.intersection(b.geometry).area
+    union = a.geometry.union(b.geometry).area
+    return union > 0 and inter / union >= min_iou
 
 
 def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSummary:

@@ -1,0 +1,158 @@
+"""Wide-area scan against the decode floor: speed, memory, scaling, recall.
+
+    .venv/bin/python benchmarks/scan.py [--sizes 400,1600,6400] [--work DIR]
+
+For each region size it generates a two-date 10 m series (red, green, blue, nir, swir16
+and scl; tiled DEFLATE GeoTIFFs under a static STAC catalog; new 100 x 30 m blocks
+planted between the dates), then measures, side by side:
+
+- floor: decoding every pixel of those files once with rasterio in one process;
+- the whole ``sitewatch scan`` process (a fresh interpreter, imports, catalog, planning,
+  writing the GeoPackage) with one worker and with two (a local Dask cluster);
+- peak memory of the whole process tree (the CLI, the Dask scheduler and workers);
+- how many planted blocks were found.
+
+Figures go to stdout as a table; ``benchmarks/README.md`` records a run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from shapely.geometry import shape  # noqa: E402
+
+from sitewatch.store import Store  # noqa: E402
+from sitewatch.synth_region import make_region  # noqa: E402
+
+
+def decode_floor(files: list[Path]) -> float:
+    """Seconds to decode every block of every file once, nothing else."""
+    import rasterio
+
+    t0 = time.perf_counter()
+    for f in files:
+        with rasterio.open(f) as ds:
+            for _, w in ds.block_windows(1):
+                ds.read(1, window=w)
+    return time.perf_counter() - t0
+
+
+def run_tree(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds and peak RSS (MB) of a command and all its children."""
+    t0 = time.perf_counter()
+    proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    peak = 0.0
+    cpu: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            try:
+                procs = [proc, *proc.children(recursive=True)]
+                rss = 0
+                for p in procs:
+                    try:
+                        rss += p.memory_info().rss
+                        t = p.cpu_times()
+                        cpu[p.pid] = t.user + t.system + t.children_user + t.children_system
+                    except psutil.Error:
+                        pass
+                peak = max(peak, rss / 1e6)
+            except psutil.Error:
+                pass
+            time.sleep(0.02)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    return wall, sum(cpu.values()), peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def found_blocks(db: Path, planted: tuple[dict, ...]) -> tuple[int, int]:
+    dets = Store(db).detections()
+    shapes = [shape(p["geometry"]) for p in planted]
+    hit = sum(any(d.geometry.intersects(p) for d in dets) for p in shapes)
+    false = sum(not any(d.geometry.intersects(p) for p in shapes) for d in dets)
+    return hit, false
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="400,1600,6400", help="region areas in km², comma-separated")
+    ap.add_argument("--work", default=str(ROOT / ".bench" / "scan"), help="where to write the series")
+    ap.add_argument("--prefect", action="store_true", help="also time the Prefect flow at the largest size")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    work = Path(args.work)
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_LOGGING_LEVEL": "WARNING", "GDAL_CACHEMAX": "64"}
+    exe = [sys.executable, "-m", "sitewatch.cli.main", "scan"]
+    rows = []
+    print(f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / 2**30:.0f} GB RAM, Python {platform.python_version()}", flush=True)
+    for km2 in sizes:
+        side = km2 ** 0.5
+        d = work / f"r{km2}"
+        t0 = time.perf_counter()
+        series = make_region(d / "data", side, seed=km2)
+        gen = time.perf_counter() - t0
+        mb = sum(f.stat().st_size for f in series.files) / 1e6
+        floor = min(decode_floor(list(series.files)) for _ in range(2))
+        row = {"km2": km2, "files_MB": round(mb), "generate_s": round(gen, 1), "floor_s": round(floor, 2),
+               "planted": len(series.planted)}
+        for workers in (1, 2):
+            db = d / f"scan-w{workers}.gpkg"
+            for p in d.glob(f"scan-w{workers}.gpkg*"):
+                p.unlink()
+            cmd = [*exe, "--region", series.region, "--imagery", str(series.catalog_path), "--db", str(db),
+                   "--no-prefect", "--workers", str(workers)]
+            if workers == 1:
+                cmd = cmd[:-2]  # one worker: in-process, no Dask
+            wall, cpu, peak, r = run_tree(cmd, env)
+            if r.returncode != 0:
+                raise SystemExit(f"scan failed ({km2} km², {workers} workers):\n{r.stderr[-2000:]}")
+            hit, false = found_blocks(db, series.planted)
+            row.update({f"scan{workers}_s": round(wall, 2), f"cpu{workers}_s": round(cpu, 1),
+                        f"peak{workers}_MB": round(peak), f"found{workers}": hit, f"false{workers}": false})
+        row["ratio1"] = round(row["scan1_s"] / floor, 2)
+        row["ratio2"] = round(row["scan2_s"] / floor, 2)
+        row["km2_per_s"] = round(km2 / row["scan2_s"], 1)
+        row["speedup_2v1"] = round(row["scan1_s"] / row["scan2_s"], 2)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    if args.prefect:  # the same scan through the Prefect flow (its throwaway server included)
+        db = d / "scan-prefect.gpkg"
+        for p in d.glob("scan-prefect.gpkg*"):
+            p.unlink()
+        wall, cpu, peak, r = run_tree([*exe, "--region", series.region, "--imagery", str(series.catalog_path),
+                                       "--db", str(db), "--workers", "2"], env)
+        print(json.dumps({"km2": sizes[-1], "prefect_flow_2workers_s": round(wall, 2), "peak_MB": round(peak),
+                          "rc": r.returncode}), flush=True)
+    print()
+    cols = ["km2", "files_MB", "floor_s", "scan1_s", "ratio1", "scan2_s", "ratio2", "speedup_2v1", "km2_per_s",
+            "peak1_MB", "peak2_MB", "planted", "found1", "found2", "false2"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(str(row[c]) for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
