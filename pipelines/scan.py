@@ -15,7 +15,6 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NONE
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
 
 from sitewatch.scan import TILE_PX, ScanParams, TileJob, TileResult, drain, prepare, scan_tile
 
@@ -28,18 +27,6 @@ TILES_PER_TASK = 4
 def scan_tiles_task(jobs: list[TileJob], run_id: str, n_more: int = 0) -> list[TileResult]:
     """Scan a few tiles. Unreadable scenes are reported in the results, not raised."""
     return [scan_tile(j, run_id) for j in jobs]
-
-
-def task_runner(workers: int | None = None, cluster: str | None = None) -> Any:
-    """Dask when asked (an existing cluster by address, or a local one of N processes), else threads."""
-    if cluster or (workers and workers > 1):
-        from prefect_dask import DaskTaskRunner
-
-        if cluster:
-            return DaskTaskRunner(address=cluster)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                              "dashboard_address": None})
-    return ThreadPoolTaskRunner(max_workers=1)
 
 
 @flow(name="sitewatch-scan", validate_parameters=True)

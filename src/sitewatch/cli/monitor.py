@@ -19,10 +19,16 @@ from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
 @DB_OPTION
 @click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
 @click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
+@click.option("--workers", type=click.IntRange(1, 512), default=None,
+              help="Run sites on a local Dask cluster of N processes (default: two threads).")
+@click.option("--cluster", default=None, metavar="ADDRESS",
+              help="Run sites on an existing Dask cluster (tcp://host:8786); the --db path must be on storage "
+                   "every worker can write.")
 @click.option("--no-prefect", is_flag=True, help="Run the library directly instead of the Prefect flow.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
 def command(sites: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
-            until: dt.date | None, no_prefect: bool, verbose: bool) -> None:
+            until: dt.date | None, workers: int | None, cluster: str | None, no_prefect: bool,
+            verbose: bool) -> None:
     """One monitoring run over a list of sites.
 
     Only scenes not yet in the GeoPackage's `scenes` layer are read; each is reprojected to
@@ -38,8 +44,10 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
         --imagery https://earth-search.aws.element84.com/v1 --collection sentinel-2-l2a \\
         --since 2024-01-01 --db findings.gpkg
     """
+    if (workers or cluster) and no_prefect:
+        raise click.UsageError("--workers and --cluster choose where the Prefect flow's tasks run; drop --no-prefect")
     summary = run_monitor(sites, imagery, db, collection, since, until, use_prefect=not no_prefect,
-                          verbose=verbose)
+                          verbose=verbose, workers=workers, cluster=cluster)
     from ..monitor import summary_lines
 
     lines = summary_lines(summary)
@@ -51,7 +59,8 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
 
 
 def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
-                until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False) -> dict:
+                until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False,
+                workers: int | None = None, cluster: str | None = None) -> dict:
     """Check the inputs, then run the flow (or the library) under a progress bar."""
     from ..catalog import probe
     from ..monitor import MonitorParams, run
@@ -65,6 +74,10 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
     flow = flow_or_library("monitor") if use_prefect else None
     with rich_progress():
         if flow is not None:
+            if workers or cluster:
+                from pipelines.runners import task_runner  # registered flow => pipelines is installed
+
+                flow = flow.with_options(task_runner=task_runner(workers, cluster))
             return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
         s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until))
         return {"run_id": s.run_id, "status": s.status, **s.as_dict()}

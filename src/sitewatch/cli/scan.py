@@ -59,7 +59,7 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
     flow = None if no_prefect else flow_or_library("scan")
     with rich_progress(unit="km²"):
         if flow is not None:
-            from pipelines.scan import task_runner  # registered flow => pipelines is installed
+            from pipelines.runners import task_runner  # registered flow => pipelines is installed
 
             result: dict[str, Any] = flow.with_options(task_runner=task_runner(workers, cluster))(
                 **{k: v for k, v in params.as_dict().items() if k not in ("since", "until")}, since=since, until=until)
