@@ -60,6 +60,7 @@ class SiteResult:
     scenes_unusable: int = 0
     failures: tuple[str, ...] = ()
     detections_new: int = 0
+    unusable: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,7 @@ class RunSummary:
             "scenes_failed": sum(len(s.failures) for s in self.sites),
             "detections_new": sum(s.detections_new for s in self.sites),
             "failures": [f for s in self.sites for f in s.failures],
+            "unusable": [u for s in self.sites for u in s.unusable],
         }
 
 
@@ -183,7 +185,8 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     rep = reporter()
     task = rep.start(f"{site.site_id}", total=len(todo))
     failures: list[str] = []
-    new = unusable = 0
+    unusable: list[str] = []
+    new = 0
     for ref in todo:
         rep.update(task, description=f"{site.site_id} {ref.date}")
         try:
@@ -195,9 +198,9 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
             continue
         ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
         if raster.valid_fraction < MIN_VALID_FRACTION:
-            unusable += 1
-            store.save_scene(scene_record(site, ref, run_id, raster, status="unusable",
-                                          error=f"only {raster.valid_fraction:.1%} of the site is clear ground"))
+            why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
+            unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
+            store.save_scene(scene_record(site, ref, run_id, raster, status="unusable", error=why))
             rep.advance(task)
             continue
         earlier = history[raster.grid.res]
@@ -211,7 +214,7 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         rep.advance(task)
     rep.finish(task)
     added = redate_site(store, site.site_id, run_id)
-    return SiteResult(site.site_id, len(found), new, unusable, tuple(failures), added)
+    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable))
 
 
 def redate_site(store: Store, site_id: str, run_id: str) -> int:
@@ -296,7 +299,8 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     d = summary.as_dict() if isinstance(summary, RunSummary) else dict(summary)
     return [f"{d['sites']} sites, {d['scenes_found']} scenes found, {d['scenes_new']} new, "
             f"{d['scenes_unusable']} unusable (cloud or no data), {d['scenes_failed']} failed; "
-            f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]]]
+            f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]],
+            *[f"unusable: {u}" for u in d.get("unusable", [])]]
 
 
 __all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",
