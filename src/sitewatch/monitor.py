@@ -12,7 +12,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -279,11 +279,14 @@ def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector 
     from .detect import default_detector
 
     try:
-        scenes = discover(params.imagery, collection=params.collection, aoi=site.geometry,
-                          since=params.since, until=params.until)
+        found = discover(params.imagery, collection=params.collection, aoi=site.geometry,
+                         since=params.since, until=params.until)
     except (SceneError, ImageryError) as exc:
         return SiteResult(site.site_id, failures=(f"site {site.site_id}: imagery search failed: {exc}",))
-    return monitor_site(Store(params.db), site, scenes, detector or default_detector(), run_id)
+    result = monitor_site(Store(params.db), site, found.scenes, detector or default_detector(), run_id)
+    if found.problems:  # items the source lists but that cannot be used: named, and the run is partial
+        result = replace(result, failures=(*result.failures, *(f"site {site.site_id}: {p}" for p in found.problems)))
+    return result
 
 
 def run(params: MonitorParams, map_sites: Callable[[Callable[[Site], SiteResult], list[Site]], list[SiteResult]]

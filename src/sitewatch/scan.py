@@ -587,9 +587,10 @@ def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
 
     region = read_region(params.region)
     probe(params.imagery, collection=params.collection)
-    scenes = discover(params.imagery, collection=params.collection, aoi=region, since=params.since,
-                      until=params.until)
-    jobs, failed = plan(scenes, region, params.tile_px)
+    found = discover(params.imagery, collection=params.collection, aoi=region, since=params.since,
+                     until=params.until)
+    jobs, failed = plan(found.scenes, region, params.tile_px)
+    failed = [*found.problems, *failed]
     store = Store(params.db)
     done = store.done_scan_tiles(params.key)
     run_id = store.start_run("scan", {**params.as_dict(), "scan_key": params.key})

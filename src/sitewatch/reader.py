@@ -1,0 +1,151 @@
+"""Reading one scene over one site: only the site's window, onto the site's grid.
+
+Each band is read over the window that covers the site (plus a margin for resampling) —
+for a remote COG that is a few HTTP range requests, not the whole file — hashed as read
+(the evidence: ``scenes.sha256`` is over these source pixels, before any resampling) and
+then reprojected onto the site's local-UTM grid. Clouds, shadows, snow and no-data are
+masked from ``scl`` when the scene has it, else by :mod:`sitewatch.clouds`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+from shapely.geometry.base import BaseGeometry
+
+from . import httpio
+from .errors import FetchError, SceneError
+from .grid import Grid, grid_for
+from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRaster, SceneRef
+
+#: Scene classes that are cloud or cloud shadow (the rest of SCL_MASKED is no-data and snow).
+SCL_CLOUD = (3, 8, 9, 10)
+#: Extra source pixels read around the site so bilinear resampling has neighbours at the edge.
+MARGIN_PX = 2
+
+
+def nice_resolution(metres: float) -> float:
+    """A grid resolution from a native one: 10.0 for 9.98, 0.5 for 0.4999, 0.3 for 0.31."""
+    if metres >= 5:
+        return float(round(metres))
+    return max(0.05, round(metres, 1 if metres >= 0.5 else 2))
+
+
+@contextmanager
+def _open(href: str) -> Iterator[Any]:
+    """Open a raster with one-line errors: FetchError for remote ones (retried next run)."""
+    import rasterio
+
+    remote = href.startswith(("http://", "https://"))
+    path = f"/vsicurl/{href}" if remote else href
+    try:
+        with rasterio.Env(**httpio.gdal_env()), rasterio.open(path) as ds:
+            yield ds
+    except rasterio.errors.RasterioIOError as exc:
+        msg = str(exc).splitlines()[0][:200]
+        if remote:
+            raise FetchError(f"cannot read {href}: {msg}") from None
+        raise SceneError(f"cannot read {href}: {msg}") from None
+
+
+def native_gsd(ds: Any) -> float:
+    """Pixel size in metres (geographic files converted at their centre latitude)."""
+    a = abs(ds.transform.a)
+    if ds.crs is not None and ds.crs.is_geographic:
+        lat = (ds.bounds.bottom + ds.bounds.top) / 2
+        return a * 111_320.0 * math.cos(math.radians(lat))
+    return a
+
+
+def _default_scale(dtype: str, asset: AssetRef) -> tuple[float, float]:
+    """Reflectance scaling: the source's own, else the usual convention for its data type."""
+    if asset.scale != 1.0 or asset.offset != 0.0:
+        return asset.scale, asset.offset
+    if dtype == "uint16" or dtype == "int16":
+        return 1e-4, 0.0  # Sentinel-2 L2A digital numbers
+    if dtype == "uint8":
+        return 1 / 255, 0.0  # 8-bit visual products
+    return 1.0, 0.0
+
+
+def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tuple[np.ndarray, float]:
+    """One band on the grid (float32, NaN where no data) and its native resolution."""
+    import rasterio
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject, transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    with _open(asset.href) as ds:
+        if asset.band > ds.count:
+            raise SceneError(f"{asset.href}: has {ds.count} band(s), band {asset.band} asked for")
+        if ds.crs is None:
+            raise SceneError(f"{asset.href}: has no CRS; cannot place it on the ground")
+        gsd = native_gsd(ds)
+        out = np.full(grid.shape, np.nan, dtype=np.float32)
+        try:
+            left, bottom, right, top = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
+            win = from_bounds(left, bottom, right, top, ds.transform)
+            col0 = max(0, math.floor(win.col_off) - MARGIN_PX)
+            row0 = max(0, math.floor(win.row_off) - MARGIN_PX)
+            col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
+            row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
+            if col1 <= col0 or row1 <= row0:
+                return out, gsd  # the scene does not reach the site
+            window = Window(col0, row0, col1 - col0, row1 - row0)
+            raw = ds.read(asset.band, window=window)
+        except rasterio.errors.RasterioError as exc:
+            raise (FetchError if asset.href.startswith("http") else SceneError)(
+                f"cannot read {asset.href}: {str(exc).splitlines()[0][:200]}") from None
+        h.update(str(raw.dtype).encode() + str(raw.shape).encode())
+        h.update(raw.tobytes())
+        nodata = ds.nodata if ds.nodata is not None else (0 if raw.dtype.kind in "ui" else None)
+        src = raw.astype(np.float32)
+        if nodata is not None:
+            src[raw == nodata] = np.nan
+        reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=np.nan,
+                  dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
+                  resampling=Resampling.nearest if nearest else Resampling.bilinear)
+        if not nearest:
+            scale, offset = _default_scale(str(raw.dtype), asset)
+            out = out * np.float32(scale) + np.float32(offset)
+        return out, gsd
+
+
+def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None) -> SceneRaster:
+    """The scene over ``aoi`` (EPSG:4326) on the site grid; SceneError/FetchError when unreadable."""
+    if "red" not in ref.assets:
+        raise SceneError(f"scene {ref.scene_id}: no red band")
+    if res_m is None:
+        with _open(ref.assets["red"].href) as ds:
+            res_m = nice_resolution(native_gsd(ds))
+    grid = grid_for(aoi, res_m)
+    h = hashlib.sha256()
+    bands: dict[str, np.ndarray] = {}
+    gsd = res_m
+    for name in BANDS:
+        if name in ref.assets:
+            bands[name], g = _read_band(ref.assets[name], grid, h)
+            if name == "red":
+                gsd = g
+    have = np.isfinite(bands["red"])
+    for name in ("green", "blue"):
+        if name in bands:
+            have &= np.isfinite(bands[name])
+    if "scl" in ref.assets:
+        scl, _ = _read_band(ref.assets["scl"], grid, h, nearest=True)
+        code = np.nan_to_num(scl, nan=0).astype(np.uint8)
+        cloud = np.isin(code, SCL_CLOUD) & have
+        valid = have & ~np.isin(code, SCL_MASKED)
+    else:
+        from .clouds import detect
+
+        cloud = detect(bands, res_m=grid.res) & have
+        valid = have & ~cloud
+    for name in bands:  # nothing downstream may use a pixel that is not clear ground
+        bands[name] = np.where(have, bands[name], np.nan).astype(np.float32)
+    return SceneRaster(ref, grid, bands, valid, cloud, h.hexdigest(), float(gsd))
