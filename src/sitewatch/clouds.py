@@ -48,6 +48,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
         if sl is None or sizes[i - 1] < min_px:
             continue
+        sl = tuple(slice(max(0, x.start - 4), x.stop + 4) for x in sl)
         part = lab[sl] == i
         inner = bright[sl][part].mean()
         ring = ring_src[sl] & ~part
