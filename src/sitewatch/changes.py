@@ -10,9 +10,14 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shapely.geometry import MultiPolygon
+import math
 
-from .structures import StructureMaps
+import numpy as np
+from scipy import ndimage
+from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.ops import unary_union
+
+from .structures import KINDS, StructureMaps
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,11 +67,174 @@ class Metrics:
     enclosed_area_m2: float | None
 
 
+#: Misregistration left after alignment, pixels: presence this close counts as "there".
+TOLERANCE_PX = 2
+#: Share of an object that must be seen (not cloud, not no-data) for a scene to bracket it.
+CLEAR_SHARE = 0.8
+#: Share of an object a map must cover to say "present" / may cover to still say "absent".
+PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
+#: Smallest change object per kind, m² (and at least a few pixels).
+MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
+MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
+#: Walls and fences shorter than this are not reported, metres.
+MIN_LENGTH_M = 12.0
+
+
+def _dilate(a: np.ndarray, px: int) -> np.ndarray:
+    return ndimage.binary_dilation(a, iterations=px) if px > 0 and a.any() else a
+
+
+def _polygons(mask: np.ndarray, grid_transform: object) -> MultiPolygon:
+    from rasterio.features import shapes
+
+    polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid_transform) if v]
+    u = unary_union(polys)
+    return u if isinstance(u, MultiPolygon) else MultiPolygon([u]) if isinstance(u, Polygon) else MultiPolygon()
+
+
+def _length_m(mask: np.ndarray, res: float) -> float:
+    from skimage.morphology import skeletonize
+
+    sk = skeletonize(mask)
+    if not sk.any():
+        return 0.0
+    # diagonal steps are longer than straight ones: count neighbours along the skeleton
+    straight = (sk[:, 1:] & sk[:, :-1]).sum() + (sk[1:, :] & sk[:-1, :]).sum()
+    diag = (sk[1:, 1:] & sk[:-1, :-1]).sum() + (sk[1:, :-1] & sk[:-1, 1:]).sum()
+    return float(max(straight + diag * math.sqrt(2) * 0.5, sk.sum() * 0.5)) * res
+
+
+def score(magnitude: float, size_ratio: float, confirmed: bool) -> float:
+    """Confidence in 0..1 from how strongly the maps changed, how big the object is, and persistence.
+
+    ``magnitude`` is the mean strength difference (0..1) over the object, ``size_ratio`` its
+    size over the kind's minimum. Unconfirmed changes (seen in only the last scene) are
+    discounted: one scene can be wrong. Coefficients are set so that the benchmark's
+    reliability table (benchmarks/README.md) follows the diagonal.
+    """
+    z = -2.0 + 5.0 * magnitude + 0.8 * math.log(max(size_ratio, 1e-3)) + (1.0 if confirmed else -1.0)
+    return round(1 / (1 + math.exp(-z)), 4)
+
+
 def track(observations: Sequence[Observation]) -> list[Change]:
-    """All changes in a site's history, each dated by the clear scenes that bracket it."""
-    raise NotImplementedError
+    """All changes in a site's history, each dated by the clear scenes that bracket it.
+
+    For each kind and each scene t (oldest first), pixels present at t whose last clear
+    observation showed nothing there form candidate objects. An object is a change when
+    the last scene that saw at least 80% of its ground clearly showed it absent (that is
+    ``before``), the object is complete at t (it does not run into cloud or no-data, else
+    its dating waits for the next clear scene), and the next clear scene still shows it
+    (else it is dropped as a one-scene error; in the newest scene it is kept, discounted).
+    Removals are the mirror image. A structure that stays yields one change.
+    """
+    obs = sorted(observations, key=lambda o: (o.acquired, o.scene_id))
+    if len(obs) < 2:
+        return []
+    grid = obs[0].maps.grid
+    res = grid.res
+    out: list[Change] = []
+    for kind in KINDS:
+        usable = [o for o in obs if kind in o.maps.kinds and o.maps.grid.shape == grid.shape]
+        if len(usable) < 2:
+            continue
+        P = [o.maps.presence[kind] for o in usable]
+        S = [o.maps.strength[kind] for o in usable]
+        O = [o.maps.observed for o in usable]
+        Pd = [_dilate(p, TOLERANCE_PX) for p in P]
+        out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=True)
+        out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=False)
+    out.sort(key=lambda c: (c.after_date, c.kind, c.before_date, c.geometry.centroid.x if not c.geometry.is_empty
+                            else 0.0, c.geometry.centroid.y if not c.geometry.is_empty else 0.0))
+    return out
+
+
+def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[np.ndarray],
+                S: list[np.ndarray], O: list[np.ndarray], res: float, transform: object,
+                new: bool) -> list[Change]:
+    n = len(obs)
+    min_px = max(MIN_PX[kind], int(math.ceil(MIN_AREA_M2[kind] / res ** 2)))
+    state = np.full(P[0].shape, -1, np.int8)  # last clear look: -1 unknown, 0 absent, 1 present
+    done = np.zeros(P[0].shape, bool)  # pixels already part of a reported change of this direction
+    out: list[Change] = []
+    for t in range(n):
+        if t > 0:
+            cand = (P[t] & (state == 0) & O[t]) if new else (~Pd[t] & (state == 1) & O[t])
+            cand &= ~done
+            if cand.any():
+                lab, m = ndimage.label(cand, structure=np.ones((3, 3)))
+                for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+                    if sl is None:
+                        continue
+                    pad = tuple(slice(max(0, x.start - 3), x.stop + 3) for x in sl)
+                    obj = lab[pad] == i
+                    npx = int(obj.sum())
+                    if npx < min_px:
+                        continue
+                    c = _judge(kind, obs, P, Pd, S, O, t, pad, obj, res, transform, new)
+                    if c is not None:
+                        out.append(c)
+                        done[pad] |= obj
+        seen = O[t]
+        state[seen] = (Pd[t] if new else P[t])[seen].astype(np.int8)
+    return out
+
+
+def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[np.ndarray], S: list[np.ndarray],
+           O: list[np.ndarray], t: int, sl: tuple[slice, ...], obj: np.ndarray, res: float, transform: object,
+           new: bool) -> Change | None:
+    """Whether one candidate object is a dated change, and the Change if so."""
+    # complete at t: it must not run into ground this scene could not see
+    ring = ndimage.binary_dilation(obj, iterations=2) & ~obj
+    if ring.any() and (~O[t][sl][ring]).mean() > 0.1:
+        return None
+    # before: the last scene that saw the object's ground clearly
+    before = None
+    for s in range(t - 1, -1, -1):
+        if O[s][sl][obj].mean() >= CLEAR_SHARE:
+            before = s
+            break
+    if before is None:
+        return None
+    if new and Pd[before][sl][obj].mean() > ABSENT_SHARE:
+        return None
+    if not new and P[before][sl][obj].mean() < PRESENT_SHARE:
+        return None
+    # persistence: the next clear scene must agree
+    confirmed = False
+    for u in range(t + 1, len(obs)):
+        if O[u][sl][obj].mean() >= CLEAR_SHARE:
+            still = Pd[u][sl][obj].mean() >= PRESENT_SHARE if new else Pd[u][sl][obj].mean() <= ABSENT_SHARE
+            if not still:
+                return None
+            confirmed = True
+            break
+    a, b = (before, t)
+    mag = float(abs(S[b][sl][obj].mean() - S[a][sl][obj].mean())) if new else float(S[a][sl][obj].mean())
+    full = np.zeros(P[0].shape, bool)
+    full[sl] = obj
+    area = float(obj.sum()) * res * res
+    length = _length_m(obj, res) if kind in ("wall", "fence") else None
+    if length is not None and length < MIN_LENGTH_M:
+        return None
+    size_ratio = area / max(MIN_AREA_M2[kind], MIN_PX[kind] * res * res)
+    geom = _polygons(full, transform)
+    ev = {"maps": [kind], "direction": "new" if new else "removed", "magnitude": round(mag, 3),
+          "strength_before": round(float(S[a][sl][obj].mean()), 3), "strength_after": round(float(S[b][sl][obj].mean()), 3),
+          "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": confirmed,
+          "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
+    return Change(f"{kind}_{'new' if new else 'removed'}", geom, obs[a].scene_id, obs[a].acquired.date(),
+                  obs[b].scene_id, obs[b].acquired.date(), area, None if length is None else round(length, 1),
+                  score(mag, size_ratio, confirmed), ev)
 
 
 def measure(maps: StructureMaps) -> Metrics:
-    """Metrics of one scene's maps."""
-    raise NotImplementedError
+    """Metrics of one scene's maps (walls, fences, towers and enclosure only where the scene can show them)."""
+    res = maps.grid.res
+    built = float(maps.presence["building"].sum()) * res * res if "building" in maps.kinds else 0.0
+    if "wall" not in maps.kinds:
+        return Metrics(built, None, None, None, None)
+    wall, fence = maps.presence["wall"], maps.presence["fence"]
+    _, towers = ndimage.label(maps.presence["tower"])
+    barrier = _dilate(wall | fence, max(1, int(round(2.0 / res))))
+    enclosed = ndimage.binary_fill_holes(barrier) & ~barrier
+    return Metrics(built, _length_m(wall, res), _length_m(fence, res), int(towers), float(enclosed.sum()) * res * res)
