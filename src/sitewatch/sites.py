@@ -12,11 +12,13 @@ import io
 import json
 import math
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
@@ -57,23 +59,33 @@ class Site:
 
 
 def buffer_point(lon: float, lat: float, radius_m: float) -> Polygon:
-    """A circle of ``radius_m`` metres around a lon/lat point (drawn in local UTM, so it is round on the ground)."""
+    """A circle of ``radius_m`` metres around a lon/lat point, drawn in local UTM so it is round on the ground.
+
+    UTM is the projection the site's pixel grid uses; beyond its range (|lat| > 84) an azimuthal
+    equidistant projection centred on the point is used instead. A circle that would cross the
+    antimeridian or a pole cannot be one lon/lat polygon and is refused (ValueError).
+    """
     from .grid import to_crs, utm_crs_for
 
-    crs = utm_crs_for(lon, lat)
+    crs = utm_crs_for(lon, lat) if -80 <= lat <= 84 else f"+proj=aeqd +lat_0={lat} +lon_0={lon} +datum=WGS84 +units=m"
     centre = to_crs(Point(lon, lat), "EPSG:4326", crs)
-    circle = centre.buffer(radius_m, quad_segs=16)
-    return to_crs(circle, crs, "EPSG:4326")  # type: ignore[return-value]
+    circle = to_crs(centre.buffer(radius_m, quad_segs=16), crs, "EPSG:4326")
+    minx, miny, maxx, maxy = circle.bounds
+    if not all(math.isfinite(v) for v in circle.bounds) or not circle.is_valid or maxx - minx > 180 \
+            or not circle.contains(Point(lon, lat)):
+        raise ValueError(f"a {radius_m:g} m circle around {lon:g},{lat:g} crosses the antimeridian or a pole")
+    return circle  # type: ignore[return-value]
 
 
 def _check_lonlat(g: BaseGeometry, where: str) -> None:
     minx, miny, maxx, maxy = g.bounds
     if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
         raise SitesError(f"{where}: coordinates are not finite numbers")
+    hint = " (projected coordinates without a CRS?)" if max(abs(minx), abs(maxx), abs(miny), abs(maxy)) > 1000 else ""
     if not (-180 <= minx <= maxx <= 180):
-        raise SitesError(f"{where}: longitude {minx if minx < -180 else maxx:g} is outside -180..180")
+        raise SitesError(f"{where}: longitude {minx if minx < -180 else maxx:g} is outside -180..180{hint}")
     if not (-90 <= miny <= maxy <= 90):
-        raise SitesError(f"{where}: latitude {miny if miny < -90 else maxy:g} is outside -90..90")
+        raise SitesError(f"{where}: latitude {miny if miny < -90 else maxy:g} is outside -90..90{hint}")
 
 
 def area_of_interest(g: BaseGeometry | None, where: str, radius_m: float = DEFAULT_RADIUS_M) -> Polygon:
@@ -81,8 +93,12 @@ def area_of_interest(g: BaseGeometry | None, where: str, radius_m: float = DEFAU
     if g is None or g.is_empty:
         raise SitesError(f"{where}: has no geometry")
     _check_lonlat(g, where)
+    g = shapely.force_2d(g)
     if isinstance(g, Point):
-        return buffer_point(g.x, g.y, radius_m)
+        try:
+            return buffer_point(g.x, g.y, radius_m)
+        except ValueError as exc:
+            raise SitesError(f"{where}: {exc}") from None
     if isinstance(g, (Polygon, MultiPolygon)):
         if not g.is_valid:
             raise SitesError(f"{where}: invalid polygon ({explain_validity(g)})")
@@ -178,7 +194,11 @@ def read_sites(path: str | Path) -> list[Site]:
         sites = _read_csv(p)
     elif suffix in (".geojson", ".json"):
         sites = _read_geojson(p)
-    elif suffix in (".gpkg", ".shp", ".fgb", ".gml", ".kml", ".osm"):
+    elif suffix == ".osm":
+        from .siteimport import read_osm_sites
+
+        sites = read_osm_sites(p)
+    elif suffix in (".gpkg", ".shp", ".fgb", ".gml", ".kml"):
         sites = _read_vector(p)
     else:
         raise SitesError(f"{p}: unknown sites format {suffix or '(no extension)'!r}; use .gpkg, .geojson or .csv")
@@ -188,31 +208,62 @@ def read_sites(path: str | Path) -> list[Site]:
     return sites
 
 
+def decode_text(raw: bytes) -> tuple[str, str]:
+    """Text and encoding of a table exported by some spreadsheet: UTF-8, else the 8-bit code page that reads best.
+
+    Real lists arrive as CP850 or CP1252 as often as UTF-8. Among the 8-bit candidates the one
+    whose non-ASCII characters are most often letters wins (``Ürümqi`` rather than ``šrümqi``).
+    """
+    try:
+        return raw.decode("utf-8-sig"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    best: tuple[float, str, str] | None = None
+    for enc in ("cp1252", "cp850", "latin-1"):
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        high = [c for c in text if ord(c) > 127]
+        score = sum(c.isalpha() for c in high) / max(1, len(high))
+        if best is None or score > best[0]:
+            best = (score, text, enc)
+    assert best is not None  # latin-1 decodes any bytes
+    return best[1], best[2]
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of a header line: whichever of tab, comma, semicolon and pipe it holds most of."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    counts = {d: header.count(d) for d in ("\t", ",", ";", "|")}
+    return max(counts, key=lambda d: counts[d]) if any(counts.values()) else ","
+
+
 def _read_csv(p: Path) -> list[Site]:
     raw = p.read_bytes()
     if b"\x00" in raw[:4096]:
         raise SitesError(f"{p}: binary data, not a CSV text file")
+    text, _ = decode_text(raw)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
     try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("cp1252", errors="replace")
-    sample = text[:4096]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise SitesError(f"{p}: header not readable as CSV ({exc})") from None
     reader.fieldnames = fields
     missing = [f for f in ("site_id", "lon", "lat") if f not in fields]
     if missing and not ({"longitude", "latitude"} <= set(fields) and "site_id" in fields):
         raise SitesError(f"{p}: header {','.join(fields)[:120]!r} lacks {', '.join(missing)} "
                          "(expected site_id,name,lon,lat[,radius_m])")
+    if len(set(fields)) != len(fields):
+        raise SitesError(f"{p}: header repeats a column name ({','.join(fields)[:120]})")
     sites = []
-    for i, row in enumerate(reader, start=2):
+    for row in _csv_rows(reader, p):
+        i = reader.line_num
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue  # blank line
         where = f"{p}: line {i}"
+        if None in row:
+            raise SitesError(f"{where}: {len(fields) + len(row[None])} fields but the header has {len(fields)}")
         lon = _number(row.get("lon", row.get("longitude")), "lon", where)
         lat = _number(row.get("lat", row.get("latitude")), "lat", where)
         if lon is None or lat is None:
@@ -220,6 +271,13 @@ def _read_csv(p: Path) -> list[Site]:
         sites.append(make_site({k: v for k, v in row.items() if k not in ("lon", "lat", "longitude", "latitude")
                                 and k is not None}, Point(lon, lat), where))
     return sites
+
+
+def _csv_rows(reader: csv.DictReader, p: Path) -> Any:
+    try:
+        yield from reader
+    except csv.Error as exc:
+        raise SitesError(f"{p}: line {reader.line_num}: not readable as CSV ({exc})") from None
 
 
 def _read_geojson(p: Path) -> list[Site]:
@@ -297,23 +355,30 @@ def _read_vector(p: Path) -> list[Site]:
     if p.suffix.lower() == ".gpkg" and not head.startswith(b"SQLite format 3"):
         raise SitesError(f"{p}: not a GeoPackage (not an SQLite file)")
     try:
-        layers = pyogrio.list_layers(p)
-        layer = next((name for name, gt in layers if name == "sites"), layers[0][0] if len(layers) else None)
-        if layer is None:
-            raise SitesError(f"{p}: no layers")
-        meta, _, geoms, values = pyogrio.raw.read(p, layer=layer)
+        with warnings.catch_warnings():  # GDAL's complaints become the one-line error below, not stderr noise
+            warnings.simplefilter("ignore")
+            layers = pyogrio.list_layers(p)
+            layer = next((name for name, gt in layers if name == "sites"), layers[0][0] if len(layers) else None)
+            if layer is None:
+                raise SitesError(f"{p}: no layers")
+            meta, _, geoms, values = pyogrio.raw.read(p, layer=layer)
     except SitesError:
         raise
     except (DataSourceError, Exception) as exc:  # pyogrio wraps GDAL errors in several classes
-        raise SitesError(f"{p}: cannot read ({str(exc).splitlines()[0][:160]})") from None
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SitesError(f"{p}: cannot read ({first[:160]})") from None
     if geoms is None:
         raise SitesError(f"{p}: layer {layer!r} has no geometry column")
     crs = meta.get("crs")
     if not crs:
         raise SitesError(f"{p}: layer {layer!r} has no CRS; sitewatch needs to know where the coordinates are")
     from pyproj import CRS
+    from pyproj.exceptions import CRSError
 
-    to4326 = not CRS.from_user_input(crs).equals(CRS.from_epsg(4326), ignore_axis_order=True)
+    try:
+        to4326 = not CRS.from_user_input(crs).equals(CRS.from_epsg(4326), ignore_axis_order=True)
+    except CRSError:
+        raise SitesError(f"{p}: layer {layer!r} has an unknown CRS {str(crs)[:80]!r}") from None
     names = list(meta["fields"])
     if "site_id" not in names:
         raise SitesError(f"{p}: layer {layer!r} has no site_id field (fields: {', '.join(names)[:120]})")
@@ -321,7 +386,10 @@ def _read_vector(p: Path) -> list[Site]:
     for i, wkb in enumerate(geoms):
         where = f"{p}: layer {layer} feature {i + 1}"
         record = {n: _numpy_scalar(values[j][i]) for j, n in enumerate(names)}
-        g = from_wkb(wkb) if wkb is not None else None
+        try:
+            g = from_wkb(wkb) if wkb is not None else None
+        except Exception as exc:  # shapely.errors.GEOSException and friends for a corrupt blob
+            raise SitesError(f"{where}: unreadable geometry ({str(exc)[:120]})") from None
         if g is not None and to4326:
             g = _to_wgs84(g, crs, where)
         sites.append(make_site(record, g, where))
