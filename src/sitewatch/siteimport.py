@@ -567,9 +567,23 @@ def _append_gpkg(p: Path, tmp: Path, site: Site) -> None:
         g = MultiPolygon([g])
     shutil.copyfile(p, tmp)
     row = {**site.properties, "site_id": site.site_id, "name": site.name, "notes": site.notes}
-    fields = [f for f in info["fields"] if f in row]
+    new_cols = [k for k in row if k not in set(info["fields"]) and row[k] is not None]
+    if new_cols:  # keep the site's own fields: add them as text columns rather than drop them
+        import sqlite3
+
+        con = sqlite3.connect(tmp)
+        try:
+            for k in new_cols:
+                con.execute(f'ALTER TABLE "{layer.replace(chr(34), chr(34) * 2)}" ADD COLUMN '
+                            f'"{k.replace(chr(34), chr(34) * 2)}" TEXT')
+            con.commit()
+        finally:
+            con.close()
+    names = [*info["fields"], *new_cols]
+    dtypes = [*info["dtypes"], *(["object"] * len(new_cols))]
+    fields = [f for f in names if f in row]
     data = []
-    for f, dtype in zip(info["fields"], info["dtypes"]):
+    for f, dtype in zip(names, dtypes):
         if f not in row:
             continue
         v = row[f]
