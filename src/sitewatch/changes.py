@@ -67,8 +67,9 @@ class Metrics:
     enclosed_area_m2: float | None
 
 
-#: Misregistration left after alignment, pixels: presence this close counts as "there".
-TOLERANCE_PX = 2
+#: How far (metres) a structure's mapped outline may move between dates and still be "there":
+#: misregistration left after alignment, and for fences the shadow band moving with the sun.
+TOLERANCE_M = {"building": 1.0, "wall": 1.5, "fence": 5.0, "tower": 1.5}
 #: Share of an object that must be seen (not cloud, not no-data) for a scene to bracket it.
 CLEAR_SHARE = 0.8
 #: Share of an object a map must cover to say "present" / may cover to still say "absent".
@@ -77,11 +78,32 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
 #: Walls and fences shorter than this are not reported, metres.
-MIN_LENGTH_M = 12.0
+MIN_LENGTH_M = 20.0
 
 
 def _dilate(a: np.ndarray, px: int) -> np.ndarray:
     return ndimage.binary_dilation(a, iterations=px) if px > 0 and a.any() else a
+
+
+def _split_lines(mask: np.ndarray) -> np.ndarray:
+    """Label a network of lines as straight runs, so each fence or wall run is its own object.
+
+    Each pixel's orientation comes from the structure tensor of the mask; pixels are grouped
+    by orientation (four bins) and connectivity. Junctions, where orientations mix, fall
+    into small pieces that the size filter drops.
+    """
+    m = mask.astype(np.float32)
+    gy, gx = ndimage.sobel(m, 0), ndimage.sobel(m, 1)
+    sxx, syy, sxy = (ndimage.gaussian_filter(a, 2.0) for a in (gx * gx, gy * gy, gx * gy))
+    theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)  # gradient direction; the line runs across it
+    bins = np.round(((theta + np.pi) % np.pi) / (np.pi / 4)).astype(int) % 4
+    out = np.zeros(mask.shape, np.int32)
+    n = 0
+    for k in range(4):
+        lab, m_k = ndimage.label(mask & (bins == k), structure=np.ones((3, 3)))
+        out[lab > 0] = lab[lab > 0] + n
+        n += m_k
+    return out
 
 
 def _polygons(mask: np.ndarray, grid_transform: object) -> MultiPolygon:
@@ -140,7 +162,8 @@ def track(observations: Sequence[Observation]) -> list[Change]:
         P = [o.maps.presence[kind] for o in usable]
         S = [o.maps.strength[kind] for o in usable]
         O = [o.maps.observed for o in usable]
-        Pd = [_dilate(p, TOLERANCE_PX) for p in P]
+        tol = max(1, int(round(TOLERANCE_M[kind] / res)))
+        Pd = [_dilate(p, tol) for p in P]
         out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=True)
         out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=False)
     out.sort(key=lambda c: (c.after_date, c.kind, c.before_date, c.geometry.centroid.x if not c.geometry.is_empty
@@ -161,7 +184,10 @@ def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: 
             cand = (P[t] & (state == 0) & O[t]) if new else (~Pd[t] & (state == 1) & O[t])
             cand &= ~done
             if cand.any():
-                lab, m = ndimage.label(cand, structure=np.ones((3, 3)))
+                if kind == "fence":
+                    lab = _split_lines(cand)
+                else:
+                    lab, _ = ndimage.label(cand, structure=np.ones((3, 3)))
                 for i, sl in enumerate(ndimage.find_objects(lab), start=1):
                     if sl is None:
                         continue

@@ -21,7 +21,7 @@ BRIGHT = 0.33
 #: Largest spread between visible bands, relative to brightness, for "white".
 WHITE = 0.16
 #: Smallest cloud, m².
-MIN_AREA_M2 = 4000.0
+MIN_AREA_M2 = 800.0
 #: Edge sharpness above which a bright region is a roof, not cloud (contrast per pixel / total contrast).
 SHARP = 0.35
 #: Halo added around each cloud, metres.

@@ -39,8 +39,10 @@ MIN_BUILDING_M2 = 60.0
 TOWER_M2 = (3.0, 40.0)
 #: Wall darkness: mean along the line, and at the pixel.
 WALL_LINE, WALL_PIXEL = 0.15, 0.12
-#: Fence darkness: mean along the line (low contrast), at most WALL_LINE.
-FENCE_LINE, FENCE_PIXEL = 0.05, 0.03
+#: Widest faint band (mesh line and its shadow) read as a fence, metres.
+FENCE_BAND_M = 11.0
+#: Fence darkness: mean along the line (low contrast).
+FENCE_LINE, FENCE_PIXEL = 0.09, 0.08
 
 
 def _line_mean(r: np.ndarray, length_px: int, n_dirs: int = 8) -> np.ndarray:
@@ -147,10 +149,11 @@ class StructureDetector:
         # bright line, a fence (mesh and posts) a thin dark one. Top-hats keep only features
         # narrower than ~1.5 m; averaging them along 20 m lines keeps only long straight ones.
         w = max(3, int(round(1.5 / res)) | 1)
-        se = np.ones((w, w), bool)
+        wf = max(5, int(round(FENCE_BAND_M / res)) | 1)
         bv = np.where(valid, b, 1.0).astype(np.float32)
-        white = np.clip(bv - ndimage.grey_opening(bv, footprint=se), 0, 1.5)
-        black = np.clip(ndimage.grey_closing(bv, footprint=se) - bv, 0, 1.0)
+        white = np.clip(bv - ndimage.grey_opening(bv, size=(w, w)), 0, 1.5)
+        # a fence is its mesh line plus the faint shadow the mesh casts: a faint band up to ~7 m wide
+        black = np.clip(ndimage.grey_closing(bv, size=(wf, wf)) - bv, 0, 0.4)
         length_px = int(round(LINE_M / res))
         min_len = 15.0 / res
         wline = _line_mean(white, length_px)
@@ -164,7 +167,11 @@ class StructureDetector:
         strong_shadow_edge = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(1.0 / res))))
         fence = ((bline > FENCE_LINE) & (black > FENCE_PIXEL) & valid & ~near_building & ~near_wall
                  & ~strong_shadow_edge & ~vegetation)
-        fence = _extent_px(ndimage.binary_dilation(fence), min_len)
+        fence = _extent_px(fence, min_len)
+        if fence.any():  # the band's centre line: where the fence is, whatever the sun's angle
+            from skimage.morphology import skeletonize
+
+            fence = _extent_px(ndimage.binary_dilation(skeletonize(fence)), min_len)
         presence["fence"] = fence
         strength["fence"] = np.clip(bline / (2 * FENCE_LINE), 0, 1).astype(np.float32) * fence
         # towers: small, compact, bright squares with a shadow next to them

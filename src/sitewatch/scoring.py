@@ -77,19 +77,28 @@ def dates_valid(f: Found, t: Truth) -> bool:
     return f.before_date <= t.last_before and f.after_date >= t.first_after
 
 
-def match(found: Sequence[Found], truths: Sequence[Truth], min_overlap: float = 0.25) -> Match:
+#: Positional tolerance per family, in the geometry's units (metres for projected data):
+#: a line structure's mapped outline follows its shadow, which moves with the sun.
+TOLERANCE = {"building": 0.0, "wall": 2.0, "fence": 5.0, "tower": 2.0}
+
+
+def match(found: Sequence[Found], truths: Sequence[Truth], min_overlap: float = 0.25,
+          tolerance: float | None = None) -> Match:
     """Greedy one-to-one matching by overlap, same kind and same site.
 
     A detection matches a truth when they overlap by at least ``min_overlap`` of the smaller
-    of the two (walls and fences are thin: IoU would punish a correct but wider outline).
-    Each truth is matched at most once; extra detections of a matched truth count as false.
+    of the two (walls and fences are thin: IoU would punish a correct but wider outline),
+    the truth grown by the family's positional ``tolerance``. Each truth is matched at most
+    once; extra detections of a matched truth count as false.
     """
     pairs = []
+    grown = [t.geometry.buffer(tolerance if tolerance is not None else TOLERANCE.get(family(t.kind), 0.0))
+             if (tolerance or TOLERANCE.get(family(t.kind), 0.0)) else t.geometry for t in truths]
     for i, f in enumerate(found):
         for j, t in enumerate(truths):
             if f.kind != t.kind or f.site_id != t.site_id:
                 continue
-            inter = f.geometry.intersection(t.geometry).area
+            inter = f.geometry.intersection(grown[j]).area
             small = min(f.geometry.area, t.geometry.area)
             if small > 0 and inter / small >= min_overlap:
                 pairs.append((inter / small, i, j))

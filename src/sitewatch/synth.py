@@ -252,11 +252,11 @@ def render(ground: Ground, structures: Sequence[Structure], gsd: float, cond: Co
     for c in cond.clouds:
         sx, sy = c.shadow_m
         ds = np.hypot(cx - c.x - sx, cy - c.y - sy) / c.radius
-        sh = np.clip(1.2 - ds, 0, 1) * 0.55
+        sh = np.exp(-2.5 * ds ** 2) * 0.55
         out *= (1 - sh)[None]
         scl_out[sh > 0.2] = 3
         d = np.hypot(cx - c.x, cy - c.y) / c.radius
-        a = (np.clip(1.0 - d ** 2, 0, 1) ** 0.6) * c.opacity
+        a = np.exp(-2.5 * d ** 2) * c.opacity  # soft-edged, as clouds are
         out = out * (1 - a)[None] + np.array(CLOUD, np.float32)[:, None, None] * a[None]
         scl_out[a > 0.1] = 8
         scl_out[a > 0.5] = 9
@@ -299,7 +299,7 @@ def _covered_by_cloud(geom: BaseGeometry, cond: Conditions) -> bool:
     """A structure counts as seen only when no cloud (or its shadow) reaches it."""
     for c in cond.clouds:
         for (ox, oy) in ((0.0, 0.0), c.shadow_m):
-            if geom.intersects(Point(c.x + ox, c.y + oy).buffer(c.radius * 1.2 + 10)):
+            if geom.intersects(Point(c.x + ox, c.y + oy).buffer(c.radius * 1.3 + 10)):
                 return True
     return False
 
