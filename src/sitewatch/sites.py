@@ -73,7 +73,7 @@ def buffer_point(lon: float, lat: float, radius_m: float) -> Polygon:
     minx, miny, maxx, maxy = circle.bounds
     if not all(math.isfinite(v) for v in circle.bounds) or not circle.is_valid or maxx - minx > 180 \
             or not circle.contains(Point(lon, lat)):
-        raise ValueError(f"a {radius_m:g} m circle around {lon:g},{lat:g} crosses the antimeridian or a pole")
+        raise ValueError(f"a {radius_m:g} m circle around {lon:.5f},{lat:.5f} crosses the antimeridian or a pole")
     return circle  # type: ignore[return-value]
 
 
