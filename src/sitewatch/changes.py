@@ -77,6 +77,8 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 #: Smallest change object per kind, m² (and at least a few pixels).
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
+#: Strength change above which one clear scene is enough (a structure seen once between clouds).
+STRONG = 0.6
 #: Walls and fences shorter than this are not reported, metres.
 MIN_LENGTH_M = 20.0
 
@@ -223,19 +225,28 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
         return None
     if new and Pd[before][sl][obj].mean() > ABSENT_SHARE:
         return None
-    if not new and P[before][sl][obj].mean() < PRESENT_SHARE:
-        return None
-    # persistence: the next clear scene must agree
+    a, b = before, t
+    mag = float(abs(S[b][sl][obj].mean() - S[a][sl][obj].mean())) if new else float(S[a][sl][obj].mean())
+    # support: the clear scene before ``before`` agrees (for removals: it stood there already)
+    supported = True
+    if not new:
+        if P[before][sl][obj].mean() < PRESENT_SHARE:
+            return None
+        for s in range(before - 1, -1, -1):
+            if O[s][sl][obj].mean() >= CLEAR_SHARE:
+                supported = Pd[s][sl][obj].mean() >= PRESENT_SHARE
+                break
+    # persistence: the next clear scene must agree, unless the evidence is very strong
     confirmed = False
     for u in range(t + 1, len(obs)):
         if O[u][sl][obj].mean() >= CLEAR_SHARE:
             still = Pd[u][sl][obj].mean() >= PRESENT_SHARE if new else Pd[u][sl][obj].mean() <= ABSENT_SHARE
-            if not still:
+            if not still and mag < STRONG:
                 return None
-            confirmed = True
+            confirmed = still
             break
-    a, b = (before, t)
-    mag = float(abs(S[b][sl][obj].mean() - S[a][sl][obj].mean())) if new else float(S[a][sl][obj].mean())
+    if not supported and not confirmed:
+        return None
     full = np.zeros(P[0].shape, bool)
     full[sl] = obj
     area = float(obj.sum()) * res * res
