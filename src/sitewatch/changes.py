@@ -15,6 +15,7 @@ import math
 import numpy as np
 from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .structures import KINDS, StructureMaps
@@ -85,6 +86,55 @@ MIN_LENGTH_M = 20.0
 
 def _dilate(a: np.ndarray, px: int) -> np.ndarray:
     return ndimage.binary_dilation(a, iterations=px) if px > 0 and a.any() else a
+
+
+#: Pieces of one fence (same dates, in line, this close) are one detection, metres.
+MERGE_GAP_M = 8.0
+
+
+def _orientation(g: BaseGeometry) -> float:
+    """Direction of an elongated shape's long axis, degrees in [0, 180)."""
+    r = g.minimum_rotated_rectangle
+    xs, ys = r.exterior.coords.xy
+    e = [(xs[i + 1] - xs[i], ys[i + 1] - ys[i]) for i in range(2)]
+    dx, dy = max(e, key=lambda v: math.hypot(*v))
+    return math.degrees(math.atan2(dy, dx)) % 180
+
+
+def _merge_runs(changes: list[Change]) -> list[Change]:
+    """Join pieces of one straight fence run that noise or a junction cut apart."""
+    out: list[Change] = []
+    pool = sorted(changes, key=lambda c: -c.area_m2)
+    while pool:
+        c = pool.pop(0)
+        merged = True
+        while merged:
+            merged = False
+            for other in list(pool):
+                if (other.kind, other.before_scene_id, other.after_scene_id) != (c.kind, c.before_scene_id,
+                                                                                  c.after_scene_id):
+                    continue
+                d = abs(_orientation(c.geometry) - _orientation(other.geometry)) % 180
+                if min(d, 180 - d) > 15 or c.geometry.distance(other.geometry) > MERGE_GAP_M:
+                    continue
+                line = unary_union([c.geometry, other.geometry]).minimum_rotated_rectangle
+                if min(_sides(line)) > 8.0:  # side by side, not end to end
+                    continue
+                g = unary_union([c.geometry, other.geometry])
+                g = g if isinstance(g, MultiPolygon) else MultiPolygon([g])
+                ev = {**dict(c.evidence), "pieces": int(c.evidence.get("pieces", 1)) + int(other.evidence.get("pieces", 1))}
+                c = Change(c.kind, g, c.before_scene_id, c.before_date, c.after_scene_id, c.after_date,
+                           c.area_m2 + other.area_m2, (c.length_m or 0) + (other.length_m or 0),
+                           max(c.score, other.score), ev)
+                pool.remove(other)
+                merged = True
+        out.append(c)
+    return out
+
+
+def _sides(rect: BaseGeometry) -> tuple[float, float]:
+    xs, ys = rect.exterior.coords.xy
+    return (math.hypot(xs[1] - xs[0], ys[1] - ys[0]), math.hypot(xs[2] - xs[1], ys[2] - ys[1]))
 
 
 def _split_lines(mask: np.ndarray) -> np.ndarray:
@@ -166,8 +216,9 @@ def track(observations: Sequence[Observation]) -> list[Change]:
         O = [o.maps.observed for o in usable]
         tol = max(1, int(round(TOLERANCE_M[kind] / res)))
         Pd = [_dilate(p, tol) for p in P]
-        out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=True)
-        out += _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=False)
+        for new in (True, False):
+            found = _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=new)
+            out += _merge_runs(found) if kind == "fence" else found
     out.sort(key=lambda c: (c.after_date, c.kind, c.before_date, c.geometry.centroid.x if not c.geometry.is_empty
                             else 0.0, c.geometry.centroid.y if not c.geometry.is_empty else 0.0))
     return out

@@ -163,8 +163,9 @@ class StructureDetector:
         presence["wall"] = wall
         strength["wall"] = np.clip(wline / (2 * WALL_LINE), 0, 1).astype(np.float32) * wall
         bline = _line_mean(black, length_px)
-        near_wall = ndimage.binary_dilation(wall, iterations=max(1, int(round(2.0 / res))))
-        strong_shadow_edge = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(1.0 / res))))
+        # a wall's or building's shadow has a soft edge that looks like a faint band: keep clear of it
+        near_wall = ndimage.binary_dilation(wall, iterations=max(1, int(round(4.0 / res))))
+        strong_shadow_edge = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(2.5 / res))))
         fence = ((bline > FENCE_LINE) & (black > FENCE_PIXEL) & valid & ~near_building & ~near_wall
                  & ~strong_shadow_edge & ~vegetation)
         fence = _extent_px(fence, min_len)
