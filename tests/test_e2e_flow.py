@@ -1,0 +1,119 @@
+"""The demo through the real Prefect flow (test harness), checked against the contract.
+
+The one harness-backed module: Prefect's throwaway server costs ~15 s, so everything that
+needs the flow itself is checked here in one go; all else calls the library directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+
+import pyogrio
+import pytest
+
+from sitewatch.demo import make_demo
+from sitewatch.store import Store
+from sitewatch.structures import CHANGE_KINDS
+
+pytestmark = pytest.mark.e2e
+
+SPEC_FIELDS = {
+    "sites": {"site_id", "name", "notes"},
+    "scenes": {"scene_id", "site_id", "source", "acquired", "gsd_m", "cloud_fraction", "valid_fraction",
+               "sha256", "run_id"},
+    "detections": {"detection_id", "site_id", "kind", "before_date", "after_date", "before_scene_id",
+                   "after_scene_id", "area_m2", "length_m", "score", "status", "run_id"},
+    "site_metrics": {"site_id", "scene_id", "acquired", "built_area_m2", "wall_length_m", "fence_length_m",
+                     "tower_count", "enclosed_area_m2"},
+    "reviews": {"review_id", "detection_id", "reviewer", "decision", "note", "at", "prev_hash", "hash"},
+    "runs": {"run_id", "flow", "started_at", "finished_at", "status", "version", "params"},
+}
+GEOMETRY = {"sites": "Polygon", "scenes": "Polygon", "detections": "MultiPolygon"}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    from prefect.testing.utilities import prefect_test_harness
+
+    from pipelines.monitor import monitor_flow
+
+    tmp = tmp_path_factory.mktemp("demo")
+    bundle = make_demo(tmp / "data")
+    db = tmp / "findings.gpkg"
+    args = dict(sites=str(bundle.sites_path), imagery=str(bundle.catalog_path), db=str(db))
+    with prefect_test_harness(server_startup_timeout=120):
+        first = monitor_flow(**args)
+        snapshot = _rows(db)
+        second = monitor_flow(**args)
+    return bundle, db, first, second, snapshot
+
+
+def _rows(db):
+    con = sqlite3.connect(db)
+    out = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+           for t in ("sites", "scenes", "detections", "site_metrics")}
+    con.close()
+    return out
+
+
+def test_layers_fields_types_crs_and_validator(demo_run, gpkg_valid):
+    _, db, first, _, _ = demo_run
+    assert first["status"] == "completed", first
+    gpkg_valid(db)
+    layers = dict(pyogrio.list_layers(db))
+    for layer, fields in SPEC_FIELDS.items():
+        info = pyogrio.read_info(db, layer=layer)
+        assert fields <= set(info["fields"]), (layer, fields - set(info["fields"]))
+        assert layers[layer] == GEOMETRY.get(layer), layer
+        if layer in GEOMETRY:
+            assert info["crs"] == "EPSG:4326"
+    det = pyogrio.read_info(db, layer="detections")
+    types = dict(zip(det["fields"], det["dtypes"]))
+    assert types["score"] == "float64" and types["area_m2"] == "float64"
+    assert types["before_date"] in ("datetime64[ms]", "datetime64[D]", "object")
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    styles = {r[0] for r in con.execute("SELECT f_table_name FROM layer_styles")}
+    assert "detections" in styles
+
+
+def test_detections_match_the_demo_truth(demo_run):
+    bundle, db, _, _, _ = demo_run
+    store = Store(db)
+    dets = store.detections()
+    assert dets, "the demo must produce detections"
+    assert {d.kind for d in dets} <= set(CHANGE_KINDS)
+    scenes = {(s.site_id, s.scene_id): s for s in store.scenes()}
+    for d in dets:
+        before, after = scenes[(d.site_id, d.before_scene_id)], scenes[(d.site_id, d.after_scene_id)]
+        assert before.date == d.before_date and after.date == d.after_date
+        assert before.status == after.status == "observed"
+        assert d.before_date < d.after_date
+        assert 0 <= d.score <= 1 and d.status == "pending"
+    truth = json.loads(bundle.truth_path.read_text())
+    found = {(d.site_id, d.kind) for d in dets}
+    for t in truth:
+        assert (t["site_id"], t["kind"]) in found, f"missed {t}"
+    # the no-change site yields nothing
+    quiet = [s for s in bundle.site_ids if not any(t["site_id"] == s for t in truth)]
+    assert quiet and not [d for d in dets if d.site_id in quiet]
+
+
+def test_second_run_adds_nothing(demo_run):
+    _, db, first, second, snapshot = demo_run
+    assert second["scenes_new"] == 0 and second["detections_new"] == 0
+    assert _rows(db) == snapshot
+    runs = Store(db).runs()
+    assert [r.status for r in runs] == ["completed", "completed"]
+    assert all(r.finished_at and r.version for r in runs)
+
+
+def test_times_are_utc_iso(demo_run):
+    _, db, _, _, _ = demo_run
+    for s in Store(db).scenes():
+        assert s.acquired.tzinfo is not None and s.acquired.utcoffset() == dt.timedelta(0)
+    con = sqlite3.connect(db)
+    for (a,) in con.execute("SELECT acquired FROM scenes"):
+        assert a.endswith("Z") and "T" in a
