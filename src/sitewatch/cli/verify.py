@@ -1,0 +1,37 @@
+"""``sitewatch verify``: is the review log intact and does the file hold together?"""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import SitewatchError
+from .options import DB_OPTION
+
+
+@click.command("verify")
+@DB_OPTION
+@click.option("--rehash", is_flag=True,
+              help="Also re-read each scene's source pixels and compare them with the stored SHA-256.")
+def command(db: str, rehash: bool) -> None:
+    """Check the review hash chain, every detection's status, and the GeoPackage.
+
+    Exits non-zero naming the first broken record when a review was edited, deleted or
+    reordered, or when a status is not the latest decision; prints OK with counts otherwise.
+    """
+    from ..verify import rehash as do_rehash
+    from ..verify import verify
+
+    report = verify(db)
+    report.raise_for_problems()
+    click.echo(report.summary())
+    if not rehash:
+        return
+    do_rehash(db, report, progress=lambda what: click.echo(f"  re-reading {what}", err=True))
+    for line in report.rehash_lines:
+        click.echo(f"  {line}")
+    c = report.rehash_counts
+    if c:
+        click.echo(f"rehash: {c['unchanged']} unchanged, {c['changed']} changed, {c['unreachable']} unreachable, "
+                   f"{c['skipped']} skipped (no source or not observed)")
+    if c.get("changed"):
+        raise SitewatchError(f"{db}: {c['changed']} scene source(s) no longer match the pixels that were analysed")

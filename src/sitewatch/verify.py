@@ -1,0 +1,172 @@
+"""Checks a findings GeoPackage: the review hash chain, statuses, and the file itself.
+
+Reads the file with a plain SQLite connection, not through :class:`~sitewatch.store.Store`,
+so that a damaged or tampered file is described rather than refused at the door.
+Problems are listed in file order; the first one is what a failing ``verify`` names.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gpkg
+from .errors import ChainError, InputError, StoreError
+from .reviews import Review, chain_problems, latest_decisions
+
+
+@dataclass
+class Report:
+    """What ``verify`` found.
+
+    Attributes:
+        reviews / detections / scenes: rows checked in each layer.
+        gpkg_problems: the file is not a sound GeoPackage (integrity, application_id).
+        chain_problems: breaks in the review hash chain, file order.
+        status_problems: detections whose status is not their latest decision.
+        rehash: one line per scene whose source was re-read (``--rehash``), and counts.
+    """
+
+    path: Path
+    reviews: int = 0
+    detections: int = 0
+    scenes: int = 0
+    gpkg_problems: list[str] = field(default_factory=list)
+    chain_problems: list[str] = field(default_factory=list)
+    status_problems: list[str] = field(default_factory=list)
+    rehash_lines: list[str] = field(default_factory=list)
+    rehash_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.gpkg_problems or self.chain_problems or self.status_problems)
+
+    def summary(self) -> str:
+        return (f"OK: {self.path}: {self.reviews} reviews, hash chain intact; {self.detections} detections, "
+                f"each status matches its latest review; {self.scenes} scenes; GeoPackage integrity ok")
+
+    def raise_for_problems(self) -> None:
+        """One line naming the first problem (and how many more), as the CLI prints it."""
+        problems = self.gpkg_problems + self.chain_problems + self.status_problems
+        if not problems:
+            return
+        more = f" (and {len(problems) - 1} more problem{'s' if len(problems) > 2 else ''})" if len(problems) > 1 else ""
+        if self.gpkg_problems:
+            raise StoreError(f"{self.path}: {problems[0]}{more}")
+        raise ChainError(f"{self.path}: {problems[0]}{more}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    if not path.is_file():
+        raise InputError(f"{path}: no such GeoPackage")
+    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+    con.row_factory = sqlite3.Row
+    gpkg.register_functions(con)
+    return con
+
+
+def verify(path: str | Path) -> Report:
+    """Check the file, the review chain and every detection's status."""
+    path = Path(path)
+    rep = Report(path)
+    con = _connect(path)
+    try:
+        try:
+            integrity = [r[0] for r in con.execute("PRAGMA integrity_check")]
+            app = con.execute("PRAGMA application_id").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{path}: not a GeoPackage ({exc})") from exc
+        if integrity != ["ok"]:
+            rep.gpkg_problems.append(f"SQLite integrity_check failed: {'; '.join(integrity[:3])}")
+        if app != gpkg.APPLICATION_ID:
+            rep.gpkg_problems.append(f"not a GeoPackage (application_id {app:#x}, expected {gpkg.APPLICATION_ID:#x})")
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = {"reviews", "detections", "scenes"} - tables
+        if missing:
+            rep.gpkg_problems.append(f"not a sitewatch findings GeoPackage (missing layers: {', '.join(sorted(missing))})")
+            return rep
+        rows = con.execute("SELECT review_id, detection_id, reviewer, decision, note, at, prev_hash, hash "
+                           "FROM reviews ORDER BY fid").fetchall()
+        reviews = [Review(r[0], r[1], r[2], r[3], r[4] or "", r[5], r[6], r[7]) for r in rows]
+        dets = con.execute("SELECT detection_id, status FROM detections ORDER BY fid").fetchall()
+        rep.scenes = con.execute("SELECT count(*) FROM scenes").fetchone()[0]
+    finally:
+        con.close()
+    rep.reviews, rep.detections = len(reviews), len(dets)
+    rep.chain_problems = chain_problems(reviews)
+    latest = latest_decisions(reviews)
+    known = {d[0] for d in dets}
+    for det_id, status in dets:
+        want = latest.get(det_id, "pending")
+        if status != want:
+            why = f"its latest review says {want!r}" if det_id in latest else "it has no review"
+            rep.status_problems.append(f"detection {det_id}: status is {status!r} but {why}")
+    for i, r in enumerate(reviews, start=1):
+        if r.detection_id not in known:
+            rep.status_problems.append(f"reviews record {i} (review_id={r.review_id}): "
+                                       f"detection {r.detection_id!r} is not in detections")
+    return rep
+
+
+def rehash(path: str | Path, report: Report, progress: Callable[[str], None] | None = None) -> Report:
+    """Re-read each scene's source pixels and compare their SHA-256 with the stored one.
+
+    Needs the imagery reader; without it (or without rasterio) says rehash is unavailable.
+    Unreachable sources are reported, not failed: imagery can move; changed pixels cannot
+    be explained away and are counted as ``changed``.
+    """
+    counts = {"unchanged": 0, "changed": 0, "unreachable": 0, "skipped": 0}
+    report.rehash_counts = counts
+    try:
+        from .reader import read_scene  # imports rasterio; optional for a verify of reviews only
+        from .store import Store
+    except ImportError as exc:
+        report.rehash_lines.append(f"rehash unavailable: the imagery reader cannot be loaded ({exc})")
+        counts["skipped"] = report.scenes
+        return report
+    store = Store(path, create=False)
+    sites = {s.site_id: s for s in store.sites()}
+    cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    for sc in store.scenes():
+        what = f"scene {sc.scene_id} (site {sc.site_id})"
+        if sc.status != "observed" or not sc.sha256 or not sc.href or sc.site_id not in sites:
+            counts["skipped"] += 1
+            continue
+        if progress:
+            progress(what)
+        site = sites[sc.site_id]
+        try:
+            ref = _scene_ref(sc, site.geometry, cache)
+            if ref is None:
+                raise LookupError(f"no longer listed by {sc.source}")
+            now = read_scene(ref, site.geometry, sc.grid_res_m).sha256
+        except Exception as exc:  # any failure to fetch is "unreachable": report it, go on
+            counts["unreachable"] += 1
+            report.rehash_lines.append(f"{what}: unreachable: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
+            continue
+        if now == sc.sha256:
+            counts["unchanged"] += 1
+        else:
+            counts["changed"] += 1
+            report.rehash_lines.append(f"{what}: CHANGED: stored sha256 {sc.sha256[:16]}..., source now {now[:16]}... "
+                                       f"({sc.href})")
+    return report
+
+
+def _scene_ref(sc: Any, aoi: Any, cache: dict[tuple[str, str, str | None], dict[str, Any]]) -> Any:
+    """The scene as its source describes it now: the STAC item at ``href``, else a re-discovery."""
+    from . import catalog
+
+    if sc.href.endswith(".json"):
+        ref = catalog.scene_from_item(catalog.read_json(sc.href), sc.href, sc.source, sc.collection)
+        if isinstance(ref, str):
+            raise LookupError(ref)
+        return ref
+    key = (sc.source, sc.site_id, sc.collection)
+    if key not in cache:
+        found = catalog.discover(sc.source, collection=sc.collection, aoi=aoi)
+        cache[key] = {r.scene_id: r for r in found.scenes}
+    return cache[key].get(sc.scene_id)
