@@ -104,8 +104,6 @@ def test_timeouts_from_env(monkeypatch):
     assert httpio.timeout() == (10.0, 30.0)
 
 
-@pytest.mark.xfail(strict=True, reason="httpio.gdal_env truncates sub-second timeouts to 0, which curl reads as "
-                                       "'no timeout' (needs max(1, ceil(t)); httpio.py is read-only to this helper)")
 def test_gdal_timeout_never_zero(monkeypatch):
     monkeypatch.setenv("SITEWATCH_HTTP_TIMEOUT", "0.4")
     assert int(httpio.gdal_env()["GDAL_HTTP_TIMEOUT"]) >= 1

@@ -10,6 +10,7 @@ recorded as failed and the run goes on.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from typing import Any
@@ -112,8 +113,8 @@ def gdal_env() -> dict[str, Any]:
     """GDAL settings for reading remote COGs by range requests, with timeouts and retries."""
     t = timeout()
     return {
-        "GDAL_HTTP_TIMEOUT": int(t[1]),
-        "GDAL_HTTP_CONNECTTIMEOUT": int(t[0]),
+        "GDAL_HTTP_TIMEOUT": max(1, math.ceil(t[1])),  # curl reads 0 as "no timeout"
+        "GDAL_HTTP_CONNECTTIMEOUT": max(1, math.ceil(t[0])),
         "GDAL_HTTP_MAX_RETRY": retries(),
         "GDAL_HTTP_RETRY_DELAY": BACKOFF_S,
         "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in RETRY_STATUS),
