@@ -1,0 +1,144 @@
+"""``sitewatch review``: the review queue in the terminal, and ``serve`` for the browser."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from ..reviews import DECISIONS, STATUSES
+from ..structures import CHANGE_KINDS
+from ..reviewweb import detection_row
+from .options import DB_OPTION
+
+
+def _store(db: str) -> Any:
+    """The findings file, which must exist: reviewing an empty new file would be a typo."""
+    from ..store import Store
+
+    if not Path(db).is_file():
+        raise InputError(f"{db}: no such GeoPackage")
+    return Store(db, create=False)
+
+
+@click.group("review")
+def command() -> None:
+    """Confirm or reject machine detections before they count as findings."""
+
+
+@command.command("list")
+@DB_OPTION
+@click.option("--status", type=click.Choice(STATUSES), help="Only detections with this status.")
+@click.option("--site", "site_id", help="Only detections at this site.")
+@click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only detections of this kind.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fmt: str) -> None:
+    """The detections, by site and date."""
+    rows = [detection_row(d) for d in _store(db).detections(site_id=site_id, status=status, kind=kind)]
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} detection{'s' if len(rows) != 1 else ''}", title_justify="left")
+    for col, just in (("detection_id", "left"), ("site_id", "left"), ("kind", "left"), ("before", "left"),
+                      ("after", "left"), ("area m²", "right"), ("score", "right"), ("status", "left")):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    colour = {"pending": "yellow", "confirmed": "green", "rejected": "red"}
+    for r in rows:
+        table.add_row(r["detection_id"], r["site_id"], r["kind"], r["before_date"], r["after_date"],
+                      "" if r["area_m2"] is None else f"{r['area_m2']:.0f}", f"{r['score']:.2f}",
+                      f"[{colour[r['status']]}]{r['status']}[/]")
+    Console().print(table)
+
+
+@command.command("show")
+@click.argument("detection_id")
+@DB_OPTION
+@click.option("--out", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="Folder for the before, after and context chips (PNG).")
+def show(detection_id: str, db: str, out: str) -> None:
+    """One detection: its facts, its scenes, its reviews, and image chips written to PNG files."""
+    from ..chips import detection_chips
+
+    store = _store(db)
+    d = store.detection(detection_id)
+    click.echo(f"detection {d.detection_id}")
+    for k, v in detection_row(d).items():
+        if k != "detection_id" and v is not None:
+            click.echo(f"  {k:16} {v}")
+    for k, v in sorted(d.evidence.items()):
+        click.echo(f"  evidence.{k:7} {v}")
+    for role, scene_id in (("before", d.before_scene_id), ("after", d.after_scene_id)):
+        try:
+            s = store.scene(d.site_id, scene_id)
+        except LookupError:
+            click.echo(f"{role} scene {scene_id}: not in scenes")
+            continue
+        click.echo(f"{role} scene {s.scene_id}: acquired {s.acquired.isoformat()}, source {s.source}, "
+                   f"gsd {s.gsd_m} m, cloud {s.cloud_fraction}, sha256 {s.sha256}"
+                   + (f", href {s.href}" if s.href else ""))
+    history = store.reviews(d.detection_id)
+    click.echo(f"reviews: {len(history) or 'none'}")
+    for r in history:
+        click.echo(f"  {r.at} {r.reviewer}: {r.decision}" + (f" ({r.note})" if r.note else ""))
+    chips = detection_chips(store, d.detection_id)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", d.detection_id)
+    for name, png in (("before", chips.before), ("after", chips.after), ("context", chips.context)):
+        if png is None:
+            click.echo(f"{name} chip: no quicklook stored for that scene")
+            continue
+        path = folder / f"{stem}_{name}.png"
+        path.write_bytes(png)
+        click.echo(f"{name} chip: {path}")
+
+
+def _decide(decision: str) -> click.Command:
+    @click.command({"confirmed": "confirm", "rejected": "reject"}[decision])
+    @click.argument("detection_id")
+    @DB_OPTION
+    @click.option("--reviewer", required=True, envvar="SITEWATCH_REVIEWER",
+                  help="Who decides (or $SITEWATCH_REVIEWER); recorded in the hash-chained log.")
+    @click.option("--note", default="", help="Why, for whoever reads the finding later.")
+    def decide(detection_id: str, db: str, reviewer: str, note: str) -> None:
+        r = _store(db).add_review(detection_id, reviewer, decision, note)
+        click.echo(f"{detection_id}: {decision} by {r.reviewer} (review {r.review_id}, hash {r.hash[:12]})")
+
+    decide.help = f"Record that a detection is {decision} (appends to the review log)."
+    return decide
+
+
+for _decision in DECISIONS:
+    command.add_command(_decide(_decision))
+
+
+@command.command("serve")
+@DB_OPTION
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local only).")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--token", help="Access token for the page and API (default: a new random one).")
+@click.option("--no-browser", is_flag=True, help="Do not open a browser.")
+def serve(db: str, host: str, port: int, token: str | None, no_browser: bool) -> None:
+    """Review in the browser: chips side by side, swipe or blink, keyboard shortcuts."""
+    from ..reviewweb import ReviewServer
+
+    server = ReviewServer(_store(db), host=host, port=port, token=token)
+    click.echo(f"sitewatch review: {server.url}")
+    click.echo(f"token: {server.token}  (needed on every request; Ctrl-C stops)")
+    if not no_browser:
+        import webbrowser
+
+        webbrowser.open(server.url)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
