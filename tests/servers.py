@@ -275,7 +275,7 @@ def _in_interval(when: str, interval: str | None) -> bool:
 
 
 def _api_handler(items: Sequence[Mapping[str, Any]], collections: Sequence[Mapping[str, Any]],
-                 state: Server) -> type[_Handler]:
+                 state: Server, max_limit: int) -> type[_Handler]:
     colls = {str(c["id"]): dict(c) for c in collections}
 
     class H(_Handler):
@@ -319,7 +319,7 @@ def _api_handler(items: Sequence[Mapping[str, Any]], collections: Sequence[Mappi
                     if (not want or it.get("collection") in want)
                     and (geom is None or shape(it["geometry"]).intersects(geom))
                     and _in_interval(it["properties"]["datetime"], q.get("datetime"))]
-            limit = int(q.get("limit") or 10)
+            limit = min(int(q.get("limit") or 10), max_limit)  # real APIs cap page size too
             start = int(q.get("token") or 0)
             page = hits[start:start + limit]
             links: list[dict[str, Any]] = [{"rel": "root", "href": state.url + "/"}]
@@ -374,10 +374,14 @@ def _api_handler(items: Sequence[Mapping[str, Any]], collections: Sequence[Mappi
 
 @contextmanager
 def stac_api(items: Sequence[Mapping[str, Any]], collections: Sequence[Mapping[str, Any]] | Sequence[str] = (
-        "sentinel-2-l2a",)) -> Iterator[Server]:
-    """A STAC API over ``items`` at ``server.url``: landing page, /conformance, /collections, /search."""
+        "sentinel-2-l2a",), max_limit: int = 100) -> Iterator[Server]:
+    """A STAC API over ``items`` at ``server.url``: landing page, /conformance, /collections, /search.
+
+    ``max_limit`` caps the page size whatever the client asks, so paging can be tested with
+    a handful of items.
+    """
     colls = [{"id": c} if isinstance(c, str) else c for c in collections]
-    with _serve(lambda state: _api_handler(items, colls, state)) as s:
+    with _serve(lambda state: _api_handler(items, colls, state, max_limit)) as s:
         yield s
 
 
@@ -427,3 +431,33 @@ def earth_search_item(item_id: str, when: str, bbox: Sequence[float], hrefs: Map
                            "eo:cloud_cover": cloud_cover, "proj:epsg": epsg, "view:sun_elevation": 40.5,
                            "gsd": 10, "s2:unused": {"nested": True}},
             "assets": assets, "links": links}
+
+
+# --- files to serve ------------------------------------------------------------------------------
+
+
+def write_cog(path: str | Path, data: Any, crs: str, transform: Any, *, nodata: float | None = 0,
+              descriptions: Sequence[str | None] | None = None, tags: Mapping[str, str] | None = None,
+              blocksize: int = 256) -> Path:
+    """A real Cloud Optimized GeoTIFF (tiled, internal overviews) from a (bands, rows, cols) array."""
+    import numpy as np
+    import rasterio.shutil
+    from rasterio.io import MemoryFile
+
+    arr = np.asarray(data)
+    if arr.ndim == 2:
+        arr = arr[None]
+    profile = {"driver": "GTiff", "count": arr.shape[0], "height": arr.shape[1], "width": arr.shape[2],
+               "dtype": str(arr.dtype), "crs": crs, "transform": transform, "nodata": nodata}
+    with MemoryFile() as mem:
+        with mem.open(**profile) as ds:
+            ds.write(arr)
+            for i, d in enumerate(descriptions or [], start=1):
+                if d:
+                    ds.set_band_description(i, d)
+            if tags:
+                ds.update_tags(**tags)
+        with mem.open() as src:
+            rasterio.shutil.copy(src, str(path), driver="COG", blocksize=blocksize, compress="DEFLATE",
+                                 overview_resampling="average")
+    return Path(path)
