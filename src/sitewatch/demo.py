@@ -137,17 +137,22 @@ def _write_cog(path: Path, arrays: Sequence[np.ndarray], crs: str, transform: Af
 
 def make_demo(out: str | Path, seed: int = 2017) -> DemoBundle:
     """Render the demo series and write sites, a static STAC catalog of COGs, and the truth."""
+    return write_series(out, demo_sites(seed), seed)
+
+
+def write_series(out: str | Path, sites: Sequence[DemoSite], seed: int, catalog_id: str = "sitewatch-demo") -> DemoBundle:
+    """Render any list of synthetic sites as sites, a static STAC catalog of COGs, and the truth."""
     import pystac
 
     out = Path(out)
     cat_dir = out / "catalog"
     out.mkdir(parents=True, exist_ok=True)
-    catalog = pystac.Catalog("sitewatch-demo", "sitewatch demo imagery: synthetic, rendered from a seed "
-                             f"({seed}) by sitewatch.synth; not real imagery.", title="sitewatch demo")
+    catalog = pystac.Catalog(catalog_id, "sitewatch synthetic imagery: rendered from a seed "
+                             f"({seed}) by sitewatch.synth; not real imagery.", title=catalog_id)
     collections: dict[str, pystac.Collection] = {}
     features = []
     truths = []
-    for si, site in enumerate(demo_sites(seed)):
+    for si, site in enumerate(sites):
         crs = utm_crs_for(site.lon, site.lat)
         cx, cy = to_crs(Point(site.lon, site.lat), "EPSG:4326", crs).coords[0]
         cx, cy = round(cx / site.gsd) * site.gsd, round(cy / site.gsd) * site.gsd

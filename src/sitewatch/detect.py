@@ -89,6 +89,17 @@ def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
     return keep[lab]
 
 
+def _vegetation(raw: dict[str, np.ndarray]) -> np.ndarray:
+    """Green plants: bright in near infrared (NDVI) and not blue; from RGB alone, excess green."""
+    r, g, bl = (np.nan_to_num(raw[k]) for k in ("red", "green", "blue"))
+    if "nir" in raw:
+        n = np.nan_to_num(raw["nir"])
+        ndvi = (n - r) / np.maximum(n + r, 1e-4)
+        return (ndvi > 0.25) & (bl < g)  # blue roofs have a high NDVI too, but are blue
+    exg = (2 * g - r - bl) / np.maximum(r + g + bl, 1e-4)
+    return exg > 0.06
+
+
 class StructureDetector:
     """Maps buildings, walls, fences and towers in one scene, aligned to the site's first scene."""
 
@@ -126,12 +137,7 @@ class StructureDetector:
               kinds: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         b = np.nan_to_num(align.brightness(rel), nan=1.0)
         blue = np.nan_to_num(rel["blue"] - rel["red"], nan=0.0)
-        ndvi = np.zeros_like(b)
-        if "nir" in raw:
-            n, r = np.nan_to_num(raw["nir"]), np.nan_to_num(raw["red"])
-            ndvi = (n - r) / np.maximum(n + r, 1e-4)
-        # vegetation is green-ish and bright in near infrared; blue roofs have a high NDVI too, but are blue
-        vegetation = (ndvi > 0.25) & (np.nan_to_num(raw["blue"]) < np.nan_to_num(raw["green"]))
+        vegetation = _vegetation(raw)
         roof_score = np.maximum((b - 1.25) / 0.8, (blue - 0.45) / 1.0)
         roof = (roof_score > 0) & ~vegetation & valid
         presence: dict[str, np.ndarray] = {}
