@@ -190,6 +190,8 @@ def test_review_in_the_browser(served):
             expect(page.locator("#queue li")).to_have_count(2)
             expect(page.locator("#identity")).to_be_hidden()
             expect(page.locator("#reviewer-name")).to_have_text("Ana Reviewer")
+            expect(page.locator("#detail")).to_be_visible()
+            expect(page.locator("#img-after")).to_have_js_property("complete", True)
             page.screenshot(path=str(fx.path.parent / "review.png"))
 
             # swipe and blink work without errors
