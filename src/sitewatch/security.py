@@ -186,7 +186,7 @@ def estimate(metrics: MetricsLike, maps: Any | None = None) -> SecurityLevel:
     level, why = 1, [f"perimeter encloses {enclosed:,.0f} m² (walls {wall:.0f} m, fences {fence:.0f} m)"]
     if lay is not None:
         internal = lay.courtyards >= 2 or lay.internal_m >= MIN_INTERNAL_M
-        detail = f"{lay.courtyards} courtyards, {lay.internal_m:.0f} m of fence inside the perimeter"
+        detail = f"{lay.courtyards} courtyard{'s' if lay.courtyards != 1 else ''}, {lay.internal_m:.0f} m of fence inside the perimeter"
     else:
         outline = 4.0 * math.sqrt(enclosed)
         internal = wall + fence >= EXCESS_FACTOR * outline + MIN_INTERNAL_M
