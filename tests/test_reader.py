@@ -62,10 +62,13 @@ def _expected_centre(grid) -> tuple[float, float]:
 
 
 def _rgb(tmp: Path, crs: str, res: float, size: int, **kw) -> dict[str, str]:
+    """Three band files; the square is a red roof (bright in red, darker in green and blue), never cloud-like."""
     data, t = _source(crs, res, size, **kw)
+    roof = data > 2000
     out = {}
-    for name in ("red", "green", "blue"):
-        out[name] = str(write_cog(tmp / f"{name}.tif", data, crs, t))
+    for name, f in (("red", 1.0), ("green", 0.55), ("blue", 0.35)):
+        band = np.where(roof, (data * f).astype("uint16"), data)
+        out[name] = str(write_cog(tmp / f"{name}.tif", band, crs, t))
     return out
 
 
@@ -283,12 +286,16 @@ def _ground(n: int = 200, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 def test_clouds_flag_a_smooth_white_blob_not_a_roof():
+    """A soft white blob is cloud; a sharp-edged white roof (0.65, fresh paint or metal) and a red roof are not.
+
+    Roofs are what sitewatch looks for: masking them as cloud would hide new buildings.
+    """
     b = _ground()
     yy, xx = np.mgrid[:200, :200]
     blob = np.exp(-((yy - 60) ** 2 + (xx - 60) ** 2) / (2 * 15.0 ** 2))  # soft-edged cloud
     for k in b:
         b[k] = b[k] * (1 - blob) + 0.75 * blob
-    b["red"][150:155, 150:155] = b["green"][150:155, 150:155] = b["blue"][150:155, 150:155] = 0.8  # white roof
+    b["red"][150:155, 150:155] = b["green"][150:155, 150:155] = b["blue"][150:155, 150:155] = 0.65  # white roof
     b["red"][120:124, 30:34], b["green"][120:124, 30:34], b["blue"][120:124, 30:34] = 0.7, 0.35, 0.25  # red roof
     m = detect(b, res_m=10.0)
     assert m[60, 60] and m[60, 80] and m.dtype == bool
@@ -300,7 +307,7 @@ def test_clouds_flag_a_smooth_white_blob_not_a_roof():
 def test_clouds_leave_a_large_sharp_white_roof_alone():
     b = _ground(300)
     for k in b:
-        b[k][100:180, 100:180] = 0.78  # 40 x 40 m warehouse at 0.5 m: bigger than the smallest cloud
+        b[k][100:180, 100:180] = 0.65  # 40 x 40 m warehouse at 0.5 m: bigger than the smallest cloud
     m = detect(b, res_m=0.5)
     assert not m[110:170, 110:170].any()
 
