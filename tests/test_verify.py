@@ -176,3 +176,16 @@ def test_rehash_reports_changed_and_unreachable(tmp_path):
     tif.unlink()
     rep = rehash(store.path, verify(store.path))
     assert rep.rehash_counts["unreachable"] == 1 and "unreachable" in rep.rehash_lines[0]
+
+
+def test_expected_head_catches_cut_off_newest_review(reviewed):
+    fx, reviews = reviewed
+    head = verify(fx.path).head
+    assert head == reviews[-1].hash
+    con = _attacker(fx.path)
+    con.execute("DELETE FROM reviews WHERE review_id=?", (reviews[-1].review_id,))
+    con.execute("UPDATE detections SET status='pending' WHERE detection_id='det-b2'")  # cover the tracks
+    con.close()
+    assert verify(fx.path).ok  # the chain alone cannot tell
+    r = CliRunner().invoke(cli, ["verify", "--db", str(fx.path), "--head", head[:16]], standalone_mode=False)
+    assert isinstance(r.exception, ChainError) and "expected head" in str(r.exception)

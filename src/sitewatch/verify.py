@@ -15,7 +15,7 @@ from typing import Any
 
 from . import gpkg
 from .errors import ChainError, InputError, StoreError
-from .reviews import Review, chain_problems, latest_decisions
+from .reviews import GENESIS, Review, chain_problems, latest_decisions
 
 
 @dataclass
@@ -39,14 +39,16 @@ class Report:
     status_problems: list[str] = field(default_factory=list)
     rehash_lines: list[str] = field(default_factory=list)
     rehash_counts: dict[str, int] = field(default_factory=dict)
+    head: str = ""
 
     @property
     def ok(self) -> bool:
         return not (self.gpkg_problems or self.chain_problems or self.status_problems)
 
     def summary(self) -> str:
-        return (f"OK: {self.path}: {self.reviews} reviews, hash chain intact; {self.detections} detections, "
-                f"each status matches its latest review; {self.scenes} scenes; GeoPackage integrity ok")
+        return (f"OK: {self.path}: {self.reviews} reviews, hash chain intact (head {self.head}); "
+                f"{self.detections} detections, each status matches its latest review; {self.scenes} scenes; "
+                "GeoPackage integrity ok")
 
     def raise_for_problems(self) -> None:
         """One line naming the first problem (and how many more), as the CLI prints it."""
@@ -68,8 +70,13 @@ def _connect(path: Path) -> sqlite3.Connection:
     return con
 
 
-def verify(path: str | Path) -> Report:
-    """Check the file, the review chain and every detection's status."""
+def verify(path: str | Path, expect_head: str | None = None) -> Report:
+    """Check the file, the review chain and every detection's status.
+
+    The chain alone cannot show that its newest reviews were cut off, or that the whole
+    chain was rewritten; ``expect_head`` (a head hash noted down earlier, or a prefix of
+    it) catches both.
+    """
     path = Path(path)
     rep = Report(path)
     con = _connect(path)
@@ -97,6 +104,10 @@ def verify(path: str | Path) -> Report:
         con.close()
     rep.reviews, rep.detections = len(reviews), len(dets)
     rep.chain_problems = chain_problems(reviews)
+    rep.head = reviews[-1].hash if reviews else GENESIS
+    if expect_head and not any(r.hash.startswith(expect_head.lower()) for r in reviews):
+        rep.chain_problems.append(f"the chain does not hold the expected head {expect_head} "
+                                  f"(now {rep.head[:16]}...): reviews were removed or the chain was rewritten")
     latest = latest_decisions(reviews)
     known = {d[0] for d in dets}
     for det_id, status in dets:

@@ -77,7 +77,7 @@ def show(detection_id: str, db: str, out: str) -> None:
         if k != "detection_id" and v is not None:
             click.echo(f"  {k:16} {v}")
     for k, v in sorted(d.evidence.items()):
-        click.echo(f"  evidence.{k:7} {v}")
+        click.echo(f"  {'evidence.' + k:16} {v}")
     for role, scene_id in (("before", d.before_scene_id), ("after", d.after_scene_id)):
         try:
             s = store.scene(d.site_id, scene_id)

@@ -12,7 +12,10 @@ from .options import DB_OPTION
 @DB_OPTION
 @click.option("--rehash", is_flag=True,
               help="Also re-read each scene's source pixels and compare them with the stored SHA-256.")
-def command(db: str, rehash: bool) -> None:
+@click.option("--head", "expect_head", metavar="HASH",
+              help="Fail unless the chain still holds this review hash (as printed by an earlier verify): "
+                   "catches removed newest reviews and rewritten chains.")
+def command(db: str, rehash: bool, expect_head: str | None) -> None:
     """Check the review hash chain, every detection's status, and the GeoPackage.
 
     Exits non-zero naming the first broken record when a review was edited, deleted or
@@ -21,7 +24,7 @@ def command(db: str, rehash: bool) -> None:
     from ..verify import rehash as do_rehash
     from ..verify import verify
 
-    report = verify(db)
+    report = verify(db, expect_head)
     report.raise_for_problems()
     click.echo(report.summary())
     if not rehash:

@@ -6,7 +6,7 @@
   const CSRF = document.querySelector('meta[name="sitewatch-csrf"]').content;
   const KEY_REVIEWER = "sitewatch.reviewer";
   const $ = (id) => document.getElementById(id);
-  const state = { items: [], index: 0, current: null, mode: "side", blinkTimer: null, busy: false };
+  const state = { items: [], index: 0, current: null, mode: "side", blinkTimer: null, busy: false, seq: 0 };
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -95,7 +95,9 @@
     const cur = document.querySelector("#queue li.current");
     if (cur && cur.scrollIntoView) cur.scrollIntoView({ block: "nearest" });
     const id = state.items[i].detection_id;
+    const seq = ++state.seq;
     const d = await api("/api/detection/" + encodeURIComponent(id));
+    if (seq !== state.seq) return; // a later selection won: never show (or decide on) a stale one
     state.current = d;
     $("detail").hidden = false;
     $("title").textContent = d.kind.replace("_", " ") + " at " + (d.site_name || d.site_id) + " (" + d.detection_id + ")";
@@ -137,6 +139,8 @@
 
   async function decide(decision) {
     if (!state.current || state.busy) return;
+    const shown = state.items[state.index];
+    if (!shown || shown.detection_id !== state.current.detection_id) { say("Still loading, try again"); return; }
     if (!reviewer()) { askReviewer(); return; }
     state.busy = true;
     const id = state.current.detection_id;
