@@ -333,3 +333,27 @@ def test_probe_http_not_json(tmp_path):
         with pytest.raises(ImageryError) as e:
             probe(url)
     _one_line_naming(e, url)
+
+
+def test_stac_api_recovers_from_two_500s_and_a_429(monkeypatch):
+    from sitewatch import httpio
+
+    monkeypatch.setattr(httpio, "BACKOFF_S", 0.05)
+    with stac_api(_api_items(), max_limit=3) as api:
+        api.fail("/search", "500", times=2)
+        found = discover(api.url, aoi=AOI)
+        assert len(found.scenes) == 7
+        api.fail("/search", "429", times=1, retry_after=1)  # RFC 9110: whole seconds
+        assert len(discover(api.url, aoi=AOI).scenes) == 7
+
+
+def test_static_broken_child_link_is_named_and_the_rest_kept(tmp_path):
+    cat = write_static(tmp_path / "c", [_es("A", "2024-01-01T00:00:00Z")])
+    doc = json.loads(cat.read_text())
+    doc["links"].append({"rel": "child", "href": "./gone/collection.json"})
+    cat.write_text(json.dumps(doc))
+    with serve_dir(cat.parent) as srv:
+        found = discover(srv.url + "/catalog.json", aoi=AOI)
+    assert [s.scene_id for s in found.scenes] == ["A"]
+    (p,) = found.problems
+    assert "gone/collection.json" in p and "404" in p and "\n" not in p

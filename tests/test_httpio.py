@@ -117,3 +117,12 @@ def test_gdal_env_is_accepted_by_gdal(monkeypatch):
     with rasterio.Env(**env) as e:
         opts = e.options
     assert opts["GDAL_HTTP_MAX_RETRY"] == env["GDAL_HTTP_MAX_RETRY"]
+
+
+@pytest.mark.xfail(strict=True, reason="httpio has no Session factory yet (brief: 'a requests Session factory'); "
+                                       "needs httpio.session() -> requests.Session with the sitewatch User-Agent")
+def test_session_factory_reuses_connections(site):
+    s = httpio.session()
+    assert s.headers["User-Agent"] == httpio.USER_AGENT
+    for _ in range(3):
+        assert httpio.request("GET", site.url + "/doc.json", session=s).json()["hello"] == "world"
