@@ -82,7 +82,8 @@ def build_findings(path: Path) -> Fixture:
             rec = SceneRecord(scene_id=scene_id, site_id=sid, source="fixture", acquired=when, gsd_m=RES_M,
                               cloud_fraction=0.0, valid_fraction=1.0, sha256="ab" * 32, run_id=run,
                               footprint=footprint, grid_res_m=RES_M)
-            metrics = MetricsRecord(sid, scene_id, when, float(bands["red"].sum()), 120.0, None, 1, 5000.0, run)
+            metrics = MetricsRecord(sid, scene_id, when, float(bands["red"].sum()), 120.0, None, 1, 5000.0,
+                                    run)
             store.save_scene(rec, maps=b"\x00", detector="fixture 0", metrics=metrics,
                              quicklook=quicklook.png(quicklook.rgb8(bands), max_side=max_side),
                              grid=grid.to_dict())

@@ -64,7 +64,7 @@ class Report:
 def _connect(path: Path) -> sqlite3.Connection:
     if not path.is_file():
         raise InputError(f"{path}: no such GeoPackage")
-    con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60.0)
+    con = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=60.0)
     con.row_factory = sqlite3.Row
     gpkg.register_functions(con)
     return con
@@ -93,7 +93,8 @@ def verify(path: str | Path, expect_head: str | None = None) -> Report:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         missing = {"reviews", "detections", "scenes"} - tables
         if missing:
-            rep.gpkg_problems.append(f"not a sitewatch findings GeoPackage (missing layers: {', '.join(sorted(missing))})")
+            rep.gpkg_problems.append("not a sitewatch findings GeoPackage "
+                                     f"(missing layers: {', '.join(sorted(missing))})")
             return rep
         rows = con.execute("SELECT review_id, detection_id, reviewer, decision, note, at, prev_hash, hash "
                            "FROM reviews ORDER BY fid").fetchall()
@@ -156,7 +157,8 @@ def rehash(path: str | Path, report: Report, progress: Callable[[str], None] | N
             now = read_scene(ref, site.geometry, sc.grid_res_m).sha256
         except Exception as exc:  # any failure to fetch is "unreachable": report it, go on
             counts["unreachable"] += 1
-            report.rehash_lines.append(f"{what}: unreachable: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}")
+            why = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            report.rehash_lines.append(f"{what}: unreachable: {why}")
             continue
         if now == sc.sha256:
             counts["unchanged"] += 1
