@@ -93,7 +93,8 @@ def build_findings(path: Path) -> Fixture:
         assert _site_box(*next((lo, la) for s, lo, la in SITES if s == sid)).contains(geom)
         dets.append(DetectionRecord(
             detection_id=did, site_id=sid, kind=kind, before_date=BEFORE.date(), after_date=AFTER.date(),
-            before_scene_id=f"S2_{sid}_before", after_scene_id=f"S2_{sid}_after", area_m2=(px[2] - px[0]) * (px[3] - px[1]) * RES_M**2,
+            before_scene_id=f"S2_{sid}_before", after_scene_id=f"S2_{sid}_after",
+            area_m2=(px[2] - px[0]) * (px[3] - px[1]) * RES_M**2,
             length_m=None, score=score, geometry=geom, run_id=run,
             evidence={"contrast": 0.4, "persisted_scenes": 2, "label": "<b>bold</b>"}))
         fx.detection_ids.append(did)
