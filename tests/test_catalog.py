@@ -357,3 +357,37 @@ def test_static_broken_child_link_is_named_and_the_rest_kept(tmp_path):
     assert [s.scene_id for s in found.scenes] == ["A"]
     (p,) = found.problems
     assert "gone/collection.json" in p and "404" in p and "\n" not in p
+
+
+def test_folder_one_file_per_band(tmp_path):
+    d = tmp_path / "bands"
+    d.mkdir()
+    for b in ("red", "green", "blue", "nir", "scl"):
+        _tif(d / f"S1_20240301_{b}.tif", 1)
+    (s,) = discover(str(d), aoi=AOI).scenes
+    assert s.scene_id == "S1_20240301" and set(s.assets) == {"red", "green", "blue", "nir", "scl"}
+    assert Path(s.assets["scl"].href).name == "S1_20240301_scl.tif" and s.assets["scl"].band == 1
+
+
+def test_folder_unreadable_tiff_is_named(tmp_path):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    _tif(d / "ok_2024-01-01.tif", 3)
+    (d / "bad_2024-01-02.tif").write_text("<html>not a tiff</html>")
+    found = discover(str(d), aoi=AOI)
+    assert [s.scene_id for s in found.scenes] == ["ok_2024-01-01"]
+    (p,) = found.problems
+    assert "bad_2024-01-02.tif" in p and "\n" not in p
+
+
+def test_item_dates_start_datetime_and_unusable(tmp_path):
+    a = _es("A", "2024-01-01T00:00:00Z")
+    a["properties"]["datetime"] = None
+    a["properties"]["start_datetime"] = "2024-02-03T04:05:06Z"
+    b = _es("B", "2024-01-01T00:00:00Z")
+    b["properties"]["datetime"] = "yesterday"
+    found = discover(str(write_static(tmp_path / "c", [a, b])), aoi=AOI)
+    (s,) = found.scenes
+    assert s.scene_id == "A" and s.acquired == dt.datetime(2024, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
+    (p,) = found.problems
+    assert "B" in p and "datetime" in p
