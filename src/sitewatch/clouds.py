@@ -24,6 +24,9 @@ WHITE = 0.16
 MIN_AREA_M2 = 800.0
 #: Edge sharpness above which a bright region is a roof, not cloud (contrast per pixel / total contrast).
 SHARP = 0.35
+#: Snow (no scl to say so): reflectance above this in every visible band, and patches this large (m²).
+SNOW_BRIGHT = 0.55
+SNOW_MIN_M2 = 25.0
 #: Halo added around each cloud, metres.
 HALO_M = 15.0
 
@@ -36,6 +39,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     cand = (bright > BRIGHT) & (spread < WHITE)
     if not cand.any():
         return np.zeros(r.shape, dtype=bool)
+    b = np.minimum(np.minimum(r, g), b)  # the darkest visible band: high only for white things
     cand = ndimage.binary_opening(cand, iterations=1)
     lab, n = ndimage.label(cand)
     if not n:
@@ -58,5 +62,17 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
         sharp = float(np.median(grad[sl][edge])) / contrast if edge.any() else 0.0
         keep[i] = sharp < SHARP
     mask = keep[lab]
+    # snow and the cores of thick clouds: brighter and whiter than any roof, whatever their edges
+    snow = (bright > SNOW_BRIGHT) & (spread < WHITE) & (b > SNOW_BRIGHT)
+    if snow.any():
+        mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
     halo = max(1, int(round(HALO_M / res_m)))
     return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask
+
+
+def _components(mask: np.ndarray, min_px: int) -> np.ndarray:
+    lab, n = ndimage.label(mask)
+    if not n:
+        return mask
+    sizes = ndimage.sum_labels(mask, lab, np.arange(1, n + 1))
+    return np.concatenate([[False], sizes >= min_px])[lab]

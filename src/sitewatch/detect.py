@@ -36,7 +36,7 @@ BACKGROUND_M = 12.0
 #: Smallest building footprint, m² (and never under 12 pixels).
 MIN_BUILDING_M2 = 60.0
 #: Tower footprint range, m².
-TOWER_M2 = (3.0, 40.0)
+TOWER_M2 = (4.0, 40.0)
 #: Wall darkness: mean along the line, and at the pixel.
 WALL_LINE, WALL_PIXEL = 0.15, 0.12
 #: Widest faint band (mesh line and its shadow) read as a fence, metres.
@@ -75,6 +75,19 @@ def _components(mask: np.ndarray, min_px: int = 1, max_px: int | None = None) ->
     ok = (sizes >= min_px) & ((sizes <= max_px) if max_px else True)
     lut = np.concatenate([[False], ok])
     return lut[lab]
+
+
+def _compact(mask: np.ndarray, max_aspect: float = 2.0) -> np.ndarray:
+    """Keep roughly square components (towers), not slivers."""
+    lab, n = ndimage.label(mask)
+    if not n:
+        return mask
+    keep = np.zeros(n + 1, bool)
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is not None:
+            h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
+            keep[i] = max(h, w) <= max_aspect * min(h, w)
+    return keep[lab]
 
 
 def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
@@ -182,10 +195,11 @@ class StructureDetector:
         presence["fence"] = fence
         strength["fence"] = np.clip(bline / (2 * FENCE_LINE), 0, 1).astype(np.float32) * fence
         # towers: small, compact, bright squares with a shadow next to them
-        kt = max(1, int(round(1.5 / res)))
+        # at least 2 m across in every direction: wider than any wall top, narrower than a building
+        kt = max(2, int(math.ceil(2.0 / res)))
         bright_small = ndimage.binary_opening((b > 1.35) & valid, structure=np.ones((kt, kt), bool))
         lo, hi = (int(a / res ** 2) for a in TOWER_M2)
-        towers = _components(bright_small & ~building, max(2, lo), max(3, hi))
+        towers = _compact(_components(bright_small & ~building, max(2, lo), max(3, hi)))
         shade = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(1.5 / res))))
         lab, n = ndimage.label(towers)
         if n:
