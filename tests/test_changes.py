@@ -1,0 +1,244 @@
+"""Change tracking and site metrics on hand-made structure maps.
+
+Maps are drawn directly (no detector), so each test checks the dating and persistence
+rules alone: before = the last scene that saw the ground clearly without the structure,
+after = the first that saw it clearly with it; a structure standing for years is one
+change; a structure seen in one scene only is noise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from sitewatch.changes import Change, Metrics, Observation, measure, track
+from sitewatch.grid import Grid
+from sitewatch.structures import CHANGE_KINDS, KINDS, StructureMaps, kinds_for_gsd
+
+RES = 1.0
+N = 120
+GRID = Grid("EPSG:32645", Affine(RES, 0, 500000.0, 0, -RES, 4400000.0), N, N)
+BLOCK = (slice(20, 45), slice(30, 80))  # 50 x 25 m
+CLOUD = (slice(10, 60), slice(20, 90))  # covers the block
+
+
+def maps(*, block: bool = False, observed: np.ndarray | None = None, wall: np.ndarray | None = None,
+         extra: np.ndarray | None = None, grid: Grid = GRID, gsd: float = 0.5) -> StructureMaps:
+    kinds = kinds_for_gsd(gsd)
+    shape = grid.shape
+    presence = {k: np.zeros(shape, bool) for k in kinds}
+    if block:
+        presence["building"][BLOCK] = True
+    if extra is not None:
+        presence["building"] |= extra
+    if wall is not None and "wall" in kinds:
+        presence["wall"] |= wall
+    strength = {k: presence[k].astype(np.float32) * np.float32(0.8) for k in kinds}
+    obs = np.ones(shape, bool) if observed is None else observed
+    return StructureMaps(grid, kinds, presence, strength, obs)
+
+
+def day(i: int) -> dt.datetime:
+    return dt.datetime(2019, 1, 1, 5, tzinfo=dt.timezone.utc) + dt.timedelta(days=30 * i)
+
+
+def series(*scenes: StructureMaps) -> list[Observation]:
+    return [Observation(f"s{i}", day(i), m) for i, m in enumerate(scenes)]
+
+
+def cloudy() -> np.ndarray:
+    o = np.ones((N, N), bool)
+    o[CLOUD] = False
+    return o
+
+
+def _only(changes: list[Change], kind: str) -> Change:
+    got = [c for c in changes if c.kind == kind]
+    assert len(got) == 1, [(c.kind, c.before_scene_id, c.after_scene_id) for c in changes]
+    return got[0]
+
+
+def test_appearance_is_one_new_building_dated_by_the_bracketing_scenes():
+    obs = series(maps(), maps(), maps(block=True), maps(block=True), maps(block=True), maps(block=True))
+    changes = track(obs)
+    assert [c.kind for c in changes] == ["building_new"]  # it stays: one change, not one per scene
+    c = changes[0]
+    assert (c.before_scene_id, c.after_scene_id) == ("s1", "s2")
+    assert (c.before_date, c.after_date) == (day(1).date(), day(2).date())
+    assert c.area_m2 == pytest.approx(50 * 25, rel=0.02)
+    assert c.length_m is None
+    assert 0 < c.score <= 1
+    x0, y0, x1, y1 = c.geometry.bounds  # in the grid's CRS, metres
+    assert (x0, x1) == pytest.approx((500030.0, 500080.0)) and (y0, y1) == pytest.approx((4399955.0, 4399980.0))
+    assert c.geometry.geom_type == "MultiPolygon"
+    assert c.kind in CHANGE_KINDS
+    for k in ("magnitude",):
+        assert k in c.evidence
+
+
+def test_structure_under_cloud_is_dated_from_the_next_clear_scene():
+    # s2 is cloudy over the site: the block may stand there already, but nobody saw it
+    obs = series(maps(), maps(), maps(observed=cloudy()), maps(block=True), maps(block=True))
+    c = _only(track(obs), "building_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s1", "s3")
+
+
+def test_cloudy_scene_is_never_the_before_scene():
+    # s1 is cloudy; the block appears in s2; before must be s0, the last clear look
+    obs = series(maps(), maps(observed=cloudy()), maps(block=True), maps(block=True))
+    c = _only(track(obs), "building_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s0", "s2")
+
+
+def test_partly_seen_object_waits_for_a_clear_scene():
+    # s2 sees only the western half of the block (the rest under cloud): dating waits for s3
+    o = np.ones((N, N), bool)
+    o[:, 55:] = False
+    obs = series(maps(), maps(), maps(block=True, observed=o), maps(block=True), maps(block=True))
+    c = _only(track(obs), "building_new")
+    assert c.after_scene_id == "s3" and c.before_scene_id == "s1"
+
+
+def test_appear_then_disappear_is_new_then_removed():
+    obs = series(maps(), maps(block=True), maps(block=True), maps(block=True), maps(), maps())
+    changes = track(obs)
+    new, gone = _only(changes, "building_new"), _only(changes, "building_removed")
+    assert (new.before_scene_id, new.after_scene_id) == ("s0", "s1")
+    assert (gone.before_scene_id, gone.after_scene_id) == ("s3", "s4")
+    assert changes.index(new) < changes.index(gone)
+
+
+def _one_off(strength: float) -> list[Observation]:
+    blob = np.zeros((N, N), bool)
+    blob[80:95, 80:100] = True
+    noisy = maps(extra=blob)
+    noisy.strength["building"][blob] = strength
+    return series(maps(), maps(), noisy, maps(), maps())
+
+
+def test_one_scene_of_weak_noise_is_not_new():
+    assert [c for c in track(_one_off(0.4)) if c.kind.endswith("_new")] == []
+
+
+@pytest.mark.xfail(strict=True, reason="a removal needs prior support OR confirmation: a one-off false positive "
+                                      "(never confirmed) is 'removed' when the next two clear scenes lack it")
+def test_one_scene_of_weak_noise_is_not_removed_either():
+    assert track(_one_off(0.4)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="changes.STRONG: a change of strength >= 0.6 seen in one clear scene is "
+                                      "kept (as _new and _removed) even when the next clear scene contradicts "
+                                      "it; the brief asks for persistence in >= 2 clear scenes when available")
+def test_one_scene_of_strong_noise_is_nothing():
+    assert track(_one_off(0.8)) == []
+
+
+@pytest.mark.xfail(strict=True, reason="evidence['confirmed_by_next_clear_scene'] is a numpy bool; the store's "
+                                      "json.dumps(default=str) turns it into the string 'False'")
+def test_evidence_is_plain_json():
+    import json
+
+    c = _only(track(series(maps(), maps(), maps(block=True), maps(block=True))), "building_new")
+    assert json.loads(json.dumps(dict(c.evidence))) == dict(c.evidence)
+
+
+def test_newest_scene_alone_is_reported_but_with_a_lower_score():
+    last = track(series(maps(), maps(), maps(block=True)))
+    kept = track(series(maps(), maps(), maps(block=True), maps(block=True)))
+    a, b = _only(last, "building_new"), _only(kept, "building_new")
+    assert a.after_scene_id == b.after_scene_id == "s2"
+    assert a.score < b.score
+
+
+def test_no_change_without_observations_before():
+    assert track(series(maps(block=True))) == []
+    assert track([]) == []
+    # standing from the first scene on: nothing is new
+    assert track(series(maps(block=True), maps(block=True), maps(block=True))) == []
+
+
+def test_deterministic_whatever_the_input_order():
+    blob = np.zeros((N, N), bool)
+    blob[80:100, 80:110] = True
+    scenes = [maps(), maps(observed=cloudy()), maps(block=True), maps(block=True, extra=blob),
+              maps(block=True, extra=blob), maps(extra=blob), maps(extra=blob)]
+    obs = series(*scenes)
+    ref = track(obs)
+    key = [(c.kind, c.before_scene_id, c.after_scene_id, c.area_m2, c.score, c.geometry.wkb) for c in ref]
+    assert len(ref) == 3
+    for seed in range(3):
+        shuffled = obs[:]
+        random.Random(seed).shuffle(shuffled)
+        got = track(shuffled)
+        assert [(c.kind, c.before_scene_id, c.after_scene_id, c.area_m2, c.score, c.geometry.wkb) for c in got] == key
+
+
+def _square_ring(side_px: int, off: int, n: int, width: int = 1) -> np.ndarray:
+    m = np.zeros((n, n), bool)
+    m[off:off + side_px, off:off + side_px] = True
+    m[off + width:off + side_px - width, off + width:off + side_px - width] = False
+    return m
+
+
+def test_new_wall_has_a_length():
+    g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
+    ring = _square_ring(200, 30, 260, width=2)  # a 100 m square wall, 1 m thick
+    obs = series(maps(grid=g), maps(grid=g), maps(grid=g, wall=ring), maps(grid=g, wall=ring))
+    walls = [c for c in track(obs) if c.kind == "wall_new"]
+    assert walls and all(c.after_scene_id == "s2" for c in walls)
+    assert sum(c.length_m or 0 for c in walls) == pytest.approx(400, rel=0.08)
+
+
+def test_coarse_scenes_never_report_walls_fences_towers():
+    g = Grid("EPSG:32645", Affine(10, 0, 500000.0, 0, -10, 4400000.0), 60, 60)
+    blk = np.zeros((60, 60), bool)
+    blk[20:23, 20:30] = True  # 100 x 30 m
+    obs = series(maps(grid=g, gsd=10), maps(grid=g, gsd=10), maps(grid=g, gsd=10, extra=blk),
+                 maps(grid=g, gsd=10, extra=blk))
+    changes = track(obs)
+    assert [c.kind for c in changes] == ["building_new"]
+    assert changes[0].area_m2 == pytest.approx(3000)
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def test_measure_square_wall_length_and_enclosed_area():
+    g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
+    ring = _square_ring(200, 30, 260, width=2)  # 100 m side, 1 m thick
+    tower = np.zeros((260, 260), bool)
+    for r, c in ((30, 30), (30, 224), (224, 30)):
+        tower[r:r + 6, c:c + 6] = True
+    m = maps(grid=g, wall=ring)
+    m.presence["tower"][...] = tower
+    m.presence["building"][100:130, 60:160] = True  # 50 x 15 m
+    got = measure(m)
+    assert isinstance(got, Metrics)
+    assert got.wall_length_m == pytest.approx(400, rel=0.05)
+    assert got.fence_length_m == 0
+    assert got.tower_count == 3
+    assert got.built_area_m2 == pytest.approx(750)
+    assert got.enclosed_area_m2 == pytest.approx(99 * 99, rel=0.1)
+
+
+@pytest.mark.xfail(strict=True, reason="measure() subtracts the wall mask dilated by 2 m (to close gaps), so a "
+                                      "100 m enclosure loses ~4 m of each side: ~8% under the fill-minus-wall area")
+def test_measure_enclosed_area_within_three_percent():
+    g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
+    got = measure(maps(grid=g, wall=_square_ring(200, 30, 260, width=2)))
+    assert got.enclosed_area_m2 == pytest.approx(99 * 99, rel=0.03)
+
+
+def test_measure_coarse_scene_has_no_line_metrics():
+    g = Grid("EPSG:32645", Affine(10, 0, 500000.0, 0, -10, 4400000.0), 30, 30)
+    m = maps(grid=g, gsd=10)
+    m.presence["building"][5:8, 5:15] = True
+    got = measure(m)
+    assert got.built_area_m2 == pytest.approx(3000)
+    assert got.wall_length_m is None and got.fence_length_m is None
+    assert got.tower_count is None and got.enclosed_area_m2 is None
+    assert KINDS[0] == "building"
