@@ -391,3 +391,22 @@ def test_item_dates_start_datetime_and_unusable(tmp_path):
     assert s.scene_id == "A" and s.acquired == dt.datetime(2024, 2, 3, 4, 5, 6, tzinfo=dt.timezone.utc)
     (p,) = found.problems
     assert "B" in p and "datetime" in p
+
+
+@pytest.mark.xfail(strict=True, reason="catalog.scene_from_item reads gsd only from properties.gsd; Earth Search v1 "
+                                       "and others state it per asset (gsd, raster:bands spatial_resolution)")
+def test_gsd_from_red_asset_metadata(tmp_path):
+    it = _es("A", "2024-01-01T00:00:00Z")
+    del it["properties"]["gsd"]
+    it["assets"]["red"]["raster:bands"][0]["spatial_resolution"] = 10
+    it["assets"]["scl"]["gsd"] = 20
+    (s,) = discover(str(write_static(tmp_path / "c", [it])), aoi=AOI).scenes
+    assert s.gsd_m == 10.0
+
+
+@pytest.mark.xfail(strict=True, reason="catalog.scene_from_item lets the parent Collection's id override the item's "
+                                       "own 'collection' field, which STAC makes the authority")
+def test_item_collection_field_wins(tmp_path):
+    it = _es("A", "2024-01-01T00:00:00Z", collection="sentinel-2-c1-l2a")
+    (s,) = discover(str(write_static(tmp_path / "c", [it])), aoi=AOI).scenes
+    assert s.collection == "sentinel-2-c1-l2a"
