@@ -27,6 +27,10 @@ SITE_ID = "camp-01"
 SITE_NAME = "Fixture camp <script>alert('name')</script>"
 LON, LAT = 88.33, 43.36
 RES_M = 1.0
+#: Ground reflectance added per clear scene, in date order.
+GROUND_STEP = 0.025
+#: A patch of bare ground (row0, col0, row1, col1) away from every structure and the date label.
+GROUND_PATCH = (400, 440, 480, 510)
 EVIL_NOTE = "<script>document.title='pwned'</script> looks real"
 
 
@@ -98,8 +102,9 @@ def _presence(grid: Grid, groups: tuple[str, ...]) -> dict[str, np.ndarray]:
     return p
 
 
-def _bands(p: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-    g = rng.uniform(0.10, 0.14, size=p["wall"].shape).astype(np.float32)
+def _bands(p: dict[str, np.ndarray], rng: np.random.Generator, i: int) -> dict[str, np.ndarray]:
+    """Ground a little brighter each date (GROUND_STEP), so frames can be told apart by date."""
+    g = rng.uniform(0.08, 0.10, size=p["wall"].shape).astype(np.float32) + GROUND_STEP * i
     g[p["building"]] = 0.30
     g[p["wall"]] = 0.26
     g[p["fence"]] = 0.05
@@ -138,7 +143,7 @@ def build_timeline_db(path: Path) -> TimelineFixture:
                           acquired=when, gsd_m=0.5, cloud_fraction=0.0, valid_fraction=1.0,
                           sha256=f"{i + 1:x}" * 64, run_id=run, footprint=footprint, collection="demo-aerial",
                           href=f"https://example.org/aerial/{scene_id}.tif", grid_res_m=res)
-        ql = quicklook.png(quicklook.rgb8(_bands(p, rng)), **({"max_side": max_side} if max_side else {}))
+        ql = quicklook.png(quicklook.rgb8(_bands(p, rng, i)), **({"max_side": max_side} if max_side else {}))
         store.save_scene(rec, maps=maps.to_bytes(), detector="fixture 0", metrics=metrics, quicklook=ql,
                          grid=grid.to_dict())
         fx.clear_ids.append(scene_id)

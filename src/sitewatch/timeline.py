@@ -278,7 +278,7 @@ def metrics_chart(tl: SiteTimeline) -> bytes:
     axes[-1].set_ylim(-0.3, 4.3)
     axes[-1].set_yticks(range(5))
     for f in tl.falls:
-        axes[-1].axvspan(f.date_from, f.date_to, facecolor="none", edgecolor="0.3", hatch="///", linewidth=0)
+        axes[-1].axvspan(f.date_from, f.date_to, facecolor="none", edgecolor="0.7", hatch="//", linewidth=0)
     if not dates:
         axes[0].text(0.5, 0.5, "no clear scenes with metrics", transform=axes[0].transAxes, ha="center")
     axes[-1].set_xlabel("scene date (dotted lines: changes shown on this timeline; hatched: level fell)",
@@ -371,7 +371,8 @@ def _measure(d: DetectionRecord) -> str:
         parts.append(f"length about {d.length_m:,.0f} m")
     if d.area_m2 is not None:
         parts.append(f"area about {d.area_m2:,.0f} m²")
-    return ", ".join(parts)
+    text = ", ".join(parts)
+    return text[:1].upper() + text[1:] + "." if text else ""
 
 
 def _pair(store: Store, f: Finding) -> str:
@@ -398,7 +399,7 @@ def _pair(store: Store, f: Finding) -> str:
     return (f'<section class="{cls}" data-detection-id="{_e(d.detection_id)}" data-status="{_e(d.status)}">'
             f'<h3>{_e(KIND_WORDS.get(d.kind, d.kind))}{tag}</h3><p>{word_b.capitalize()} on {d.before_date.isoformat()}, {word_a} on '
             f'{d.after_date.isoformat()}: it {"was removed" if removed else "appeared"} between these two clear '
-            f'scenes. {_e(_measure(d))}. Detector score {d.score:.2f}.<br>{who}{note}<br>'
+            f'scenes. {_e(_measure(d))} Detector score {d.score:.2f}.<br>{who}{note}<br>'
             f'<span class="muted">detection {_e(d.detection_id)}</span></p>'
             f'<div class="imgs">{"".join(figs)}</div></section>')
 
@@ -508,6 +509,8 @@ def write_site(db: str | os.PathLike[str], site_id: str, out_dir: str | os.PathL
     _write_bytes(folder / "metrics.png", chart)
     if gif is not None:
         _write_bytes(folder / "timelapse.gif", gif)
+    else:  # no clear scene with a quicklook: a GIF from an earlier build would mislead
+        (folder / "timelapse.gif").unlink(missing_ok=True)
     _write_csv(folder / "findings.csv", FINDING_FIELDS, [f.row() for f in tl.findings])
     _write_bytes(folder / "findings.geojson", json.dumps(findings_geojson(tl), indent=1).encode())
     _write_csv(folder / "provenance.csv", PROVENANCE_FIELDS, provenance_rows(tl))
