@@ -33,6 +33,8 @@ from .structures import Detector, StructureMaps
 
 #: Below this fraction of clear ground over the site a scene is recorded as unusable.
 MIN_VALID_FRACTION = 0.05
+#: A scene with more of the site hidden than this cannot show a fall in security level.
+MAX_HIDDEN_FOR_FALL = 0.005
 
 
 @dataclass(frozen=True)
@@ -230,7 +232,26 @@ def redate_site(store: Store, site_id: str, run_id: str) -> int:
         grid = obs[0].maps.grid
         records += [detection_record(site_id, c, grid, run_id) for c in track(obs)]
     stored = store.detections(site_id=site_id)
-    return store.save_detections([r for r in records if not any(same_event(r, s) for s in stored)])
+    added = store.save_detections([r for r in records if not any(same_event(r, s) for s in stored)])
+    # security level per scene, from the same maps (needs every scene of the site: levels compare layouts)
+    from .security import levels_over_time, store_updates
+
+    maps = {o.scene_id: o.maps for obs in by_res.values() for o in obs}
+    levels = store_updates(levels_over_time(store.metrics(site_id), maps))
+    # A perimeter half under cloud is not a fall in security: a lower level from a partly hidden
+    # scene is not claimed (a fall is only reported from scenes that saw the whole site).
+    last = None
+    for rec in sorted(store.metrics(site_id), key=lambda r: (r.acquired, r.scene_id)):
+        level, why = levels.get(rec.scene_id, (None, ""))
+        m = maps.get(rec.scene_id)
+        hidden = 1 - float(m.observed.mean()) if m is not None else 0.0
+        if level is not None and last is not None and level < last and hidden > MAX_HIDDEN_FOR_FALL:
+            levels[rec.scene_id] = (None, f"not assessed: {hidden:.1%} of the site hidden by cloud or no data, "
+                                          f"and a fall from level {last} cannot be told from what is hidden")
+        elif level is not None:
+            last = level
+    store.update_security(site_id, levels)
+    return added
 
 
 def same_event(a: DetectionRecord, b: DetectionRecord, min_iou: float = 0.3) -> bool:
