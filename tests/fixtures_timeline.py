@@ -113,7 +113,7 @@ def _bands(p: dict[str, np.ndarray], rng: np.random.Generator, i: int) -> dict[s
 
 
 def _pixels_to_wgs84(grid: Grid, r0: int, c0: int, r1: int, c1: int) -> MultiPolygon:
-    (x0, y0), (x1, y1) = grid.transform * (c0, r0), grid.transform * (c1, r1)
+    (x0, y0), (x1, y1) = grid.transform @ (c0, r0), grid.transform @ (c1, r1)
     return MultiPolygon([to_crs(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)), grid.crs, "EPSG:4326")])
 
 

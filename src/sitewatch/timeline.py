@@ -161,8 +161,8 @@ def _view(png: bytes, grid: Mapping[str, Any], window: tuple[float, float, float
     g = Grid.from_dict(dict(grid))
     sx, sy = img.width / g.width, img.height / g.height
     inv = ~g.transform
-    c0, r0 = inv * (window[0], window[3])
-    c1, r1 = inv * (window[2], window[1])
+    c0, r0 = inv @ (window[0], window[3])
+    c1, r1 = inv @ (window[2], window[1])
     box_px = (c0 * sx, r0 * sy, c1 * sx, r1 * sy)
     canvas = Image.new("RGB", (img.width + 2, img.height + 2), (96, 96, 96))
     canvas.paste(img, (1, 1))
