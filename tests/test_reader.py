@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from affine import Affine
-from pyproj import Transformer
 from servers import serve_dir, write_cog
 from shapely.geometry import Point, box
 
@@ -234,7 +233,7 @@ def test_remote_500_always_is_a_fetch_error(remote):
     _one_line(e, urls["green"])
 
 
-def test_remote_retries_two_500s_then_reads(remote, tmp_path):
+def test_remote_retries_two_500s_then_reads(remote):
     srv, urls, root = remote
     srv.fail("/blue.tif", "500", times=2)
     r = read_scene(_scene("x", urls), AOI, res_m=10.0)
