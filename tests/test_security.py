@@ -128,3 +128,23 @@ def test_no_desecuritisation_when_level_holds_or_rises():
 def test_rule_is_written_down():
     for words in ("too coarse", "perimeter", "internal fences", "watchtowers", "layered", "estimate"):
         assert words in RULE.lower()
+
+
+def test_site_levels_prefer_what_the_run_stored(tmp_path):
+    from shapely.geometry import box
+
+    from sitewatch.security import site_levels
+    from sitewatch.sites import Site
+    from sitewatch.store import SceneRecord, Store
+
+    store = Store(tmp_path / "f.gpkg")
+    store.upsert_sites([Site("s", box(88.0, 43.0, 88.01, 43.01))])
+    for i, kw in enumerate([dict(internal=True, towers=2), dict()]):
+        r, maps = _row(i, kw, i * 3)
+        store.save_scene(SceneRecord(r.scene_id, "s", "t", r.acquired, 0.5, 0.0, 1.0, None, "r", grid_res_m=1.0),
+                         maps=maps.to_bytes(), metrics=r)
+    assert [x.level for x in site_levels(store, "s")] == [3, 1]  # estimated from the stored maps
+    store.update_security("s", {"sc1": (None, "not assessed: cloud")})
+    levels = site_levels(store, "s")
+    assert [x.level for x in levels] == [3, None] and levels[1].reasons == ("not assessed: cloud",)
+    assert desecuritisation(levels) == []

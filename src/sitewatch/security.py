@@ -230,17 +230,31 @@ def store_updates(levels: Sequence[DatedLevel]) -> dict[str, tuple[int | None, s
     return {x.scene_id: (x.level, "; ".join(x.reasons)) for x in levels}
 
 
-def site_levels(store: Any, site_id: str) -> list[DatedLevel]:
-    """Levels of every scene with metrics at a site, using its stored maps where present."""
+def site_levels(store: Any, site_id: str, *, prefer_stored: bool = True) -> list[DatedLevel]:
+    """Levels of every scene with metrics at a site.
+
+    A level the monitoring run stored (``site_metrics.security_level`` with its reasons) is
+    used as stored, so what a page shows matches the GeoPackage; scenes without one are
+    estimated here from their metrics and stored maps.
+    """
     from .structures import StructureMaps
 
+    rows = sorted(store.metrics(site_id), key=lambda r: (r.acquired, r.scene_id))
+    todo = [r for r in rows if not (prefer_stored and r.security_reasons)]
     maps = {}
-    for rec, blob in store.scene_maps(site_id):
-        try:
-            maps[rec.scene_id] = StructureMaps.from_bytes(blob)
-        except Exception:  # unreadable or foreign maps: fall back to the metrics for that scene
-            continue
-    return levels_over_time(store.metrics(site_id), maps)
+    if todo:
+        want = {r.scene_id for r in todo}
+        for rec, blob in store.scene_maps(site_id):
+            if rec.scene_id not in want:
+                continue
+            try:
+                maps[rec.scene_id] = StructureMaps.from_bytes(blob)
+            except Exception:  # unreadable or foreign maps: fall back to the metrics for that scene
+                continue
+    computed = {x.scene_id: x for x in levels_over_time(todo, maps)}
+    return [computed.get(r.scene_id) or DatedLevel(r.scene_id, r.acquired, r.security_level,
+                                                   tuple(r.security_reasons.split("; ")))
+            for r in rows]
 
 
 __all__ = ["RULE", "SecurityLevel", "DatedLevel", "Desecuritisation", "estimate", "layout", "levels_over_time",
