@@ -108,8 +108,6 @@ def test_static_local_filters_sorts_and_maps(static_catalog):
     json.dumps(props)
 
 
-@pytest.mark.xfail(strict=True, reason="catalog._band_assets takes the first asset with a common name, so a JP2 "
-                                       "twin listed before the COG wins (needs: prefer TIFF, single-band assets)")
 def test_band_mapping_prefers_cog_over_jp2_twin(tmp_path):
     cat = write_static(tmp_path / "c", [_by_common_name("J", "2024-01-01T00:00:00Z", jp2_first=True)])
     (s,) = discover(str(cat), aoi=AOI).scenes
@@ -393,8 +391,6 @@ def test_item_dates_start_datetime_and_unusable(tmp_path):
     assert "B" in p and "datetime" in p
 
 
-@pytest.mark.xfail(strict=True, reason="catalog.scene_from_item reads gsd only from properties.gsd; Earth Search v1 "
-                                       "and others state it per asset (gsd, raster:bands spatial_resolution)")
 def test_gsd_from_red_asset_metadata(tmp_path):
     it = _es("A", "2024-01-01T00:00:00Z")
     del it["properties"]["gsd"]
@@ -404,8 +400,6 @@ def test_gsd_from_red_asset_metadata(tmp_path):
     assert s.gsd_m == 10.0
 
 
-@pytest.mark.xfail(strict=True, reason="catalog.scene_from_item lets the parent Collection's id override the item's "
-                                       "own 'collection' field, which STAC makes the authority")
 def test_item_collection_field_wins(tmp_path):
     it = _es("A", "2024-01-01T00:00:00Z", collection="sentinel-2-c1-l2a")
     (s,) = discover(str(write_static(tmp_path / "c", [it])), aoi=AOI).scenes

@@ -119,8 +119,6 @@ def test_gdal_env_is_accepted_by_gdal(monkeypatch):
     assert opts["GDAL_HTTP_MAX_RETRY"] == env["GDAL_HTTP_MAX_RETRY"]
 
 
-@pytest.mark.xfail(strict=True, reason="httpio has no Session factory yet (brief: 'a requests Session factory'); "
-                                       "needs httpio.session() -> requests.Session with the sitewatch User-Agent")
 def test_session_factory_reuses_connections(site):
     s = httpio.session()
     assert s.headers["User-Agent"] == httpio.USER_AGENT

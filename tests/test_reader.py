@@ -304,7 +304,6 @@ _SNOW_RULE = ("clouds.detect masks any white patch brighter than 0.55 and larger
               "suggested: snow by NDSI when swir16 is present, else only patches of ~1 ha or more")
 
 
-@pytest.mark.xfail(strict=True, reason=_SNOW_RULE)
 def test_clouds_leave_sharp_white_roofs_alone():
     """Roofs are what sitewatch looks for: masking them as cloud or snow would hide new buildings."""
     b = _ground()
@@ -316,7 +315,6 @@ def test_clouds_leave_sharp_white_roofs_alone():
     assert not detect(b, res_m=0.5)[110:170, 110:170].any()
 
 
-@pytest.mark.xfail(strict=True, reason=_SNOW_RULE)
 def test_snow_and_roofs_told_apart_by_swir():
     b = _ground()
     b["swir16"] = (b["red"] + 0.1).astype("float32")

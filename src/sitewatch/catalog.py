@@ -149,38 +149,71 @@ def _parse_time(s: Any) -> dt.datetime | None:
     return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(dt.timezone.utc)
 
 
+def _is_tiff(asset: Mapping[str, Any], href: str) -> bool:
+    t = str(asset.get("type") or "").lower()
+    return "tiff" in t if t else href.lower().split("?")[0].endswith(TIFF_SUFFIXES)
+
+
+def _scale_offset(rb: Any) -> tuple[float, float]:
+    rb = rb if isinstance(rb, dict) else {}
+    return float(rb.get("scale", 1.0) or 1.0), float(rb.get("offset", 0.0) or 0.0)
+
+
 def _band_assets(assets: Mapping[str, Any], base: str) -> dict[str, AssetRef]:
-    """Band common name -> where its pixels are: ``eo:bands`` first, then Earth Search keys, then ``visual``."""
-    out: dict[str, AssetRef] = {}
+    """Band common name -> where its pixels are: ``eo:bands`` first, then Earth Search keys, then ``visual``.
+
+    Several assets can carry one common name (Earth Search lists a COG ``red`` and a JP2
+    ``red-jp2``; ``visual`` also says red, green, blue): a GeoTIFF beats other formats, a
+    single-band asset beats a band of a multi-band one, and the asset keyed by the name wins
+    a tie, whatever order the JSON lists them in.
+    """
+    best: dict[str, tuple[tuple[int, int, int], AssetRef]] = {}
+
+    def offer(name: str, rank: tuple[int, int, int], ref: AssetRef) -> None:
+        if name not in best or rank < best[name][0]:
+            best[name] = (rank, ref)
+
     for key, a in assets.items():
         if not isinstance(a, dict) or not a.get("href"):
             continue
         href = resolve(str(a["href"]), base)
         bands = a.get("eo:bands") or a.get("bands") or []
+        bands = bands if isinstance(bands, list) else []
         raster = a.get("raster:bands") or []
-        for i, b in enumerate(bands if isinstance(bands, list) else []):
+        not_tiff = 0 if _is_tiff(a, href) else 1
+        named = False
+        for i, b in enumerate(bands):
             if not isinstance(b, dict):
                 continue
             cn = b.get("common_name") or b.get("eo:common_name")
-            name = str(b.get("name", "")).lower()
-            if cn not in WANTED and name == "scl":
+            if cn not in WANTED and str(b.get("name", "")).lower() == "scl":
                 cn = "scl"
-            if cn in WANTED and cn not in out:
+            if cn in WANTED:
+                named = True
                 rb = raster[i] if i < len(raster) and isinstance(raster[i], dict) else b
-                out[cn] = AssetRef(href, i + 1, float(rb.get("scale", 1.0) or 1.0), float(rb.get("offset", 0.0) or 0.0))
-    for name, key in ASSET_KEYS.items():
-        a = assets.get(key)
-        if name not in out and isinstance(a, dict) and a.get("href"):
-            rb = (a.get("raster:bands") or [{}])[0]
-            rb = rb if isinstance(rb, dict) else {}
-            out[name] = AssetRef(resolve(str(a["href"]), base), 1, float(rb.get("scale", 1.0) or 1.0),
-                                 float(rb.get("offset", 0.0) or 0.0))
+                offer(str(cn), (not_tiff, int(len(bands) > 1), int(key != cn)), AssetRef(href, i + 1, *_scale_offset(rb)))
+        if key in ASSET_KEYS and not named:
+            offer(ASSET_KEYS[key], (not_tiff, 0, 0), AssetRef(href, 1, *_scale_offset((raster or [{}])[0])))
+    out = {name: ref for name, (_, ref) in best.items()}
     visual = assets.get("visual")
     if isinstance(visual, dict) and visual.get("href") and not {"red", "green", "blue"} <= set(out):
         href = resolve(str(visual["href"]), base)
         for i, name in enumerate(("red", "green", "blue")):
             out.setdefault(name, AssetRef(href, i + 1))
     return out
+
+
+def _gsd(props: Mapping[str, Any], assets: Mapping[str, Any]) -> float | None:
+    """Ground sample distance: ``properties.gsd``, else the red asset's ``gsd`` or ``raster:bands`` resolution."""
+    candidates: list[Any] = [props.get("gsd")]
+    red = next((a for k, a in assets.items() if isinstance(a, dict) and (k == "red" or any(
+        isinstance(b, dict) and b.get("common_name") == "red" for b in (a.get("eo:bands") or [])))), None)
+    if red is not None:
+        candidates.append(red.get("gsd"))
+        rb = (red.get("raster:bands") or [{}])[0]
+        candidates.append(rb.get("spatial_resolution") if isinstance(rb, dict) else None)
+    return next((float(v) for v in candidates if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0),
+                None)
 
 
 def _json_props(props: Mapping[str, Any]) -> dict[str, Any]:
@@ -209,10 +242,10 @@ def scene_from_item(item: Mapping[str, Any], item_href: str, source: str,
             geom = shape(item["geometry"])
         except Exception:  # malformed geometry: treat as unknown footprint, the read will tell
             geom = None
-    gsd = props.get("gsd")
+    own = item.get("collection")
     return SceneRef(scene_id=iid, source=source, acquired=acquired, assets=assets,
-                    collection=collection or item.get("collection"), footprint=geom,
-                    gsd_m=float(gsd) if isinstance(gsd, (int, float)) else None,
+                    collection=own if isinstance(own, str) and own else collection, footprint=geom,
+                    gsd_m=_gsd(props, item.get("assets") or {}),
                     href=item_href, properties=_json_props(props))
 
 

@@ -27,6 +27,10 @@ SHARP = 0.35
 #: Snow (no scl to say so): reflectance above this in every visible band, and patches this large (m²).
 SNOW_BRIGHT = 0.55
 SNOW_MIN_M2 = 25.0
+#: Without SWIR, a scene needs this much very bright white ground (m²) to be called snowy.
+SNOWY_SCENE_M2 = 10_000.0
+#: Normalised difference snow index (green vs swir16) above which bright white is snow.
+NDSI_SNOW = 0.4
 #: Halo added around each cloud, metres.
 HALO_M = 15.0
 
@@ -40,6 +44,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     if not cand.any():
         return np.zeros(r.shape, dtype=bool)
     b = np.minimum(np.minimum(r, g), b)  # the darkest visible band: high only for white things
+
     cand = ndimage.binary_opening(cand, iterations=1)
     lab, n = ndimage.label(cand)
     if not n:
@@ -62,9 +67,16 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
         sharp = float(np.median(grad[sl][edge])) / contrast if edge.any() else 0.0
         keep[i] = sharp < SHARP
     mask = keep[lab]
-    # snow and the cores of thick clouds: brighter and whiter than any roof, whatever their edges
+    # Snow: with swir16, by its index (snow is dark in SWIR, roofs are not); without it, very
+    # bright white ground counts as snow only in a scene with a lot of it (a snowy day), so a
+    # white roof on a snowless day stays a roof.
     snow = (bright > SNOW_BRIGHT) & (spread < WHITE) & (b > SNOW_BRIGHT)
     if snow.any():
+        if "swir16" in bands:
+            sw = np.nan_to_num(bands["swir16"], nan=0.0)
+            snow &= (g - sw) / np.maximum(g + sw, 1e-4) > NDSI_SNOW
+        elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2:
+            snow[...] = False
         mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
     halo = max(1, int(round(HALO_M / res_m)))
     return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask

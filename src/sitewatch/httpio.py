@@ -40,6 +40,17 @@ def retries() -> int:
     return int(os.environ.get("SITEWATCH_HTTP_RETRIES", str(MAX_RETRIES)))
 
 
+def session() -> requests.Session:
+    """A Session that says it is sitewatch; pass it to :func:`request` to reuse connections.
+
+    Timeouts and retries live in :func:`request`, not in the Session, so no request made
+    through this module can go without them.
+    """
+    s = requests.Session()
+    s.headers["User-Agent"] = USER_AGENT
+    return s
+
+
 def _retry_after(resp: requests.Response) -> float | None:
     v = resp.headers.get("Retry-After")
     if not v:
