@@ -124,8 +124,6 @@ def test_one_scene_of_weak_noise_is_not_new():
     assert [c for c in track(_one_off(0.4)) if c.kind.endswith("_new")] == []
 
 
-@pytest.mark.xfail(strict=True, reason="a removal needs prior support OR confirmation: a one-off false positive "
-                                      "(never confirmed) is 'removed' when the next two clear scenes lack it")
 def test_one_scene_of_weak_noise_is_not_removed_either():
     assert track(_one_off(0.4)) == []
 
@@ -137,8 +135,6 @@ def test_one_scene_of_strong_noise_is_nothing():
     assert track(_one_off(0.8)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="evidence['confirmed_by_next_clear_scene'] is a numpy bool; the store's "
-                                      "json.dumps(default=str) turns it into the string 'False'")
 def test_evidence_is_plain_json():
     import json
 
@@ -225,8 +221,6 @@ def test_measure_square_wall_length_and_enclosed_area():
     assert got.enclosed_area_m2 == pytest.approx(99 * 99, rel=0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="measure() subtracts the wall mask dilated by 2 m (to close gaps), so a "
-                                      "100 m enclosure loses ~4 m of each side: ~8% under the fill-minus-wall area")
 def test_measure_enclosed_area_within_three_percent():
     g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
     got = measure(maps(grid=g, wall=_square_ring(200, 30, 260, width=2)))

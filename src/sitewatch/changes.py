@@ -296,7 +296,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
                 return None
             confirmed = still
             break
-    if not supported and not confirmed:
+    if not supported:  # it was absent before ``before``: a one-scene error going away, not a removal
         return None
     full = np.zeros(P[0].shape, bool)
     full[sl] = obj
@@ -308,7 +308,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     geom = _polygons(full, transform)
     ev = {"maps": [kind], "direction": "new" if new else "removed", "magnitude": round(mag, 3),
           "strength_before": round(float(S[a][sl][obj].mean()), 3), "strength_after": round(float(S[b][sl][obj].mean()), 3),
-          "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": confirmed,
+          "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
           "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
     return Change(f"{kind}_{'new' if new else 'removed'}", geom, obs[a].scene_id, obs[a].acquired.date(),
                   obs[b].scene_id, obs[b].acquired.date(), area, None if length is None else round(length, 1),
@@ -323,6 +323,8 @@ def measure(maps: StructureMaps) -> Metrics:
         return Metrics(built, None, None, None, None)
     wall, fence = maps.presence["wall"], maps.presence["fence"]
     _, towers = ndimage.label(maps.presence["tower"])
-    barrier = _dilate(wall | fence, max(1, int(round(2.0 / res))))
-    enclosed = ndimage.binary_fill_holes(barrier) & ~barrier
+    grow = max(1, int(round(2.0 / res)))  # close small gaps in the perimeter before filling it
+    barrier = _dilate(wall | fence, grow)
+    holes = ndimage.binary_fill_holes(barrier) & ~barrier
+    enclosed = _dilate(holes, grow) & ~(wall | fence)  # give back the inner side of the closing
     return Metrics(built, _length_m(wall, res), _length_m(fence, res), int(towers), float(enclosed.sum()) * res * res)
