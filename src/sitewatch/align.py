@@ -76,7 +76,12 @@ def fit_gain(image: np.ndarray, reference: np.ndarray, mask: np.ndarray, iterati
     """Robust linear fit ``reference ≈ gain * image + offset`` on pixels that did not change."""
     x, y = image[mask].astype(np.float64), reference[mask].astype(np.float64)
     keep = np.isfinite(x) & np.isfinite(y)
-    gain, offset = 1.0, 0.0
+    # robust start: the median ratio, then drop what disagrees with it before any least squares
+    ratio = np.median(y[keep] / np.maximum(x[keep], 1e-6)) if keep.any() else 1.0
+    res0 = y - ratio * x
+    s0 = 1.4826 * np.median(np.abs(res0[keep] - np.median(res0[keep]))) + 1e-9 if keep.any() else 1.0
+    keep &= np.abs(res0 - np.median(res0[keep] if keep.any() else res0)) < 3 * s0
+    gain, offset = float(ratio), 0.0
     for _ in range(iterations):
         if keep.sum() < 10:
             break
