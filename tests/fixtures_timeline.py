@@ -134,7 +134,8 @@ def build_timeline_db(path: Path) -> TimelineFixture:
         maps = StructureMaps(grid, KINDS, p, {k: v.astype(np.float32) for k, v in p.items()},
                              np.ones(grid.shape, bool))
         wall_m = float(p["wall"].sum()) / 2 * res
-        fence_m = float(sum((r1 - r0) * (c1 - c0) for r0, c0, r1, c1 in FENCES) / 2 * res) if "fences" in groups else 0.0
+        fence_px = sum((r1 - r0) * (c1 - c0) for r0, c0, r1, c1 in FENCES) if "fences" in groups else 0
+        fence_m = float(fence_px) / 2 * res
         barrier = ndimage.binary_dilation(p["wall"] | p["fence"], iterations=2)
         enclosed = float((ndimage.binary_fill_holes(barrier) & ~barrier).sum()) * res * res
         metrics = MetricsRecord(SITE_ID, scene_id, when, float(p["building"].sum()) * res * res, wall_m, fence_m,

@@ -79,7 +79,8 @@ def test_findings_match_the_geopackage(built):
                 assert r[k] == str(d[k])[:10] if k.endswith("date") else r[k] == d[k], k
             assert float(r["area_m2"]) == pytest.approx(d["area_m2"])
             if d["status"] == "confirmed":
-                last = [v for v in reviews if v["detection_id"] == d["detection_id"] and v["decision"] == "confirmed"][-1]
+                last = [v for v in reviews
+                        if v["detection_id"] == d["detection_id"] and v["decision"] == "confirmed"][-1]
                 assert (r["reviewer"], r["reviewed_at"]) == (last["reviewer"], last["at"])
             else:
                 assert r["reviewer"] == r["reviewed_at"] == ""
@@ -175,7 +176,8 @@ def test_page_in_headless_chromium(built):
                 assert page.locator("section.pair.unverified").count() == unverified
                 assert page.locator("section.pair figure.before img").count() == pairs
                 assert page.locator("section.pair figure.after img").count() == pairs
-                broken = page.locator("img").evaluate_all("els => els.filter(e => !e.complete || !e.naturalWidth).length")
+                broken = page.locator("img").evaluate_all(
+                    "els => els.filter(e => !e.complete || !e.naturalWidth).length")
                 assert broken == 0
                 note = page.locator('section[data-detection-id="det-towers-gone"] .review-note').inner_text()
                 assert note.startswith("<script>document.title=")

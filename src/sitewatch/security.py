@@ -186,7 +186,8 @@ def estimate(metrics: MetricsLike, maps: Any | None = None) -> SecurityLevel:
     level, why = 1, [f"perimeter encloses {enclosed:,.0f} m² (walls {wall:.0f} m, fences {fence:.0f} m)"]
     if lay is not None:
         internal = lay.courtyards >= 2 or lay.internal_m >= MIN_INTERNAL_M
-        detail = f"{lay.courtyards} courtyard{'s' if lay.courtyards != 1 else ''}, {lay.internal_m:.0f} m of fence inside the perimeter"
+        plural = "s" if lay.courtyards != 1 else ""
+        detail = f"{lay.courtyards} courtyard{plural}, {lay.internal_m:.0f} m of fence inside the perimeter"
     else:
         outline = 4.0 * math.sqrt(enclosed)
         internal = wall + fence >= EXCESS_FACTOR * outline + MIN_INTERNAL_M
@@ -221,8 +222,8 @@ def levels_over_time(rows: Sequence[Any], maps: Mapping[str, Any] | None = None)
 def desecuritisation(levels: Sequence[DatedLevel]) -> list[Desecuritisation]:
     """Every fall in level between consecutive scenes that have one (coarse scenes are skipped)."""
     known = [x for x in levels if x.level is not None]
-    return [Desecuritisation(a.date, b.date, int(a.level), int(b.level), a.scene_id, b.scene_id)  # type: ignore[arg-type]
-            for a, b in zip(known, known[1:]) if b.level < a.level]  # type: ignore[operator]
+    return [Desecuritisation(a.date, b.date, int(a.level or 0), int(b.level or 0), a.scene_id, b.scene_id)
+            for a, b in zip(known, known[1:]) if (b.level or 0) < (a.level or 0)]
 
 
 def store_updates(levels: Sequence[DatedLevel]) -> dict[str, tuple[int | None, str]]:

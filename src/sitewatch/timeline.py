@@ -20,7 +20,6 @@ import datetime as dt
 import html
 import io
 import json
-import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -397,7 +396,8 @@ def _pair(store: Store, f: Finding) -> str:
     cls = "pair unverified" if f.unverified else "pair"
     tag = ' <span class="tag">unverified</span>' if f.unverified else ""
     return (f'<section class="{cls}" data-detection-id="{_e(d.detection_id)}" data-status="{_e(d.status)}">'
-            f'<h3>{_e(KIND_WORDS.get(d.kind, d.kind))}{tag}</h3><p>{word_b.capitalize()} on {d.before_date.isoformat()}, {word_a} on '
+            f'<h3>{_e(KIND_WORDS.get(d.kind, d.kind))}{tag}</h3>'
+            f'<p>{word_b.capitalize()} on {d.before_date.isoformat()}, {word_a} on '
             f'{d.after_date.isoformat()}: it {"was removed" if removed else "appeared"} between these two clear '
             f'scenes. {_e(_measure(d))} Detector score {d.score:.2f}.<br>{who}{note}<br>'
             f'<span class="muted">detection {_e(d.detection_id)}</span></p>'
@@ -496,7 +496,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_site(db: str | os.PathLike[str], site_id: str, out_dir: str | os.PathLike[str],
+def write_site(db: str | os.PathLike[str] | Store, site_id: str, out_dir: str | os.PathLike[str],
                include_pending: bool = False, *, accessed: dt.date | None = None) -> Path:
     """Write a site's timeline under ``out_dir/SITE_ID/``; returns the page's path."""
     store = db if isinstance(db, Store) else Store(db, create=False)
@@ -520,7 +520,8 @@ def write_site(db: str | os.PathLike[str], site_id: str, out_dir: str | os.PathL
     return folder / "index.html"
 
 
-def write_all(db: str | os.PathLike[str], out_dir: str | os.PathLike[str], include_pending: bool = False) -> Path:
+def write_all(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[str],
+              include_pending: bool = False) -> Path:
     """Every site's timeline and an index page linking them; returns the index page's path."""
     store = db if isinstance(db, Store) else Store(db, create=False)
     out = Path(out_dir)
