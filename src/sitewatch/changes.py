@@ -283,6 +283,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     if not new:
         if P[before][sl][obj].mean() < PRESENT_SHARE:
             return None
+        supported = False  # seen standing in one clear scene only is not enough to call it removed
         for s in range(before - 1, -1, -1):
             if O[s][sl][obj].mean() >= CLEAR_SHARE:
                 supported = Pd[s][sl][obj].mean() >= PRESENT_SHARE
