@@ -232,7 +232,19 @@ def redate_site(store: Store, site_id: str, run_id: str) -> int:
         grid = obs[0].maps.grid
         records += [detection_record(site_id, c, grid, run_id) for c in track(obs)]
     stored = store.detections(site_id=site_id)
-    added = store.save_detections([r for r in records if not any(same_event(r, s) for s in stored)])
+    fresh: list[DetectionRecord] = []
+    better: dict[str, DetectionRecord] = {}
+    for r in records:
+        same = [s for s in stored if same_event(r, s)]
+        if not same:
+            fresh.append(r)
+        elif not any(s.detection_id == r.detection_id for s in same):
+            # the same event seen again with more scenes (one that failed before, or arrived late):
+            # pending versions give way, so the file converges on what an uninterrupted run writes
+            for s in same:
+                if s.status == "pending" and s.detection_id not in better:
+                    better[s.detection_id] = r
+    added = store.save_detections(fresh) + store.supersede_detections(better)
     # security level per scene, from the same maps (needs every scene of the site: levels compare layouts)
     from .security import levels_over_time, store_updates
 

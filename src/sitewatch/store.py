@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -488,6 +488,29 @@ class Store:
             if added:
                 gpkg.touch_contents(con, "detections")
         return added
+
+    def supersede_detections(self, replaced: Mapping[str, DetectionRecord]) -> int:
+        """Swap pending detections for better-dated versions of the same event, atomically.
+
+        Only detections still ``pending`` with no review are replaced (a scene that failed in an
+        earlier run and arrived later can tighten a change's dates); a reviewed detection is
+        never touched. Returns how many were replaced.
+        """
+        for d in replaced.values():
+            _check_detection(d)
+        now = utc_now()
+        n = 0
+        with self.write() as con:
+            for old_id, d in replaced.items():
+                row = con.execute("SELECT status FROM detections WHERE detection_id=?", (old_id,)).fetchone()
+                reviewed = con.execute("SELECT 1 FROM reviews WHERE detection_id=? LIMIT 1", (old_id,)).fetchone()
+                if row is None or row[0] != "pending" or reviewed:
+                    continue
+                con.execute("DELETE FROM detections WHERE detection_id=?", (old_id,))
+                n += _insert_detection(con, replace(d, evidence={**dict(d.evidence), "supersedes": old_id}), now)
+            if n:
+                gpkg.touch_contents(con, "detections")
+        return n
 
     def detections(self, *, site_id: str | None = None, status: str | None = None,
                    kind: str | None = None) -> list[DetectionRecord]:
