@@ -289,9 +289,6 @@ def test_rendered_build_up_and_desecuritisation_match_the_truth():
     assert all(0 < c.score <= 1 for c in changes)
 
 
-@pytest.mark.xfail(strict=True, reason="measure() fills the wall ring as seen: a cloud over one stretch of wall "
-                                      "breaks the ring and the enclosure reads ~0 m2, as if the wall had gone; "
-                                      "it should be None (unknown) when the barrier runs into unobserved ground")
 def test_enclosure_under_partial_cloud_is_unknown_not_zero():
     g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
     ring = _square_ring(200, 30, 260, width=2)

@@ -177,8 +177,6 @@ def test_fine_assets_have_overviews(items):
             assert src.overviews(1), a.href
 
 
-@pytest.mark.xfail(strict=True, reason="the COG driver builds no overviews for 250 px images (one 256 px tile); "
-                                       "make_demo would need blocksize=128 for them (checked: gives one overview)")
 def test_10_m_assets_have_overviews(items):
     _, its = items
     for _i, _k, a in _assets(its, 10.0):

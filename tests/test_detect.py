@@ -379,8 +379,6 @@ def test_rendered_10m_halls_found_houses_and_fields_not():
     assert (m.presence["building"] & ~near).sum() * gsd ** 2 < 1500  # no field, no village
 
 
-@pytest.mark.xfail(strict=True, reason="the detector relies on the reader's snow mask: given snow as valid ground it "
-                                      "maps ~7000 m2 of roofs; an NDSI check (green vs swir16) in detect would stop it")
 def test_unmasked_snow_is_not_a_building(det, reference):
     img = draw(seed=42)
     snow = ndimage.gaussian_filter(np.random.default_rng(4).standard_normal((N, N)), 15) > 0.02

@@ -327,5 +327,8 @@ def measure(maps: StructureMaps) -> Metrics:
     grow = max(1, int(round(2.0 / res)))  # close small gaps in the perimeter before filling it
     barrier = _dilate(wall | fence, grow)
     holes = ndimage.binary_fill_holes(barrier) & ~barrier
-    enclosed = _dilate(holes, grow) & ~(wall | fence)  # give back the inner side of the closing
-    return Metrics(built, _length_m(wall, res), _length_m(fence, res), int(towers), float(enclosed.sum()) * res * res)
+    enclosed_m2: float | None = float((_dilate(holes, grow) & ~(wall | fence)).sum()) * res * res
+    # a perimeter that runs into cloud or no-data may be closed where we cannot see: unknown, not 0
+    if (wall | fence).any() and (_dilate(wall | fence, 3 * grow) & ~maps.observed).any():
+        enclosed_m2 = None
+    return Metrics(built, _length_m(wall, res), _length_m(fence, res), int(towers), enclosed_m2)

@@ -128,7 +128,8 @@ def _write_cog(path: Path, arrays: Sequence[np.ndarray], crs: str, transform: Af
 
     with rasterio.open(path, "w", driver="COG", width=arrays[0].shape[1], height=arrays[0].shape[0],
                        count=len(arrays), dtype=dtype, crs=crs, transform=transform, nodata=0, compress="deflate",
-                       blocksize=256, overview_resampling="average" if dtype != "uint8" else "nearest") as dst:
+                       blocksize=256 if max(arrays[0].shape) > 512 else 128,  # small files get overviews too
+                       overview_resampling="average" if dtype != "uint8" else "nearest") as dst:
         for i, (a, n) in enumerate(zip(arrays, names), start=1):
             dst.write(a, i)
             dst.set_band_description(i, n)

@@ -153,6 +153,9 @@ class StructureDetector:
         vegetation = _vegetation(raw)
         roof_score = np.maximum((b - 1.25) / 0.8, (blue - 0.45) / 1.0)
         roof = (roof_score > 0) & ~vegetation & valid
+        if "swir16" in raw:  # snow the mask missed is bright and white too, but dark in SWIR
+            g, sw = np.nan_to_num(raw["green"]), np.nan_to_num(raw["swir16"])
+            roof &= ~((g - sw) / np.maximum(g + sw, 1e-4) > 0.4)
         presence: dict[str, np.ndarray] = {}
         strength: dict[str, np.ndarray] = {}
         # buildings: roofs at least ~4 m across
