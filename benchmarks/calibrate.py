@@ -1,0 +1,74 @@
+"""Fit the detection score's coefficients on a generated series with its own seed.
+
+    .venv/bin/python benchmarks/calibrate.py [--seed 4242] [--work DIR]
+
+Runs the generated benchmark (benchmarks/accuracy.py) with a seed that the accuracy table
+does not use, matches detections to truth, and fits a logistic model of "this detection is
+right" on the evidence each detection carries (change magnitude, size over the kind's
+minimum, confirmed by the next clear scene, structure family, new or removed). It prints
+the coefficients to paste into ``sitewatch.changes.SCORE_COEFFICIENTS``; the accuracy
+benchmark then reports calibration on its own, different seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import accuracy  # noqa: E402
+from shapely.geometry import shape  # noqa: E402
+
+from sitewatch.changes import score_features  # noqa: E402
+from sitewatch.scoring import Found, Truth, family, match  # noqa: E402
+from sitewatch.store import Store  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--work", default=None)
+    args = ap.parse_args()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-calib-"))
+    accuracy.SEED = args.seed
+    g = accuracy.score_generated(work)
+    dets = Store(work / "bench.gpkg").detections()
+    truths = json.loads((work / "data" / "truth.json").read_text())
+    roles = {sid: role for sid, (role, *_rest) in g["sites"].items()}
+    X, y = [], []
+    for fam in ("building", "wall", "fence", "tower"):
+        ds = [d for d in dets if family(d.kind) == fam]
+        ts = [t for t in truths if family(t["kind"]) == fam]
+        found = [Found(d.kind, accuracy._utm(d.geometry), d.before_date, d.after_date, d.score, d.site_id) for d in ds]
+        truth = [Truth(t["kind"], accuracy._utm(shape(t["geometry"])), accuracy.D(t["before_date"]),
+                       accuracy.D(t["after_date"]), t["site_id"]) for t in ts]
+        m = match(found, truth)
+        for d, (_, ok) in zip(ds, m.scored):
+            X.append(score_features(d.kind, d.evidence, d.area_m2, d.evidence.get("grid_res_m", 1.0)))
+            y.append(1.0 if ok and roles.get(d.site_id) else 0.0)
+    X_, y_ = np.array(X), np.array(y)
+
+    def loss(w: np.ndarray) -> float:
+        z = X_ @ w
+        return float(np.sum(np.logaddexp(0, z) - y_ * z) + 0.5 * np.sum(w[1:] ** 2))
+
+    w = minimize(loss, np.zeros(X_.shape[1]), method="L-BFGS-B").x
+    print(f"{len(y)} detections, {int(y_.sum())} right; fitted coefficients:")
+    print("SCORE_COEFFICIENTS = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
+    p = 1 / (1 + np.exp(-(X_ @ w)))
+    print(f"mean score {p.mean():.3f} vs fraction right {y_.mean():.3f}; log loss {loss(w) / len(y):.3f}")
+    del math
+
+
+if __name__ == "__main__":
+    main()
