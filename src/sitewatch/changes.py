@@ -178,16 +178,24 @@ def _length_m(mask: np.ndarray, res: float) -> float:
     return float(max(straight + diag * math.sqrt(2) * 0.5, sk.sum() * 0.5)) * res
 
 
-def score(magnitude: float, size_ratio: float, confirmed: bool) -> float:
-    """Confidence in 0..1 from how strongly the maps changed, how big the object is, and persistence.
+#: Logistic coefficients of the score over :func:`score_features`, fitted by
+#: ``benchmarks/calibrate.py`` on a generated series whose seed the accuracy table does not use.
+SCORE_COEFFICIENTS = (-3.0, 5.0, 0.8, 2.0, 0.0, 0.0)
 
-    ``magnitude`` is the mean strength difference (0..1) over the object, ``size_ratio`` its
-    size over the kind's minimum. Unconfirmed changes (seen in only the last scene) are
-    discounted: one scene can be wrong. Coefficients are set so that the benchmark's
-    reliability table (benchmarks/README.md) follows the diagonal.
-    """
-    z = -2.0 + 5.0 * magnitude + 0.8 * math.log(max(size_ratio, 1e-3)) + (1.0 if confirmed else -1.0)
-    return round(1 / (1 + math.exp(-z)), 4)
+
+def score_features(kind: str, evidence: Mapping[str, object], area_m2: float, res: float) -> list[float]:
+    """What the score is computed from: [1, magnitude, log size over minimum, confirmed, fence, removed]."""
+    fam, direction = kind.rsplit("_", 1)
+    min_area = max(MIN_AREA_M2[fam], MIN_PX[fam] * float(res) ** 2)
+    return [1.0, float(evidence.get("magnitude", 0.0) or 0.0),  # type: ignore[arg-type]
+            math.log(max(area_m2 / min_area, 1e-3)), 1.0 if evidence.get("confirmed_by_next_clear_scene") else 0.0,
+            1.0 if fam == "fence" else 0.0, 1.0 if direction == "removed" else 0.0]
+
+
+def score(features: Sequence[float]) -> float:
+    """Calibrated confidence in 0..1: a logistic of the features (benchmarks/README.md has its reliability)."""
+    z = sum(w * x for w, x in zip(SCORE_COEFFICIENTS, features))
+    return round(1 / (1 + math.exp(-max(-50.0, min(50.0, z)))), 4)
 
 
 def track(observations: Sequence[Observation]) -> list[Change]:
@@ -305,15 +313,14 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     length = _length_m(obj, res) if kind in ("wall", "fence") else None
     if length is not None and length < MIN_LENGTH_M:
         return None
-    size_ratio = area / max(MIN_AREA_M2[kind], MIN_PX[kind] * res * res)
     geom = _polygons(full, transform)
     ev = {"maps": [kind], "direction": "new" if new else "removed", "magnitude": round(mag, 3),
           "strength_before": round(float(S[a][sl][obj].mean()), 3), "strength_after": round(float(S[b][sl][obj].mean()), 3),
           "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
           "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
-    return Change(f"{kind}_{'new' if new else 'removed'}", geom, obs[a].scene_id, obs[a].acquired.date(),
-                  obs[b].scene_id, obs[b].acquired.date(), area, None if length is None else round(length, 1),
-                  score(mag, size_ratio, confirmed), ev)
+    name = f"{kind}_{'new' if new else 'removed'}"
+    return Change(name, geom, obs[a].scene_id, obs[a].acquired.date(), obs[b].scene_id, obs[b].acquired.date(),
+                  area, None if length is None else round(length, 1), score(score_features(name, ev, area, res)), ev)
 
 
 def measure(maps: StructureMaps) -> Metrics:

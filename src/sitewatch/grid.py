@@ -7,13 +7,15 @@ across dates without further resampling.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 from affine import Affine
 from pyproj import CRS, Transformer
 from shapely.geometry import Polygon, box
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import transform as shapely_transform
 
 
 @dataclass(frozen=True)
@@ -71,12 +73,28 @@ def utm_crs_for(lon: float, lat: float) -> str:
     return f"EPSG:{(32600 if lat >= 0 else 32700) + zone}"
 
 
+_local = threading.local()
+
+
+def _transformer(src: str, dst: str) -> Transformer | None:
+    """Building a transformer costs milliseconds and a run needs the same few again and again;
+    pyproj transformers are not thread-safe, so each thread keeps its own."""
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = {}
+    key = (src, dst)
+    if key not in cache:
+        same = CRS.from_user_input(src) == CRS.from_user_input(dst)
+        cache[key] = None if same else Transformer.from_crs(src, dst, always_xy=True)
+    return cache[key]
+
+
 def to_crs(geom: BaseGeometry, src: str, dst: str) -> BaseGeometry:
     """Reproject a shapely geometry (always_xy: lon/lat order for geographic CRSs)."""
-    if CRS.from_user_input(src) == CRS.from_user_input(dst):
+    tr = _transformer(str(src), str(dst))
+    if tr is None:
         return geom
-    tr = Transformer.from_crs(src, dst, always_xy=True)
-    return shapely_transform(tr.transform, geom)
+    return shapely.transform(geom, lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
 
 
 def grid_for(aoi_wgs84: BaseGeometry, res_m: float, crs: str | None = None) -> Grid:

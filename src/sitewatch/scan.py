@@ -5,7 +5,7 @@ pixels are decoded once and compared as they are), and streamed tile by tile so 
 stays flat whatever the region's size. Each tile is a pure function of its scenes
 (:func:`scan_tile`), so tiles can run anywhere: in this process, on a local Dask cluster,
 or on workers on other machines; only the small :class:`TileResult` comes back, and the
-one process that holds the GeoPackage writes it (:func:`save_tile`), one transaction per
+one process that holds the GeoPackage writes it (:class:`TileWriter`), one transaction per
 tile, marking the tile done so a killed scan resumes where it stopped.
 
 Only buildings are looked for at 10 m (walls, fences and towers need ~1 m imagery, see
@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +175,12 @@ def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_P
             continue
         groups.setdefault(g.key, []).append((ref, g))
     jobs: list[TileJob] = []
-    for (crs, res, ox, oy), members in sorted(groups.items()):
+    for (crs, res, _, _), members in sorted(groups.items()):
+        # tiles start on the pixel grid of the group's first file, so a tile of whole blocks
+        # decodes each block once (a misaligned tile would decode up to nine blocks twice)
+        t0 = min(members, key=lambda m: m[0].scene_id)[1].transform
+        side0 = tile_px * res
+        ox, oy = t0.c % side0, t0.f % side0
         reg = to_crs(region, "EPSG:4326", crs)
         covered = unary_union([box(*g.bounds) for _, g in members]).intersection(reg)
         if covered.is_empty:
@@ -238,13 +243,14 @@ def _read_window(href: str, band: int, transform: Affine, width: int, height: in
     res = transform.a
     col = int(round((transform.c - ds.transform.c) / res))
     row = int(round((ds.transform.f - transform.f) / res))
-    out = np.zeros((height, width), dtype=ds.dtypes[band - 1])
     nodata = ds.nodata if ds.nodata is not None else 0
-    out[...] = nodata
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
+    if (c0, r0, c1, r1) == (col, row, col + width, row + height):  # inside the file: no copy
+        return ds.read(band, window=Window(c0, r0, width, height)), nodata
+    out = np.full((height, width), nodata, dtype=ds.dtypes[band - 1])
     if c1 > c0 and r1 > r0:
-        out[r0 - row:r1 - row, c0 - col:c1 - col] = ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0))
+        ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), out=out[r0 - row:r1 - row, c0 - col:c1 - col])
     return out, nodata
 
 
@@ -262,7 +268,7 @@ class TileScene:
     clear: np.ndarray
     raw: tuple[np.ndarray, ...] = ()
 
-    @property
+    @cached_property
     def raw_sha256(self) -> str:
         h = hashlib.sha256()
         for a in self.raw:
@@ -434,7 +440,7 @@ def _pair_change(ref: dict[str, np.ndarray], cur: TileScene, both: np.ndarray, s
     lab, n = ndimage.label(cand)
     if not n:
         return None
-    sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     big = np.flatnonzero(sizes >= min_px) + 1
     if not big.size:
         return None
@@ -597,16 +603,38 @@ def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
     return store, run_id, [j for j in jobs if j.tile_id not in done], failed
 
 
-def save_tile(store: Store, params: ScanParams, run_id: str, result: TileResult, summary: ScanSummary) -> None:
-    """Write one tile's findings (all or nothing) and count it."""
-    if result.failures:
-        summary.failures.extend(result.failures)
-    else:  # a tile with a failed scene is not marked done: the next run reads it again
-        summary.detections_new += store.save_scan_tile(params.key, result.tile_id, run_id, result.area_km2,
-                                                       result.sites, result.scenes, result.detections)
-    summary.tiles += 1
-    summary.area_km2 += result.area_km2
-    summary.scenes += result.scenes_read
+class TileWriter:
+    """Writes tile results as they arrive: a tile with findings at once (with its done mark, in
+    one transaction), empty tiles' done marks in batches. A kill loses at most the last batch of
+    empty tiles, which the next run simply scans again."""
+
+    def __init__(self, store: Store, params: ScanParams, run_id: str, summary: ScanSummary,
+                 batch: int = 64, every_s: float = 2.0):
+        self.store, self.params, self.run_id, self.summary = store, params, run_id, summary
+        self.batch, self.every_s = batch, every_s
+        self.pending: list[tuple[str, float]] = []
+        self.last = time.monotonic()
+
+    def add(self, result: TileResult) -> None:
+        s = self.summary
+        if result.failures:  # a tile with a failed scene is not marked done: the next run reads it again
+            s.failures.extend(result.failures)
+        elif result.detections or result.sites:
+            s.detections_new += self.store.save_scan_tile(self.params.key, result.tile_id, self.run_id,
+                                                          result.area_km2, result.sites, result.scenes,
+                                                          result.detections)
+        else:
+            self.pending.append((result.tile_id, result.area_km2))
+            if len(self.pending) >= self.batch or time.monotonic() - self.last > self.every_s:
+                self.flush()
+        s.tiles += 1
+        s.area_km2 += result.area_km2
+        s.scenes += result.scenes_read
+
+    def flush(self) -> None:
+        self.store.mark_scan_tiles(self.params.key, self.run_id, self.pending)
+        self.pending = []
+        self.last = time.monotonic()
 
 
 MapUnordered = Callable[[Callable[[TileJob], TileResult], Sequence[TileJob]], Iterable[TileResult]]
@@ -614,6 +642,18 @@ MapUnordered = Callable[[Callable[[TileJob], TileResult], Sequence[TileJob]], It
 
 def serial(fn: Callable[[TileJob], TileResult], jobs: Sequence[TileJob]) -> Iterator[TileResult]:
     return (fn(j) for j in jobs)
+
+
+def process_map(workers: int) -> MapUnordered:
+    """Run tiles in ``workers`` forked processes on this machine (cheap to start: no cluster)."""
+    import multiprocessing as mp
+
+    def run(fn: Callable[[TileJob], TileResult], jobs: Sequence[TileJob]) -> Iterator[TileResult]:
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers) as pool:
+            yield from pool.imap_unordered(fn, jobs, chunksize=1)
+
+    return run
 
 
 def dask_map(client: Any) -> MapUnordered:
@@ -641,12 +681,14 @@ def drain(store: Store, params: ScanParams, run_id: str, jobs: Sequence[TileJob]
 
     t0 = time.perf_counter()
     summary = ScanSummary(run_id, failures=list(failed))
+    writer = TileWriter(store, params, run_id, summary)
     rep = reporter()
     task = rep.start("scan", total=sum(j.area_km2 for j in jobs))
     try:
         for result in results:
-            save_tile(store, params, run_id, result, summary)
+            writer.add(result)
             rep.advance(task, result.area_km2)
+        writer.flush()
     finally:
         rep.finish(task)
         summary.seconds = time.perf_counter() - t0

@@ -536,6 +536,17 @@ class Store:
             rows = con.execute("SELECT tile_id FROM sitewatch_scan_tiles WHERE scan_key=?", (scan_key,)).fetchall()
         return {r[0] for r in rows}
 
+    def mark_scan_tiles(self, scan_key: str, run_id: str, tiles: Sequence[tuple[str, float]]) -> None:
+        """Mark tiles that found nothing as done, many in one transaction (one commit per tile would
+        cost more than scanning it)."""
+        if not tiles:
+            return
+        now = utc_now()
+        with self.write() as con:
+            con.executemany("INSERT OR IGNORE INTO sitewatch_scan_tiles (scan_key, tile_id, run_id, area_km2, "
+                            "detections, done_at) VALUES (?,?,?,?,0,?)",
+                            [(scan_key, t, run_id, a, now) for t, a in tiles])
+
     def save_scan_tile(self, scan_key: str, tile_id: str, run_id: str, area_km2: float, sites: Sequence[Site],
                        scenes: Sequence[SceneRecord], detections: Sequence[DetectionRecord]) -> int:
         """A scanned tile's candidates, their scenes and detections, and the tile's done mark: all or nothing."""

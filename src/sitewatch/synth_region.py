@@ -83,16 +83,19 @@ def make_region(out: Path, size_km: float, *, seed: int = 7, dates: Sequence[dt.
     left, top = float(np.floor(x0 / 10) * 10), float(np.floor(y0 / 10) * 10)
     transform = Affine(10.0, 0, left, 0, -10.0, top)
     n_blocks = max(2, int(round(size_km * size_km / 100 * blocks_per_100km2)))
+    cloud_box = (n // 3, n // 3, n // 3 + max(20, n // 12), n // 3 + max(20, n // 12)) if cloud else None
     planted = []
     for i in range(n_blocks):
-        r, c = int(rng.integers(20, n - 40)), int(rng.integers(20, n - 40))
+        while True:  # not under the cloud: a block nobody can see is not a miss
+            r, c = int(rng.integers(20, n - 40)), int(rng.integers(20, n - 40))
+            if not cloud_box or not (cloud_box[0] - 12 <= r <= cloud_box[2] and cloud_box[1] - 12 <= c <= cloud_box[3]):
+                break
         vertical = bool(rng.integers(0, 2))
         h, w = (10, 3) if vertical else (3, 10)
         planted.append({"id": f"block-{i}", "row": r, "col": c, "h": h, "w": w})
     fields = [(int(rng.integers(0, n - 60)), int(rng.integers(0, n - 60)), int(rng.integers(15, 60)),
                int(rng.integers(15, 60))) for _ in range(max(4, n * n // 40000))]
     villages = [(int(rng.integers(0, n - 8)), int(rng.integers(0, n - 8))) for _ in range(max(2, n * n // 200000))]
-    cloud_box = (n // 3, n // 3, n // 3 + max(20, n // 12), n // 3 + max(20, n // 12)) if cloud else None
     files: list[Path] = []
     profile = dict(driver="GTiff", width=n, height=n, count=1, crs=crs, transform=transform, tiled=True,
                    blockxsize=512, blockysize=512, compress="deflate", predictor=2, nodata=0)
@@ -153,7 +156,7 @@ def make_region(out: Path, size_km: float, *, seed: int = 7, dates: Sequence[dt.
     catalog = _write_catalog(out, items, footprint, crs)
     planted_geo = []
     for p in planted:
-        x, y = transform * (p["col"], p["row"])
+        x, y = transform @ (p["col"], p["row"])
         g = to_crs(box(x, y - p["h"] * 10, x + p["w"] * 10, y), crs, "EPSG:4326")
         planted_geo.append({"id": p["id"], "date": dates[1].isoformat(), "geometry": mapping(g)})
     (out / "planted.json").write_text(json.dumps(planted_geo))

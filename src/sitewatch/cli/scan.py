@@ -21,7 +21,8 @@ from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
 @click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
 @click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
 @click.option("--workers", type=click.IntRange(1, 512), default=None,
-              help="Start a local Dask cluster of N worker processes (default: one process, no Dask).")
+              help="N worker processes on this machine: a local Dask cluster under Prefect, forked processes "
+                   "with --no-prefect (default: one process).")
 @click.option("--cluster", default=None, metavar="ADDRESS",
               help="Run on an existing Dask cluster, e.g. tcp://scheduler:8786 (sitewatch installed on every worker).")
 @click.option("--tile-px", type=click.IntRange(128, 8192), default=1024, show_default=True,
@@ -73,15 +74,14 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
 
 
 def _run_library(params: Any, workers: int | None, cluster: str | None) -> dict[str, Any]:
-    from ..scan import dask_map, run, serial
-
-    if not workers and not cluster:
-        return run(params, serial).as_dict()
-    from dask.distributed import Client, LocalCluster
+    """Without Prefect: one process, N forked processes, or an existing Dask cluster."""
+    from ..scan import dask_map, process_map, run, serial
 
     if cluster:
+        from dask.distributed import Client
+
         with Client(cluster) as client:
             return run(params, dask_map(client)).as_dict()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as lc, \
-            Client(lc) as client:
-        return run(params, dask_map(client)).as_dict()
+    if workers and workers > 1:
+        return run(params, process_map(workers)).as_dict()
+    return run(params, serial).as_dict()
