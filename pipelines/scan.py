@@ -32,7 +32,7 @@ def scan_tiles_task(jobs: list[TileJob], run_id: str, n_more: int = 0) -> list[T
 @flow(name="sitewatch-scan", validate_parameters=True)
 def scan_flow(region: str, imagery: str, db: str = "findings.gpkg", collection: str | None = None,
               since: dt.date | None = None, until: dt.date | None = None, tile_px: int = TILE_PX,
-              in_flight: int = 8) -> dict[str, Any]:
+              batch_tiles: int = 64, in_flight: int = 8) -> dict[str, Any]:
     """Scan a region for new building blocks; candidates become ``scan-...`` sites with pending detections.
 
     Args:
@@ -42,10 +42,11 @@ def scan_flow(region: str, imagery: str, db: str = "findings.gpkg", collection: 
         collection: STAC collection (default Earth Search ``sentinel-2-l2a`` for APIs).
         since, until: only scenes acquired in this date range.
         tile_px: tile side in native pixels.
+        batch_tiles: tiles written per GeoPackage transaction.
         in_flight: task batches submitted ahead of the results being written.
     """
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
-                        tile_px=tile_px)
+                        tile_px=tile_px, batch_tiles=batch_tiles)
     store, run_id, jobs, failed = prepare(params)
     batches = [jobs[i:i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
 

@@ -80,7 +80,7 @@ def scan_series(tmp_path_factory):
 def test_scan_killed_at_several_points_then_finished(scan_series, tmp_path, gpkg_valid):
     def cmd(db: Path) -> list[str]:
         return [*CLI, "scan", "--region", scan_series.region, "--imagery", str(scan_series.catalog_path),
-                "--db", str(db), "--tile-px", "128", "--no-prefect"]
+                "--db", str(db), "--tile-px", "128", "--batch-tiles", "1", "--no-prefect"]
 
     clean = tmp_path / "clean.gpkg"
     assert subprocess.run(cmd(clean), capture_output=True, timeout=300).returncode == 0

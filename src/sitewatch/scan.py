@@ -40,7 +40,7 @@ from .errors import InputError, SceneError
 from .grid import Grid, to_crs
 from .scenes import BANDS, SCL_MASKED, SceneRef
 from .sites import Site
-from .store import DetectionRecord, SceneRecord, Store
+from .store import DetectionRecord, ScanTile, SceneRecord, Store
 
 #: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
 TILE_PX = 1024
@@ -552,6 +552,8 @@ class ScanParams:
     since: dt.date | None = None
     until: dt.date | None = None
     tile_px: int = TILE_PX
+    #: Tiles per GeoPackage transaction (a kill loses at most this many tiles' work, never data).
+    batch_tiles: int = 64
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
@@ -561,6 +563,7 @@ class ScanParams:
         """Same scan asked again, same key: the tiles it already did are skipped."""
         d = {**self.as_dict(), "detector": SCAN_DETECTOR}
         d.pop("db")
+        d.pop("batch_tiles")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -604,27 +607,24 @@ def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
 
 
 class TileWriter:
-    """Writes tile results as they arrive: a tile with findings at once (with its done mark, in
-    one transaction), empty tiles' done marks in batches. A kill loses at most the last batch of
-    empty tiles, which the next run simply scans again."""
+    """Writes tile results as they arrive, in batches: one transaction per batch of tiles (or every
+    couple of seconds), each tile with its done mark. A kill loses at most the last batch, which
+    the next run scans again."""
 
     def __init__(self, store: Store, params: ScanParams, run_id: str, summary: ScanSummary,
                  batch: int = 64, every_s: float = 2.0):
         self.store, self.params, self.run_id, self.summary = store, params, run_id, summary
         self.batch, self.every_s = batch, every_s
-        self.pending: list[tuple[str, float]] = []
+        self.pending: list[ScanTile] = []
         self.last = time.monotonic()
 
     def add(self, result: TileResult) -> None:
         s = self.summary
         if result.failures:  # a tile with a failed scene is not marked done: the next run reads it again
             s.failures.extend(result.failures)
-        elif result.detections or result.sites:
-            s.detections_new += self.store.save_scan_tile(self.params.key, result.tile_id, self.run_id,
-                                                          result.area_km2, result.sites, result.scenes,
-                                                          result.detections)
         else:
-            self.pending.append((result.tile_id, result.area_km2))
+            self.pending.append(ScanTile(result.tile_id, result.area_km2, result.sites, result.scenes,
+                                         result.detections))
             if len(self.pending) >= self.batch or time.monotonic() - self.last > self.every_s:
                 self.flush()
         s.tiles += 1
@@ -632,7 +632,7 @@ class TileWriter:
         s.scenes += result.scenes_read
 
     def flush(self) -> None:
-        self.store.mark_scan_tiles(self.params.key, self.run_id, self.pending)
+        self.summary.detections_new += self.store.save_scan_tiles(self.params.key, self.run_id, self.pending)
         self.pending = []
         self.last = time.monotonic()
 
@@ -681,7 +681,7 @@ def drain(store: Store, params: ScanParams, run_id: str, jobs: Sequence[TileJob]
 
     t0 = time.perf_counter()
     summary = ScanSummary(run_id, failures=list(failed))
-    writer = TileWriter(store, params, run_id, summary)
+    writer = TileWriter(store, params, run_id, summary, batch=params.batch_tiles)
     rep = reporter()
     task = rep.start("scan", total=sum(j.area_km2 for j in jobs))
     try:

@@ -137,6 +137,17 @@ class MetricsRecord:
 
 
 @dataclass(frozen=True)
+class ScanTile:
+    """One scanned tile to store: its candidate sites, the scenes that date them, their detections."""
+
+    tile_id: str
+    area_km2: float
+    sites: Sequence[Site] = ()
+    scenes: Sequence[SceneRecord] = ()
+    detections: Sequence[DetectionRecord] = ()
+
+
+@dataclass(frozen=True)
 class RunRecord:
     """A row of ``runs``: one flow run and what it did."""
 
@@ -536,48 +547,43 @@ class Store:
             rows = con.execute("SELECT tile_id FROM sitewatch_scan_tiles WHERE scan_key=?", (scan_key,)).fetchall()
         return {r[0] for r in rows}
 
-    def mark_scan_tiles(self, scan_key: str, run_id: str, tiles: Sequence[tuple[str, float]]) -> None:
-        """Mark tiles that found nothing as done, many in one transaction (one commit per tile would
-        cost more than scanning it)."""
+    def save_scan_tiles(self, scan_key: str, run_id: str, tiles: Sequence[ScanTile]) -> int:
+        """Scanned tiles' candidates, their scenes and detections, and the tiles' done marks, in one
+        transaction: all or nothing. Batching matters: a commit costs more than scanning an empty tile."""
+        for t in tiles:
+            for s in t.sites:
+                if not SITE_ID_RE.match(s.site_id):
+                    raise SchemaError(f"site_id {s.site_id!r} is not [A-Za-z0-9_.-]{{1,64}}")
+                _check_geom(s.geometry, (Polygon,), f"site {s.site_id}")
+            for sc in t.scenes:
+                _check_scene(sc)
+            for d in t.detections:
+                _check_detection(d)
         if not tiles:
-            return
-        now = utc_now()
-        with self.write() as con:
-            con.executemany("INSERT OR IGNORE INTO sitewatch_scan_tiles (scan_key, tile_id, run_id, area_km2, "
-                            "detections, done_at) VALUES (?,?,?,?,0,?)",
-                            [(scan_key, t, run_id, a, now) for t, a in tiles])
-
-    def save_scan_tile(self, scan_key: str, tile_id: str, run_id: str, area_km2: float, sites: Sequence[Site],
-                       scenes: Sequence[SceneRecord], detections: Sequence[DetectionRecord]) -> int:
-        """A scanned tile's candidates, their scenes and detections, and the tile's done mark: all or nothing."""
-        for s in sites:
-            if not SITE_ID_RE.match(s.site_id):
-                raise SchemaError(f"site_id {s.site_id!r} is not [A-Za-z0-9_.-]{{1,64}}")
-            _check_geom(s.geometry, (Polygon,), f"site {s.site_id}")
-        for sc in scenes:
-            _check_scene(sc)
-        for d in detections:
-            _check_detection(d)
+            return 0
         now = utc_now()
         added = 0
         with self.write() as con:
-            if con.execute("SELECT 1 FROM sitewatch_scan_tiles WHERE scan_key=? AND tile_id=?",
-                           (scan_key, tile_id)).fetchone():
-                return 0
-            for s in sites:
-                con.execute(
-                    "INSERT INTO sites (geom, site_id, name, notes, properties, added_at) VALUES (?,?,?,?,?,?) "
-                    "ON CONFLICT(site_id) DO NOTHING",
-                    (gpkg.to_blob(s.geometry), s.site_id, s.name, s.notes,
-                     json.dumps(dict(s.properties), default=str, ensure_ascii=False), now))
-            for sc in scenes:
-                _insert_scene(con, sc, " ON CONFLICT(site_id, scene_id) DO NOTHING")
-            for d in detections:
-                added += _insert_detection(con, d, now)
-            con.execute("INSERT INTO sitewatch_scan_tiles (scan_key, tile_id, run_id, area_km2, detections, done_at) "
-                        "VALUES (?,?,?,?,?,?)", (scan_key, tile_id, run_id, area_km2, len(detections), now))
-            for table in ("sites", "scenes", "detections"):
-                gpkg.touch_contents(con, table)
+            for t in tiles:
+                if con.execute("SELECT 1 FROM sitewatch_scan_tiles WHERE scan_key=? AND tile_id=?",
+                               (scan_key, t.tile_id)).fetchone():
+                    continue
+                for s in t.sites:
+                    con.execute(
+                        "INSERT INTO sites (geom, site_id, name, notes, properties, added_at) VALUES (?,?,?,?,?,?) "
+                        "ON CONFLICT(site_id) DO NOTHING",
+                        (gpkg.to_blob(s.geometry), s.site_id, s.name, s.notes,
+                         json.dumps(dict(s.properties), default=str, ensure_ascii=False), now))
+                for sc in t.scenes:
+                    _insert_scene(con, sc, " ON CONFLICT(site_id, scene_id) DO NOTHING")
+                for d in t.detections:
+                    added += _insert_detection(con, d, now)
+                con.execute("INSERT INTO sitewatch_scan_tiles (scan_key, tile_id, run_id, area_km2, detections, "
+                            "done_at) VALUES (?,?,?,?,?,?)",
+                            (scan_key, t.tile_id, run_id, t.area_km2, len(t.detections), now))
+            if any(t.sites for t in tiles):
+                for table in ("sites", "scenes", "detections"):
+                    gpkg.touch_contents(con, table)
         return added
 
     # reviews

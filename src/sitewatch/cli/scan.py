@@ -27,11 +27,13 @@ from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
               help="Run on an existing Dask cluster, e.g. tcp://scheduler:8786 (sitewatch installed on every worker).")
 @click.option("--tile-px", type=click.IntRange(128, 8192), default=1024, show_default=True,
               help="Tile side in native pixels (1024 at 10 m = 10.24 km).")
+@click.option("--batch-tiles", type=click.IntRange(1, 10000), default=64, show_default=True,
+              help="Tiles written per GeoPackage transaction; a killed scan redoes at most this many.")
 @click.option("--no-prefect", is_flag=True, help="Run the library directly (Dask without Prefect) instead of the flow.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
 def command(region: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
-            until: dt.date | None, workers: int | None, cluster: str | None, tile_px: int, no_prefect: bool,
-            verbose: bool) -> None:
+            until: dt.date | None, workers: int | None, cluster: str | None, tile_px: int, batch_tiles: int,
+            no_prefect: bool, verbose: bool) -> None:
     """Scan a region for new building blocks, tile by tile on each scene's native grid.
 
     Each block found becomes a candidate site `scan-<tile>-<n>` in the GeoPackage with a
@@ -55,7 +57,7 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
     read_region(region)  # unusable input fails before anything starts or is written
     probe(imagery, collection=collection)
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
-                        tile_px=tile_px)
+                        tile_px=tile_px, batch_tiles=batch_tiles)
     quiet_prefect(verbose)
     flow = None if no_prefect else flow_or_library("scan")
     with rich_progress(unit="km²"):
