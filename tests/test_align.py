@@ -90,9 +90,40 @@ def test_ground_levels_and_normalisation_cancel_a_gain_change():
              for k, v in {"red": 0.27, "green": 0.22, "blue": 0.17, "nir": 0.31}.items()}
     bands["red"][10:20, 10:40] = 0.45  # a roof does not move the ground level
     valid = np.ones((64, 64), bool)
-    rel = align.normalise(bands, align.ground_levels(bands, valid))
-    rel2 = align.normalise({k: v * 1.4 for k, v in bands.items()},
+    rel = align.relative_to_ground(bands, align.ground_levels(bands, valid))
+    rel2 = align.relative_to_ground({k: v * 1.4 for k, v in bands.items()},
                            align.ground_levels({k: v * 1.4 for k, v in bands.items()}, valid))
     for k in bands:
         assert abs(float(np.median(rel[k])) - 1.0) < 0.02
         assert np.allclose(rel[k], rel2[k], atol=1e-4)
+
+
+def test_normalise_returns_the_fit_and_the_image_in_reference_radiometry():
+    image, ref = _regained(field_rows=15)
+    out, fit = align.normalise(image, ref, np.isfinite(image))
+    assert isinstance(fit, align.Fit) and fit.to_dict()["gain"] == pytest.approx(1.25, abs=0.02)
+    unchanged = np.ones(ref.shape, bool)
+    unchanged[90:120, 90:120] = False
+    unchanged[0:15] = False
+    assert np.abs(out - ref)[unchanged].max() < 1e-3
+    assert fit.used < ref.size - 900  # the roof and the field were left out of the fit
+
+
+def test_gain_fit_is_not_shrunk_by_noise_on_narrow_ground():
+    rng = np.random.default_rng(9)
+    truth = (0.25 + 0.01 * ndimage.gaussian_filter(rng.standard_normal((128, 128)), 4) * 8).astype(np.float32)
+    ref = truth + rng.normal(0, 0.004, truth.shape).astype(np.float32)
+    image = truth / 1.1 + rng.normal(0, 0.004, truth.shape).astype(np.float32)
+    assert align.fit_linear(image, ref).gain == pytest.approx(1.1, abs=0.08)
+
+
+def test_phase_shift_valid_mask_and_quality():
+    ref = _scene(6)
+    moved = ndimage.shift(ref, (-0.7, 1.5), order=3, mode="nearest")
+    valid = np.ones(ref.shape, bool)
+    valid[:40, :50] = False
+    moved[~valid] = 0.9  # garbage under the mask (a cloud) must not matter
+    dx, dy, q = align.phase_shift(ref, moved, valid)
+    assert abs(dx + 1.5) < 0.25 and abs(dy - 0.7) < 0.25 and q > 0.5
+    noise = np.random.default_rng(0).random(ref.shape).astype(np.float32)
+    assert align.phase_shift(ref, noise)[2] < 0.2

@@ -128,11 +128,6 @@ def test_one_scene_of_weak_noise_is_not_removed_either():
     assert track(_one_off(0.4)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="changes.STRONG: a change of strength >= 0.6 seen in one clear scene is "
-                                      "kept (as _new and _removed) even when the next clear scene contradicts "
-                                      "it; the brief asks for persistence in >= 2 clear scenes when available "
-                                      "(policy: fixing it means a structure seen in one clear scene only is "
-                                      "never reported)")
 def test_one_scene_of_strong_noise_is_nothing():
     assert track(_one_off(0.8)) == []
 

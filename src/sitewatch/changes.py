@@ -78,8 +78,6 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 #: Smallest change object per kind, m² (and at least a few pixels).
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
-#: Strength change above which one clear scene is enough (a structure seen once between clouds).
-STRONG = 0.6
 #: Walls and fences shorter than this are not reported, metres.
 MIN_LENGTH_M = 20.0
 
@@ -296,14 +294,14 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
             if O[s][sl][obj].mean() >= CLEAR_SHARE:
                 supported = Pd[s][sl][obj].mean() >= PRESENT_SHARE
                 break
-    # persistence: the next clear scene must agree, unless the evidence is very strong
+    # persistence: the next clear scene must agree
     confirmed = False
     for u in range(t + 1, len(obs)):
         if O[u][sl][obj].mean() >= CLEAR_SHARE:
             still = Pd[u][sl][obj].mean() >= PRESENT_SHARE if new else Pd[u][sl][obj].mean() <= ABSENT_SHARE
-            if not still and mag < STRONG:
+            if not still:  # seen once, gone at the next clear look: noise, however strong
                 return None
-            confirmed = still
+            confirmed = bool(still)
             break
     if not supported:  # it was absent before ``before``: a one-scene error going away, not a removal
         return None

@@ -43,6 +43,8 @@ WALL_LINE, WALL_PIXEL = 0.15, 0.12
 FENCE_BAND_M = 11.0
 #: Fence darkness: mean along the line (low contrast).
 FENCE_LINE, FENCE_PIXEL = 0.09, 0.08
+#: Darkness of the mesh line itself (a thin dark line, mean along 20 m) inside a fence band.
+FENCE_MESH = 0.04
 
 
 def _line_mean(r: np.ndarray, length_px: int, n_dirs: int = 8) -> np.ndarray:
@@ -129,19 +131,23 @@ class StructureDetector:
         features: dict[str, np.ndarray] = {}
         dx = dy = 0.0
         if ref is not None and ref.shape == bright_raw.shape and valid.mean() > 0.2:
-            dx, dy, err = align.phase_shift(ref.astype(np.float32), np.where(valid, bright_raw, np.nan))
+            dx, dy, quality = align.phase_shift(ref.astype(np.float32), bright_raw, valid)
+            info["shift_quality"] = round(quality, 3)
             if math.hypot(dx, dy) > align.MAX_SHIFT_PX:
                 info["shift_rejected"] = [round(dx, 2), round(dy, 2)]
                 dx = dy = 0.0
             elif math.hypot(dx, dy) >= 0.2:
                 bands = {k: align.apply_shift(v, dx, dy) for k, v in bands.items()}
                 valid = align.apply_shift(valid, dx, dy)
+            # the sensor's gain and haze against the reference, on ground that did not change:
+            # recorded; the maps themselves are relative to this scene's own ground
+            info["radiometry"] = align.fit_linear(align.brightness(bands), ref.astype(np.float32), valid).to_dict()
         elif ref is None:
             features["align_ref"] = np.where(valid, bright_raw, np.nan).astype(np.float16)
         info["shift_px"] = [round(dx, 3), round(dy, 3)]
         levels = align.ground_levels(bands, valid)
         info["ground_levels"] = {k: round(v, 4) for k, v in levels.items()}
-        rel = align.normalise(bands, levels)
+        rel = align.relative_to_ground(bands, levels)
         kinds = kinds_for_gsd(raster.native_gsd_m)
         presence, strength = self._maps(rel, bands, valid, res, kinds)
         return StructureMaps(raster.grid, kinds, presence, strength, valid, features, info)
@@ -190,6 +196,12 @@ class StructureDetector:
         strong_shadow_edge = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(2.5 / res))))
         fence = ((bline > FENCE_LINE) & (black > FENCE_PIXEL) & valid & ~near_building & ~near_wall
                  & ~strong_shadow_edge & ~vegetation)
+        fence = _extent_px(fence, min_len)
+        # the mesh itself: a thin (<= 1.5 m) dark line along the band; a dirt track, a road or
+        # a shadow edge is a wide faint band with no such line inside it
+        thin = np.clip(ndimage.grey_closing(bv, size=(w, w)) - bv, 0, 0.4)
+        mesh = (_line_mean(thin, length_px) > FENCE_MESH) & valid
+        fence &= ndimage.binary_dilation(mesh, iterations=max(1, int(round(FENCE_BAND_M / 2 / res))))
         fence = _extent_px(fence, min_len)
         if fence.any():  # the band's centre line: where the fence is, whatever the sun's angle
             from skimage.morphology import skeletonize
