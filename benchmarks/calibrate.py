@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 from pathlib import Path
@@ -67,7 +66,6 @@ def main() -> None:
     print("SCORE_COEFFICIENTS = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
     p = 1 / (1 + np.exp(-(X_ @ w)))
     print(f"mean score {p.mean():.3f} vs fraction right {y_.mean():.3f}; log loss {loss(w) / len(y):.3f}")
-    del math
 
 
 if __name__ == "__main__":
