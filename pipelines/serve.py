@@ -18,6 +18,7 @@ import datetime as dt
 from prefect import serve
 
 from pipelines.monitor import monitor_flow
+from pipelines.scan import scan_flow
 
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 
@@ -26,9 +27,17 @@ def deployments(args: argparse.Namespace) -> list:
     params = {"sites": args.sites, "imagery": args.imagery, "db": args.db, "collection": args.collection}
     if args.since:
         params["since"] = dt.date.fromisoformat(args.since)
-    return [monitor_flow.to_deployment(name=args.name, cron=args.cron, parameters=params,
-                                       description="Scheduled sitewatch monitoring of a site list",
-                                       tags=["sitewatch", "monitor"])]
+    out = [monitor_flow.to_deployment(name=args.name, cron=args.cron, parameters=params,
+                                      description="Scheduled sitewatch monitoring of a site list",
+                                      tags=["sitewatch", "monitor"])]
+    if args.scan_region:  # a wide-area scan on its own (slower) schedule, over the last ``scan_days``
+        out.append(scan_flow.to_deployment(
+            name=f"{args.name}-scan", cron=args.scan_cron,
+            parameters={"region": args.scan_region, "imagery": args.imagery, "db": args.db,
+                        "collection": args.collection,
+                        "since": dt.date.today() - dt.timedelta(days=args.scan_days)},
+            description="Scheduled wide-area scan for new compounds", tags=["sitewatch", "scan"]))
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,6 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--since", default="2017-01-01", help="ignore scenes before this date (YYYY-MM-DD)")
     p.add_argument("--cron", default="0 4 * * *", help="schedule, cron syntax, UTC (default daily 04:00)")
     p.add_argument("--name", default="xinjiang-sentinel-2")
+    p.add_argument("--scan-region", default=None,
+                   help="also serve a wide-area scan of this region (lon/lat box, polygon file or 'xinjiang')")
+    p.add_argument("--scan-cron", default="0 6 * * 0", help="scan schedule (default weekly, Sunday 06:00 UTC)")
+    p.add_argument("--scan-days", type=int, default=400, help="scan scenes from this many days back")
     args = p.parse_args(argv)
     serve(*deployments(args))
 
