@@ -37,8 +37,15 @@ MIN_VALID_FRACTION = 0.05
 MAX_HIDDEN_FOR_FALL = 0.005
 
 
+class RunParams:
+    """Parameters of a flow run, as stored in ``runs.params`` (dates as ISO strings)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
+
+
 @dataclass(frozen=True)
-class MonitorParams:
+class MonitorParams(RunParams):
     """What one run was asked to do (stored in ``runs.params``)."""
 
     sites: str
@@ -47,9 +54,6 @@ class MonitorParams:
     collection: str | None = None
     since: dt.date | None = None
     until: dt.date | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,7 @@ from .errors import InputError, SceneError
 from .grid import Grid, to_crs
 from .scenes import BANDS, SCL_MASKED, SceneRef
 from .sites import Site
+from .monitor import RunParams
 from .store import DetectionRecord, ScanTile, SceneRecord, Store
 
 #: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
@@ -93,29 +94,10 @@ def read_region(region: str) -> BaseGeometry:
 # --- planning ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class NativeGrid:
-    """The pixel grid a scene's bands are stored on."""
-
-    crs: str
-    transform: Affine
-    width: int
-    height: int
-
-    @property
-    def res(self) -> float:
-        return float(self.transform.a)
-
-    @property
-    def key(self) -> tuple[str, float, float, float]:
-        """Scenes with the same key share pixel boundaries and can be compared pixel by pixel."""
-        r = self.res
-        return (self.crs, round(r, 6), round(self.transform.c % r, 3), round(self.transform.f % r, 3))
-
-    @property
-    def bounds(self) -> tuple[float, float, float, float]:
-        t = self.transform
-        return (t.c, t.f + self.height * t.e, t.c + self.width * t.a, t.f)
+def pixel_key(g: Grid) -> tuple[str, float, float, float]:
+    """Grids with the same key share pixel boundaries, so their scenes compare pixel by pixel."""
+    r = g.res
+    return (g.crs, round(r, 6), round(g.transform.c % r, 3), round(g.transform.f % r, 3))
 
 
 @dataclass(frozen=True)
@@ -144,7 +126,7 @@ class TileJob:
         return Grid(self.crs, self.transform, self.width, self.height)
 
 
-def native_grid(ref: SceneRef) -> NativeGrid:
+def native_grid(ref: SceneRef) -> Grid:
     """The grid of the scene's red band (the band every scene has)."""
     import rasterio
 
@@ -157,15 +139,15 @@ def native_grid(ref: SceneRef) -> NativeGrid:
                 crs = ds.crs.to_string() if ds.crs else None
                 if not crs or ds.crs.is_geographic:
                     raise SceneError(f"scene {ref.scene_id}: {asset.href} is not on a projected grid")
-                return NativeGrid(crs, ds.transform, ds.width, ds.height)
+                return Grid(crs, ds.transform, ds.width, ds.height)
         except rasterio.errors.RasterioIOError as exc:
             raise SceneError(f"scene {ref.scene_id}: cannot open {asset.href}: {exc}") from None
 
 
 def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_PX,
-         grid_of: Callable[[SceneRef], NativeGrid] = native_grid) -> tuple[list[TileJob], list[str]]:
+         grid_of: Callable[[SceneRef], Grid] = native_grid) -> tuple[list[TileJob], list[str]]:
     """Cut the region into tiles on each native grid; returns the tiles and the scenes that failed."""
-    groups: dict[tuple[str, float, float, float], list[tuple[SceneRef, NativeGrid]]] = {}
+    groups: dict[tuple[str, float, float, float], list[tuple[SceneRef, Grid]]] = {}
     failed: list[str] = []
     for ref in scenes:
         try:
@@ -173,7 +155,7 @@ def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_P
         except SceneError as exc:
             failed.append(str(exc))
             continue
-        groups.setdefault(g.key, []).append((ref, g))
+        groups.setdefault(pixel_key(g), []).append((ref, g))
     jobs: list[TileJob] = []
     for (crs, res, _, _), members in sorted(groups.items()):
         # tiles start on the pixel grid of the group's first file, so a tile of whole blocks
@@ -542,7 +524,7 @@ def scan_tile(job: TileJob, run_id: str) -> TileResult:
 
 
 @dataclass(frozen=True)
-class ScanParams:
+class ScanParams(RunParams):
     """What one scan was asked to do (stored in ``runs.params``)."""
 
     region: str
@@ -554,9 +536,6 @@ class ScanParams:
     tile_px: int = TILE_PX
     #: Tiles per GeoPackage transaction (a kill loses at most this many tiles' work, never data).
     batch_tiles: int = 64
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
 
     @property
     def key(self) -> str:

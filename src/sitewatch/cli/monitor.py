@@ -7,18 +7,18 @@ import sys
 
 import click
 
-from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
+from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, flow_or_library,
+                      quiet_prefect)
 
 
 @click.command("monitor")
 @click.option("--sites", "sites", required=True, type=click.Path(dir_okay=False),
               help="Sites file: GeoPackage, GeoJSON, CSV (site_id,name,lon,lat[,radius_m]) or OSM.")
-@click.option("--imagery", required=True,
-              help="STAC API URL, static STAC catalog/collection (path or URL), or a folder of GeoTIFFs.")
-@click.option("--collection", default=None, help="STAC collection (APIs default to sentinel-2-l2a).")
+@IMAGERY_OPTION
+@COLLECTION_OPTION
 @DB_OPTION
-@click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
-@click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
+@SINCE_OPTION
+@UNTIL_OPTION
 @click.option("--workers", type=click.IntRange(1, 512), default=None,
               help="Run sites on a local Dask cluster of N processes (default: two threads).")
 @click.option("--cluster", default=None, metavar="ADDRESS",

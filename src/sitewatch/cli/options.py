@@ -8,6 +8,12 @@ from typing import Any
 
 import click
 
+IMAGERY_OPTION = click.option(
+    "--imagery", required=True,
+    help="STAC API URL, static STAC catalog/collection (path or URL), or a folder of GeoTIFFs.")
+COLLECTION_OPTION = click.option("--collection", default=None,
+                                 help="STAC collection (APIs default to sentinel-2-l2a).")
+
 DB_OPTION = click.option("--db", default="findings.gpkg", show_default=True, type=click.Path(dir_okay=False),
                          help="Findings GeoPackage (created when missing).")
 
@@ -25,6 +31,8 @@ class DateType(click.ParamType):
 
 
 DATE = DateType()
+SINCE_OPTION = click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
+UNTIL_OPTION = click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
 
 
 def quiet_prefect(verbose: bool = False) -> None:

@@ -8,18 +8,18 @@ from typing import Any
 
 import click
 
-from .options import DATE, DB_OPTION, flow_or_library, quiet_prefect
+from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, flow_or_library,
+                      quiet_prefect)
 
 
 @click.command("scan")
 @click.option("--region", required=True,
               help="minlon,minlat,maxlon,maxlat, a polygon file (GeoJSON, GPKG), or 'xinjiang' (its bounding box).")
-@click.option("--imagery", required=True,
-              help="STAC API URL, static STAC catalog/collection (path or URL), or a folder of GeoTIFFs.")
-@click.option("--collection", default=None, help="STAC collection (APIs default to sentinel-2-l2a).")
+@IMAGERY_OPTION
+@COLLECTION_OPTION
 @DB_OPTION
-@click.option("--since", type=DATE, default=None, help="Only scenes acquired on or after this date.")
-@click.option("--until", type=DATE, default=None, help="Only scenes acquired on or before this date.")
+@SINCE_OPTION
+@UNTIL_OPTION
 @click.option("--workers", type=click.IntRange(1, 512), default=None,
               help="N worker processes on this machine: a local Dask cluster under Prefect, forked processes "
                    "with --no-prefect (default: one process).")
