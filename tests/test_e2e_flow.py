@@ -47,7 +47,21 @@ def demo_run(tmp_path_factory):
         first = monitor_flow(**args)
         snapshot = _rows(db)
         second = monitor_flow(**args)
-    return bundle, db, first, second, snapshot
+        scan = _scan_on_dask(tmp)
+    return bundle, db, first, second, snapshot, scan
+
+
+def _scan_on_dask(tmp):
+    """The scan flow on a local two-process Dask cluster through prefect-dask (same harness)."""
+    from pipelines.runners import task_runner
+    from pipelines.scan import scan_flow
+    from sitewatch.synth_region import make_region
+
+    region = make_region(tmp / "region", 4.0, seed=3, blocks_per_100km2=20)
+    db = tmp / "scan.gpkg"
+    result = scan_flow.with_options(task_runner=task_runner(workers=2))(
+        region=region.region, imagery=str(region.catalog_path), db=str(db), tile_px=128)
+    return region, db, result
 
 
 def _rows(db):
@@ -59,7 +73,7 @@ def _rows(db):
 
 
 def test_layers_fields_types_crs_and_validator(demo_run, gpkg_valid):
-    _, db, first, _, _ = demo_run
+    _, db, first, _, _, _ = demo_run
     assert first["status"] == "completed", first
     gpkg_valid(db)
     layers = dict(pyogrio.list_layers(db))
@@ -80,7 +94,7 @@ def test_layers_fields_types_crs_and_validator(demo_run, gpkg_valid):
 
 
 def test_detections_match_the_demo_truth(demo_run):
-    bundle, db, _, _, _ = demo_run
+    bundle, db, _, _, _, _ = demo_run
     store = Store(db)
     dets = store.detections()
     assert dets, "the demo must produce detections"
@@ -102,7 +116,7 @@ def test_detections_match_the_demo_truth(demo_run):
 
 
 def test_second_run_adds_nothing(demo_run):
-    _, db, first, second, snapshot = demo_run
+    _, db, first, second, snapshot, _ = demo_run
     assert second["scenes_new"] == 0 and second["detections_new"] == 0
     assert _rows(db) == snapshot
     runs = Store(db).runs()
@@ -111,9 +125,22 @@ def test_second_run_adds_nothing(demo_run):
 
 
 def test_times_are_utc_iso(demo_run):
-    _, db, _, _, _ = demo_run
+    _, db, _, _, _, _ = demo_run
     for s in Store(db).scenes():
         assert s.acquired.tzinfo is not None and s.acquired.utcoffset() == dt.timedelta(0)
     con = sqlite3.connect(db)
     for (a,) in con.execute("SELECT acquired FROM scenes"):
         assert a.endswith("Z") and "T" in a
+
+
+def test_scan_flow_on_a_dask_cluster(demo_run, gpkg_valid):
+    from shapely.geometry import shape
+
+    region, db, result = demo_run[-1]
+    assert result["status"] == "completed" and result["tiles"] > 4, result
+    dets = Store(db).detections()
+    planted = [shape(p["geometry"]) for p in region.planted]
+    assert all(any(d.geometry.intersects(p) for d in dets) for p in planted)
+    assert len(dets) == len(planted)
+    assert [r.flow for r in Store(db).runs()] == ["scan"]
+    gpkg_valid(db)
