@@ -190,14 +190,17 @@ def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_P
 # --- reading -------------------------------------------------------------------------------
 
 
+#: GDAL's block cache per process, MB: tiles start on block boundaries, so every block is
+#: decoded once and a large cache would only grow memory with the region's size.
+SCAN_CACHE_MB = 24
+
+
 def _env() -> Any:
     import rasterio
 
-    try:
-        from .httpio import gdal_env
-    except ImportError:  # pragma: no cover - httpio ships with the package
-        return rasterio.Env()
-    return rasterio.Env(**gdal_env())
+    from .httpio import gdal_env
+
+    return rasterio.Env(GDAL_CACHEMAX=SCAN_CACHE_MB, **gdal_env())
 
 
 _DATASETS: dict[str, Any] = {}
