@@ -95,7 +95,7 @@ def found_blocks(db: Path, planted: tuple[dict, ...]) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="400,1600,6400", help="region areas in km², comma-separated")
+    ap.add_argument("--sizes", default="400,1600,6400,12800", help="region areas in km², comma-separated")
     ap.add_argument("--work", default=str(ROOT / ".bench" / "scan"), help="where to write the series")
     ap.add_argument("--prefect", action="store_true", help="also time the Prefect flow at the largest size")
     args = ap.parse_args()
