@@ -116,3 +116,28 @@ def test_scan_command_end_to_end(region, tmp_path, gpkg_valid):
     gpkg_valid(db)
     bad = subprocess.run([*cmd[:5], "1,2,3", *cmd[6:]], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_scan_over_http_with_a_failing_file_is_partial_then_finished(region, tmp_path):
+    """Remote COGs: a file that keeps failing leaves its tiles undone and named (exit 1); the next
+    run, with the server healthy, scans only those and ends with every planted block."""
+    from servers import serve_dir
+
+    db = tmp_path / "remote.gpkg"
+    env = {**__import__("os").environ, "SITEWATCH_HTTP_TIMEOUT": "2", "SITEWATCH_HTTP_RETRIES": "1"}
+    with serve_dir(region.catalog_path.parent) as srv:
+        cmd = [sys.executable, "-m", "sitewatch.cli.main", "scan", "--region", region.region,
+               "--imagery", f"{srv.url}/catalog.json", "--db", str(db), "--tile-px", "256", "--no-prefect"]
+        bad = next(p.name for p in region.files if p.name.endswith("_nir.tif") and "2019" in p.name)
+        srv.fail(bad, "500", times=None)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert bad in r.stderr
+        srv.faults.clear()
+        r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+        assert r2.returncode == 0, r2.stderr
+        assert any(q.range for q in srv.seen() if q.path.endswith(".tif"))
+    dets = Store(db).detections()
+    planted = [shape(p["geometry"]) for p in region.planted]
+    assert all(any(d.geometry.intersects(p) for d in dets) for p in planted)
+    assert [r.status for r in Store(db).runs()] == ["partial", "completed"]

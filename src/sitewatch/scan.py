@@ -270,6 +270,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
     bands: dict[str, np.ndarray] = {}
     raw_all: list[np.ndarray] = []
     names = [b for b in BANDS if b in ref.assets]
+    href = ref.href or ref.scene_id
     if not {"red", "green", "blue", "nir"} <= set(names):
         raise SceneError(f"scene {ref.scene_id}: needs red, green, blue and nir bands for a scan")
     try:
@@ -277,6 +278,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
             have = None
             for name in names:
                 a = ref.assets[name]
+                href = a.href
                 raw, nodata = _read_window(a.href, a.band, job.transform, job.width, job.height)
                 raw_all.append(raw)
                 if have is None:  # the bands of one scene share one footprint
@@ -293,6 +295,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
             assert have is not None
             if "scl" in ref.assets:
                 a = ref.assets["scl"]
+                href = a.href
                 scl, _ = _read_window(a.href, a.band, job.transform, job.width, job.height)
                 raw_all.append(scl)
                 clear = have & ~_SCL_MASK[scl]
@@ -301,7 +304,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
     except SceneError:
         raise
     except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
-        raise SceneError(f"scene {ref.scene_id}: cannot read over tile {job.tile_id}: {exc}") from None
+        raise SceneError(f"scene {ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
     return TileScene(ref, bands, clear, tuple(raw_all))
 
 
@@ -569,7 +572,15 @@ class ScanSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "tiles": self.tiles, "tiles_skipped": self.tiles_skipped,
                 "area_km2": round(self.area_km2, 1), "scenes": self.scenes, "detections_new": self.detections_new,
-                "failures": list(self.failures), "seconds": round(self.seconds, 2)}
+                "failures": _counted(self.failures), "seconds": round(self.seconds, 2)}
+
+
+def _counted(lines: Sequence[str]) -> list[str]:
+    """One line per distinct failure (a broken scene fails every tile it covers), with how many tiles."""
+    counts: dict[str, int] = {}
+    for ln in lines:
+        counts[ln] = counts.get(ln, 0) + 1
+    return [f"{ln} ({n} tiles)" if n > 1 else ln for ln, n in counts.items()]
 
 
 def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
