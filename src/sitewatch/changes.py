@@ -79,7 +79,7 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
 #: Walls and fences shorter than this are not reported, metres.
-MIN_LENGTH_M = 20.0
+MIN_LENGTH_M = 30.0
 
 
 def _dilate(a: np.ndarray, px: int) -> np.ndarray:
