@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from shapely.geometry import box, shape
 
@@ -141,3 +142,82 @@ def test_scan_over_http_with_a_failing_file_is_partial_then_finished(region, tmp
     planted = [shape(p["geometry"]) for p in region.planted]
     assert all(any(d.geometry.intersects(p) for d in dets) for p in planted)
     assert [r.status for r in Store(db).runs()] == ["partial", "completed"]
+
+
+# --- the per-pixel arithmetic works on the stored values: same answers as on reflectance ---------
+
+
+def _tile_with_blocks(region):
+    refs = refs_of(region.catalog_path)
+    jobs, _ = scan.plan(refs, box(*map(float, region.region.split(","))), tile_px=256)
+    for job in jobs:
+        stack = [scan.read_tile(r, job) for r in job.scenes]
+        if scan.new_blocks(stack, job.transform.a):
+            return job, stack
+    raise AssertionError("no tile with a planted block")
+
+
+def _as_reflectance(ts):
+    """The same scene stored as float32 reflectance (scale 1, offset 0)."""
+    one = (np.float32(1), np.float32(0))
+    return scan.TileScene(ts.ref, {k: v.copy() for k, v in ts.bands.items()}, {k: one for k in ts.dn}, ts.clear,
+                          ts.raw)
+
+
+def _with_offset(ts):
+    """The same scene stored as uint16 with an offset: (dn + 1000) * 1e-4 - 0.1."""
+    dn = {k: (v.astype(np.uint32) + 1000).astype(np.uint16) for k, v in ts.dn.items()}
+    return scan.TileScene(ts.ref, dn, {k: (np.float32(1e-4), np.float32(-0.1)) for k in ts.dn}, ts.clear, ts.raw)
+
+
+def test_change_is_the_same_whatever_the_encoding(region):
+    job, (s0, s1) = _tile_with_blocks(region)
+    res = job.transform.a
+    base = scan.new_blocks([s0, s1], res)
+    assert len(base) == 1 and base[0].after == 1 and base[0].mask.sum() >= 15
+    for stack in ([_as_reflectance(s0), s1], [s0, _as_reflectance(s1)], [s0, _with_offset(s1)],
+                  [_with_offset(s0), _as_reflectance(s1)]):
+        (pc,) = scan.new_blocks(stack, res)
+        assert np.array_equal(pc.mask, base[0].mask)
+        np.testing.assert_allclose(pc.magnitude[pc.mask], base[0].magnitude[base[0].mask], rtol=1e-4)
+    # three dates, the middle one a re-encoded copy of the first: nothing new at date 1, the
+    # blocks at date 2, dated from the middle scene (the last clear look before them)
+    (pc,) = scan.new_blocks([s0, _as_reflectance(s0), s1], res)
+    assert pc.after == 2 and np.array_equal(pc.mask, base[0].mask)
+    assert set(np.unique(pc.before[pc.mask])) == {1}
+    assert [c.before for c in scan.candidates([s0, _as_reflectance(s0), s1], job)] == [1] * len(
+        scan.candidates([s0, s1], job))
+
+
+def test_objects_are_those_of_labelling_the_whole_tile():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    cand = rng.random((300, 257)) > 0.985  # scattered single pixels
+    for r, c, h, w in [(10, 10, 3, 10), (40, 250, 10, 3), (100, 0, 4, 4), (297, 120, 3, 9), (150, 30, 1, 40)]:
+        cand[r:r + h, c:c + w] = True
+    lab, n = ndimage.label(cand)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    want = (sizes >= 12)[lab] & cand
+    objects = scan._objects(cand, np.flatnonzero(cand), 12)
+    got = np.zeros_like(cand)
+    for win, part in objects:
+        assert not got[win][part].any()  # windows never share an object's pixels
+        got[win] |= part
+    assert np.array_equal(got, want) and len(objects) >= 4
+
+
+def test_scene_classes_and_medians_match_the_plain_forms():
+    from sitewatch.scenes import SCL_MASKED
+
+    every = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    assert np.array_equal(scan._scl_clear(every), ~np.isin(every, SCL_MASKED))
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 201, 2000):
+        for dn, scale, offset in [(rng.integers(1, 12000, n).astype(np.uint16), 1e-4, 0.0),
+                                  (rng.integers(0, 256, n).astype(np.uint8), 1 / 255, 0.0),
+                                  (rng.integers(1000, 12000, n).astype(np.uint16), 1e-4, -0.1)]:
+            s, o = np.float32(scale), np.float32(offset)
+            assert scan._median_of(dn, s, o) == float(np.median(scan._reflectance(dn, s, o)))
+            x = rng.normal(size=n).astype(np.float32)
+            assert scan._median(x) == float(np.median(x))
