@@ -142,10 +142,10 @@ def _utm(g):
     return to_crs(g, "EPSG:4326", utm_crs_for(c.x, c.y))
 
 
-def score_generated(work: Path, quick: bool = False) -> dict:
-    sites = benchmark_sites(quick=quick)
+def score_generated(work: Path, quick: bool = False, seed: int = SEED) -> dict:
+    sites = benchmark_sites(seed, quick=quick)
     t0 = time.perf_counter()
-    bundle = write_series(work / "data", [s for s, _ in sites], SEED, catalog_id="sitewatch-benchmark")
+    bundle = write_series(work / "data", [s for s, _ in sites], seed, catalog_id="sitewatch-benchmark")
     t_render = time.perf_counter() - t0
     db = work / "bench.gpkg"
     for p in work.glob("bench.gpkg*"):
@@ -226,11 +226,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=None, help="where to write the generated series (default: a temp dir)")
     ap.add_argument("--quick", action="store_true", help="fewer sites (for a smoke run)")
+    ap.add_argument("--seed", type=int, default=SEED, help=f"renderer seed (default {SEED}; the score is fitted on others)")
     args = ap.parse_args()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    g = score_generated(work, args.quick)
-    print(f"## Generated series ({len(g['sites'])} sites, {g['scenes']} scenes; render {g['seconds_render']:.0f} s, "
+    g = score_generated(work, args.quick, args.seed)
+    print(f"## Generated series, seed {args.seed} ({len(g['sites'])} sites, {g['scenes']} scenes; render {g['seconds_render']:.0f} s, "
           f"monitor {g['seconds_monitor']:.0f} s; run {g['status']})\n")
     print("| site | role | gsd (m) | story | scenes | detections |")
     print("|---|---|---|---|---|---|")

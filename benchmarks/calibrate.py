@@ -1,6 +1,6 @@
 """Fit the detection score's coefficients on a generated series with its own seed.
 
-    .venv/bin/python benchmarks/calibrate.py [--seed 4242] [--work DIR]
+    .venv/bin/python benchmarks/calibrate.py [--seeds 4242,4343,4444] [--work DIR]
 
 Runs the generated benchmark (benchmarks/accuracy.py) with a seed that the accuracy table
 does not use, matches detections to truth, and fits a logistic model of "this detection is
@@ -8,6 +8,10 @@ right" on the evidence each detection carries (change magnitude, size over the k
 minimum, confirmed by the next clear scene, structure family, new or removed). It prints
 the coefficients to paste into ``sitewatch.changes.SCORE_COEFFICIENTS``; the accuracy
 benchmark then reports calibration on its own, different seed.
+
+Several seeds are pooled, and the fit carries a prior of one wrong and one right detection
+at the mean evidence (a Beta(1, 1) on the base rate): when every detection of the
+calibration series is right, the score then says "nearly always right", not "certain".
 """
 
 from __future__ import annotations
@@ -35,26 +39,34 @@ from sitewatch.store import Store  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=4242)
+    ap.add_argument("--seeds", default="4242,4343,4444", help="comma-separated seeds, none the accuracy table's")
     ap.add_argument("--work", default=None)
     args = ap.parse_args()
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-calib-"))
-    accuracy.SEED = args.seed
-    g = accuracy.score_generated(work)
-    dets = Store(work / "bench.gpkg").detections()
-    truths = json.loads((work / "data" / "truth.json").read_text())
-    roles = {sid: role for sid, (role, *_rest) in g["sites"].items()}
+    root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-calib-"))
     X, y = [], []
-    for fam in ("building", "wall", "fence", "tower"):
-        ds = [d for d in dets if family(d.kind) == fam]
-        ts = [t for t in truths if family(t["kind"]) == fam]
-        found = [Found(d.kind, accuracy._utm(d.geometry), d.before_date, d.after_date, d.score, d.site_id) for d in ds]
-        truth = [Truth(t["kind"], accuracy._utm(shape(t["geometry"])), accuracy.D(t["before_date"]),
-                       accuracy.D(t["after_date"]), t["site_id"]) for t in ts]
-        m = match(found, truth)
-        for d, (_, ok) in zip(ds, m.scored):
-            X.append(score_features(d.kind, d.evidence, d.area_m2, d.evidence.get("grid_res_m", 1.0)))
-            y.append(1.0 if ok and roles.get(d.site_id) else 0.0)
+    for seed in (int(x) for x in args.seeds.split(",")):
+        work = root / f"seed-{seed}"
+        work.mkdir(parents=True, exist_ok=True)
+        g = accuracy.score_generated(work, seed=seed)
+        dets = Store(work / "bench.gpkg").detections()
+        truths = json.loads((work / "data" / "truth.json").read_text())
+        roles = {sid: role for sid, (role, *_rest) in g["sites"].items()}
+        n0, r0 = len(y), sum(y)
+        for fam in ("building", "wall", "fence", "tower"):
+            ds = [d for d in dets if family(d.kind) == fam]
+            ts = [t for t in truths if family(t["kind"]) == fam]
+            found = [Found(d.kind, accuracy._utm(d.geometry), d.before_date, d.after_date, d.score, d.site_id)
+                     for d in ds]
+            truth = [Truth(t["kind"], accuracy._utm(shape(t["geometry"])), accuracy.D(t["before_date"]),
+                           accuracy.D(t["after_date"]), t["site_id"]) for t in ts]
+            m = match(found, truth)
+            for d, (_, ok) in zip(ds, m.scored):
+                X.append(score_features(d.kind, d.evidence, d.area_m2, d.evidence.get("grid_res_m", 1.0)))
+                y.append(1.0 if ok and roles.get(d.site_id) == "change" else 0.0)
+        print(f"seed {seed}: {len(y) - n0} detections, {int(sum(y) - r0)} right")
+    centre = list(np.mean(np.array(X), axis=0))
+    X += [centre, centre]  # the prior: one wrong, one right, at the mean evidence
+    y += [0.0, 1.0]
     X_, y_ = np.array(X), np.array(y)
 
     def loss(w: np.ndarray) -> float:
@@ -62,7 +74,7 @@ def main() -> None:
         return float(np.sum(np.logaddexp(0, z) - y_ * z) + 0.5 * np.sum(w[1:] ** 2))
 
     w = minimize(loss, np.zeros(X_.shape[1]), method="L-BFGS-B").x
-    print(f"{len(y)} detections, {int(y_.sum())} right; fitted coefficients:")
+    print(f"{len(y) - 2} detections, {int(y_.sum()) - 1} right (+ the prior's one right, one wrong); fitted:")
     print("SCORE_COEFFICIENTS = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
     p = 1 / (1 + np.exp(-(X_ @ w)))
     print(f"mean score {p.mean():.3f} vs fraction right {y_.mean():.3f}; log loss {loss(w) / len(y):.3f}")

@@ -112,6 +112,49 @@ def test_appear_then_disappear_is_new_then_removed():
     assert changes.index(new) < changes.index(gone)
 
 
+def test_one_scene_that_missed_a_standing_structure_does_not_make_it_new():
+    # the block stands from s0; s2 misses it (the map failed, the ground was clear); s3 sees it again
+    obs = series(maps(block=True), maps(block=True), maps(), maps(block=True))
+    assert [c for c in track(obs) if c.kind == "building_new"] == []
+
+
+def test_a_structure_seen_absent_twice_then_standing_is_new():
+    # the same pattern once the absence is seen in two clear scenes: a real (re)construction
+    obs = series(maps(), maps(), maps(block=True), maps(block=True))
+    assert _only(track(obs), "building_new").before_scene_id == "s1"
+
+
+def test_a_sliver_of_cloud_over_the_object_does_not_disqualify_the_before_scene_but_a_tenth_does():
+    sliver, tenth = np.ones((N, N), bool), np.ones((N, N), bool)
+    sliver[BLOCK[0], 30:31] = False  # 2% of the block hidden
+    tenth[BLOCK[0], 30:35] = False  # 10% hidden: that ground was not clearly seen
+    c = _only(track(series(maps(), maps(observed=sliver), maps(block=True), maps(block=True))), "building_new")
+    assert c.before_scene_id == "s1"
+    c = _only(track(series(maps(), maps(observed=tenth), maps(block=True), maps(block=True))), "building_new")
+    assert c.before_scene_id == "s0"
+
+
+def _faint(strength: float = 0.6) -> StructureMaps:
+    """Not mapped, but the map's response over the block is strong (a faint fence band turned down)."""
+    m = maps()
+    m.strength["building"][BLOCK] = strength
+    return m
+
+
+def test_a_strong_unmapped_response_is_not_absence_so_dating_looks_earlier():
+    c = _only(track(series(maps(), _faint(), maps(block=True), maps(block=True))), "building_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s0", "s2")
+    assert [c for c in track(series(_faint(), _faint(), maps(block=True), maps(block=True)))] == []
+    # a weak response is absence
+    c = _only(track(series(maps(), _faint(0.2), maps(block=True), maps(block=True))), "building_new")
+    assert c.before_scene_id == "s1"
+
+
+def test_a_strong_unmapped_response_is_not_a_removal():
+    obs = series(maps(block=True), maps(block=True), _faint(), _faint(), maps(block=True))
+    assert [c for c in track(obs) if c.kind == "building_removed"] == []
+
+
 def _one_off(strength: float) -> list[Observation]:
     blob = np.zeros((N, N), bool)
     blob[80:95, 80:100] = True

@@ -360,9 +360,6 @@ def test_grid_resolution_from_native(native, nice):
     assert nice_resolution(native) == pytest.approx(nice)
 
 
-@pytest.mark.xfail(strict=True, reason="clouds.detect has no haze test yet (a broad, even, low-contrast veil below "
-                                       "the cloud brightness threshold); SPEC: imagery without a mask must not turn "
-                                       "clouds into detections")
 def test_clouds_flag_broad_thin_haze_not_bright_desert():
     g = np.random.default_rng(5)
     tex = 0.04 * g.standard_normal((200, 200))
@@ -374,3 +371,38 @@ def test_clouds_flag_broad_thin_haze_not_bright_desert():
     assert m[:, 10:90].mean() > 0.8 and m[:, 110:].mean() < 0.05
     desert = {k: (v + 0.18).astype("float32") for k, v in ground.items()}  # bright, but textured
     assert detect(desert, res_m=10.0).mean() < 0.05
+
+
+def _soft_blob(n: int, cy: float, cx: float, radius: float) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    return np.exp(-2.5 * ((yy - cy) ** 2 + (xx - cx) ** 2) / radius ** 2)
+
+
+def test_clouds_mask_a_cloud_shadow_but_not_a_building_shadow():
+    """At 0.5 m: a soft cloud, its soft shadow beside it, and a building's sharp shadow."""
+    b = _ground(400, seed=3)
+    cloud, shade = _soft_blob(400, 100, 100, 60), _soft_blob(400, 180, 180, 60) * 0.55
+    for k in b:
+        b[k] = (b[k] * (1 - shade)) * (1 - 0.95 * cloud) + 0.8 * 0.95 * cloud
+        b[k][300:340, 250:390] *= 0.3  # a 20 x 70 m building shadow: sharp-edged
+    m = detect(b, res_m=0.5)
+    assert m[100, 100] and m[165:195, 165:195].all()  # the cloud and its shadow
+    assert not m[305:335, 255:385].any()  # the building's shadow stays ground
+
+
+def test_clouds_leave_dark_ground_alone_on_a_clear_day():
+    b = _ground(400, seed=4)
+    dark = _soft_blob(400, 200, 200, 80) * 0.5  # a soft dark patch (wet soil, basalt), no cloud anywhere
+    for k in b:
+        b[k] = b[k] * (1 - dark)
+    assert not detect(b, res_m=0.5).any()
+
+
+def test_haze_leaves_blue_roofs_alone():
+    """Blue roofs are far above the clear line in blue-red space, but small: not haze."""
+    b = _ground()
+    for i in range(6):  # six 30 x 100 m blue-roofed halls at 10 m
+        r0, c0 = 40 + (i % 2) * 60, 20 + i * 25
+        b["red"][r0:r0 + 10, c0:c0 + 3], b["green"][r0:r0 + 10, c0:c0 + 3] = 0.15, 0.3
+        b["blue"][r0:r0 + 10, c0:c0 + 3] = 0.55
+    assert not detect(b, res_m=10.0).any()

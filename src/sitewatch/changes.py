@@ -71,10 +71,14 @@ class Metrics:
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":
 #: misregistration left after alignment, and for fences the shadow band moving with the sun.
 TOLERANCE_M = {"building": 1.0, "wall": 1.5, "fence": 5.0, "tower": 1.5}
-#: Share of an object that must be seen (not cloud, not no-data) for a scene to bracket it.
-CLEAR_SHARE = 0.8
+#: Share of an object that must be seen (not cloud, shadow or no-data) for a scene to bracket it:
+#: the contract dates a change by scenes in which that ground was clear, so only slivers may be hidden.
+CLEAR_SHARE = 0.95
 #: Share of an object a map must cover to say "present" / may cover to still say "absent".
 PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
+#: A map's mean response over an object, as a share of its response where it stands, at and above
+#: which "not mapped" is not "absent" (maps whose strength is kept below the presence threshold).
+AMBIGUOUS = 0.5
 #: Smallest change object per kind, m² (and at least a few pixels).
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
@@ -201,11 +205,14 @@ def track(observations: Sequence[Observation]) -> list[Change]:
 
     For each kind and each scene t (oldest first), pixels present at t whose last clear
     observation showed nothing there form candidate objects. An object is a change when
-    the last scene that saw at least 80% of its ground clearly showed it absent (that is
+    the last scene that saw at least 95% of its ground clearly showed it absent (that is
     ``before``), the object is complete at t (it does not run into cloud or no-data, else
     its dating waits for the next clear scene), and the next clear scene still shows it
-    (else it is dropped as a one-scene error; in the newest scene it is kept, discounted).
-    Removals are the mirror image. A structure that stays yields one change.
+    (else it is dropped as a one-scene error; in the newest scene it is kept, discounted),
+    and the clear scene before ``before`` did not show it standing (else ``before`` missed
+    it). Removals are the mirror image: a removal needs the structure seen standing in two
+    clear scenes. A structure that stays yields one change; one rebuilt on the spot where it
+    was seen removed once is not reported again (precision over recall).
     """
     obs = sorted(observations, key=lambda o: (o.acquired, o.scene_id))
     if len(obs) < 2:
@@ -272,16 +279,27 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     ring = ndimage.binary_dilation(obj, iterations=2) & ~obj
     if ring.any() and (~O[t][sl][ring]).mean() > 0.1:
         return None
-    # before: the last scene that saw the object's ground clearly
+    # before: the last scene that saw the object's ground clearly; for a new structure, one whose
+    # map's response there was weak: a scene whose response was strong but fell short of
+    # "present" (a faint fence band on a snowy day) is neither absent nor present, so look earlier
     before = None
+    now = float(S[t][sl][obj].mean())
     for s in range(t - 1, -1, -1):
         if O[s][sl][obj].mean() >= CLEAR_SHARE:
+            if new and Pd[s][sl][obj].mean() <= ABSENT_SHARE and float(S[s][sl][obj].mean()) >= AMBIGUOUS * now > 0:
+                continue
             before = s
             break
     if before is None:
         return None
     if new and Pd[before][sl][obj].mean() > ABSENT_SHARE:
         return None
+    if new:  # seen standing in the clear scene before ``before``: that absence was a miss, not construction
+        for s in range(before - 1, -1, -1):
+            if O[s][sl][obj].mean() >= CLEAR_SHARE:
+                if Pd[s][sl][obj].mean() >= PRESENT_SHARE:
+                    return None
+                break
     a, b = before, t
     mag = float(abs(S[b][sl][obj].mean() - S[a][sl][obj].mean())) if new else float(S[a][sl][obj].mean())
     # support: the clear scene before ``before`` agrees (for removals: it stood there already)
@@ -289,6 +307,8 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     if not new:
         if P[before][sl][obj].mean() < PRESENT_SHARE:
             return None
+        if float(S[t][sl][obj].mean()) >= AMBIGUOUS * float(S[before][sl][obj].mean()) > 0:
+            return None  # still a strong response where it stood: unmapped, not shown gone
         supported = False  # seen standing in one clear scene only is not enough to call it removed
         for s in range(before - 1, -1, -1):
             if O[s][sl][obj].mean() >= CLEAR_SHARE:

@@ -5,8 +5,15 @@ contract says clouds must still never become detections. Clouds are bright, near
 (flat across the visible bands), large and soft-edged; roofs can be as bright and as white
 but are small or sharp-edged. So: find bright, white, low-texture regions, keep those large
 enough to be cloud, reject those whose edges are sharp (a roof), then grow the mask a
-little to cover the thin halo around each cloud. Haze (a thin, even veil) raises every
-band; it is caught by the same test at a lower brightness when it covers a broad area.
+little to cover the thin halo around each cloud.
+
+Haze, a thin veil over part of the scene, lifts blue more than red: it is found with the
+haze-optimised transform (HOT, Zhang et al. 2002), the distance of each pixel above the
+scene's own "clear line" in blue-red space, smoothed, over a broad area. A veil over the
+whole scene moves the clear line with it and is left to the radiometric normalisation.
+Cloud shadows are broad, dark and soft-edged (a building's or wall's shadow is sharp); they
+are looked for only in a scene where a cloud was found, so naturally dark ground on a clear
+day is never masked.
 """
 
 from __future__ import annotations
@@ -33,25 +40,63 @@ SNOWY_SCENE_M2 = 10_000.0
 NDSI_SNOW = 0.4
 #: Halo added around each cloud, metres.
 HALO_M = 15.0
+#: Haze: smoothed HOT (reflectance above the clear line) above this, plus twice the clear line's scatter.
+HAZE_HOT = 0.015
+#: Haze is broad: at least this much ground (m²), or this share of the scene when the scene is smaller.
+HAZE_MIN_M2, HAZE_MIN_SHARE = 250_000.0, 0.3
+#: Haze flattens texture: local contrast below this share of the scene's typical (75th percentile).
+HAZE_FLAT = 0.8
+#: Window over which HOT is averaged, metres.
+HAZE_SMOOTH_M = 100.0
+#: Cloud shadow: smoothed brightness below this share of the scene's ground, broader than this (metres).
+SHADOW_DARK, SHADOW_WIDTH_M = 0.8, 8.0
+#: How much brighter a cloud shadow's rim is than its core, as a share of the contrast to the ground outside.
+SHADOW_SOFT = 0.35
 
 
 def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
-    """True where cloud or haze hides the ground."""
+    """True where cloud, haze or cloud shadow hides the ground."""
     r, g, b = (np.nan_to_num(bands[k], nan=0.0) for k in ("red", "green", "blue"))
     bright = (r + g + b) / 3
     spread = (np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)) / np.maximum(bright, 1e-3)
-    cand = (bright > BRIGHT) & (spread < WHITE)
-    if not cand.any():
-        return np.zeros(r.shape, dtype=bool)
-    b = np.minimum(np.minimum(r, g), b)  # the darkest visible band: high only for white things
+    darkest = np.minimum(np.minimum(r, g), b)  # high only for white things
+    min_px = max(4, int(MIN_AREA_M2 / (res_m * res_m)))
+    grad: np.ndarray | None = None
+    mask = np.zeros(r.shape, dtype=bool)
+    cand = ndimage.binary_opening((bright > BRIGHT) & (spread < WHITE), iterations=1)
+    if cand.any():
+        grad = _gradient(bright)
+        mask |= _soft(cand, bright, grad, min_px, darker=False)
+    # Snow: with swir16, by its index (snow is dark in SWIR, roofs are not); without it, very
+    # bright white ground counts as snow only in a scene with a lot of it (a snowy day), so a
+    # white roof on a snowless day stays a roof.
+    snow = (bright > SNOW_BRIGHT) & (spread < WHITE) & (darkest > SNOW_BRIGHT)
+    if snow.any():
+        if "swir16" in bands:
+            sw = np.nan_to_num(bands["swir16"], nan=0.0)
+            snow &= (g - sw) / np.maximum(g + sw, 1e-4) > NDSI_SNOW
+        elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2:
+            snow[...] = False
+        mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
+    plants = _vegetation(bands, r, g, b)
+    cloudy = mask.any()
+    mask |= haze(r, b, bright, plants, res_m)
+    if cloudy:
+        mask |= _shadows(bright, plants, res_m, min_px)
+    halo = max(1, int(round(HALO_M / res_m)))
+    return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask
 
-    cand = ndimage.binary_opening(cand, iterations=1)
+
+def _gradient(bright: np.ndarray) -> np.ndarray:
+    return np.hypot(ndimage.sobel(bright, 0), ndimage.sobel(bright, 1)) / 8.0
+
+
+def _soft(cand: np.ndarray, bright: np.ndarray, grad: np.ndarray, min_px: int, darker: bool) -> np.ndarray:
+    """Components of ``cand`` at least ``min_px`` large whose edges are soft for their contrast."""
     lab, n = ndimage.label(cand)
     if not n:
-        return np.zeros(r.shape, dtype=bool)
-    min_px = max(4, int(MIN_AREA_M2 / (res_m * res_m)))
+        return np.zeros(cand.shape, dtype=bool)
     sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
-    grad = np.hypot(ndimage.sobel(bright, 0), ndimage.sobel(bright, 1)) / 8.0
     keep = np.zeros(n + 1, dtype=bool)
     ring_src = ndimage.binary_dilation(cand, iterations=3) & ~cand
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
@@ -61,25 +106,83 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
         part = lab[sl] == i
         inner = bright[sl][part].mean()
         ring = ring_src[sl] & ~part
-        outside = bright[sl][ring].mean() if ring.any() else inner * 0.7
+        outside = bright[sl][ring].mean() if ring.any() else inner * (1.4 if darker else 0.7)
         edge = part & ~ndimage.binary_erosion(part)
-        contrast = max(inner - outside, 1e-3)
+        contrast = max((outside - inner) if darker else (inner - outside), 1e-3)
         sharp = float(np.median(grad[sl][edge])) / contrast if edge.any() else 0.0
         keep[i] = sharp < SHARP
-    mask = keep[lab]
-    # Snow: with swir16, by its index (snow is dark in SWIR, roofs are not); without it, very
-    # bright white ground counts as snow only in a scene with a lot of it (a snowy day), so a
-    # white roof on a snowless day stays a roof.
-    snow = (bright > SNOW_BRIGHT) & (spread < WHITE) & (b > SNOW_BRIGHT)
-    if snow.any():
-        if "swir16" in bands:
-            sw = np.nan_to_num(bands["swir16"], nan=0.0)
-            snow &= (g - sw) / np.maximum(g + sw, 1e-4) > NDSI_SNOW
-        elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2:
-            snow[...] = False
-        mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
-    halo = max(1, int(round(HALO_M / res_m)))
-    return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask
+    return keep[lab]
+
+
+def _vegetation(bands: Mapping[str, np.ndarray], r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if "nir" in bands:
+        n = np.nan_to_num(bands["nir"], nan=0.0)
+        return (n - r) / np.maximum(n + r, 1e-4) > 0.25
+    return (2 * g - r - b) / np.maximum(r + g + b, 1e-4) > 0.06
+
+
+def haze(r: np.ndarray, b: np.ndarray, bright: np.ndarray, plants: np.ndarray, res_m: float) -> np.ndarray:
+    """Broad areas lifted above the scene's clear line in blue-red space (HOT)."""
+    white = ndimage.binary_dilation(bright >= BRIGHT, iterations=2)  # and not the mixed rim of snow or cloud
+    ok = ~plants & (bright > 0.03) & ~white  # not plants, water, cloud or snow
+    if ok.sum() < 100:
+        return np.zeros(r.shape, dtype=bool)
+    step = max(1, int(np.sqrt(ok.sum() / 20_000)))
+    rs, bs = r[::step, ::step][ok[::step, ::step]], b[::step, ::step][ok[::step, ::step]]
+    keep = np.ones(rs.size, dtype=bool)
+    for _ in range(4):  # the clear line is the lower envelope: refit on the lower half, a few times
+        slope, icpt = np.polyfit(rs[keep], bs[keep], 1)
+        res = bs - (slope * rs + icpt)
+        keep = res <= np.median(res[keep])
+    scatter = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep]))))
+    hot = np.where(ok, b - (slope * r + icpt), 0.0).astype(np.float32)
+    k = max(3, int(round(HAZE_SMOOTH_M / res_m)))
+    w = ndimage.uniform_filter(ok.astype(np.float32), k)
+    smooth = ndimage.uniform_filter(hot, k) / np.maximum(w, 1e-3)
+    cand = (smooth > HAZE_HOT + 2 * scatter) & (w > 0.5)
+    if not cand.any():
+        return cand
+    # a veil also flattens the ground's texture; the rim of snow or a blue roof is sharper, not flatter
+    bo = np.where(ok, bright, 0.0).astype(np.float32)
+    mean = ndimage.uniform_filter(bo, k) / np.maximum(w, 1e-3)
+    var = ndimage.uniform_filter(bo * bo, k) / np.maximum(w, 1e-3) - mean * mean
+    texture = np.sqrt(np.maximum(var, 0)) / np.maximum(mean, 1e-3)
+    typical = float(np.percentile(texture[ok & (w > 0.5)], 75)) if (ok & (w > 0.5)).any() else 0.0
+    cand &= texture < HAZE_FLAT * typical
+    if not cand.any():
+        return cand
+    min_px = int(min(HAZE_MIN_M2 / (res_m * res_m), HAZE_MIN_SHARE * r.size))
+    return _components(cand, max(min_px, 4))
+
+
+def _shadows(bright: np.ndarray, plants: np.ndarray, res_m: float, min_px: int) -> np.ndarray:
+    """Cloud shadows: broad, dark, soft-edged patches of ground."""
+    ground = float(np.median(bright[~plants])) if (~plants).any() else float(np.median(bright))
+    smooth = ndimage.gaussian_filter(bright, max(1.0, 1.0 / res_m))
+    cand = (smooth < SHADOW_DARK * ground) & ~plants
+    k = max(2, int(round(SHADOW_WIDTH_M / res_m)))
+    cand = ndimage.binary_opening(cand, structure=np.ones((k, k), bool)) if k > 1 else cand
+    if not cand.any():
+        return cand
+    lab, n = ndimage.label(cand)
+    sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
+    keep = np.zeros(n + 1, dtype=bool)
+    e = max(2, int(round(SHADOW_WIDTH_M / 2 / res_m)))
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None or sizes[i - 1] < min_px:
+            continue
+        sl = tuple(slice(max(0, x.start - e - 1), x.stop + e + 1) for x in sl)
+        part = lab[sl] == i
+        core = ndimage.binary_erosion(part, iterations=2 * e)
+        if not core.any():
+            continue
+        skin = max(1, e // 4)  # the outermost pixels mix shadow and ground, whatever the shadow
+        rim = ndimage.binary_erosion(part, iterations=skin) & ~ndimage.binary_erosion(part, iterations=e + skin)
+        outside = ndimage.binary_dilation(part, iterations=e) & ~part
+        lo, mid, hi = (float(bright[sl][m].mean()) for m in (core, rim, outside))
+        # a soft shadow brightens gradually towards its edge; a cast shadow is as dark at its rim as inside
+        keep[i] = hi - lo > 1e-3 and (mid - lo) / (hi - lo) > SHADOW_SOFT
+    return keep[lab]
 
 
 def _components(mask: np.ndarray, min_px: int) -> np.ndarray:

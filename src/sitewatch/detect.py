@@ -104,6 +104,15 @@ def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
     return keep[lab]
 
 
+def _inside_perimeter(wall: np.ndarray, res: float) -> np.ndarray:
+    """Ground enclosed by a wall (small gaps, e.g. a gate or a tower at a corner, closed first)."""
+    if not wall.any():
+        return np.zeros(wall.shape, bool)
+    grow = max(1, int(round(2.0 / res)))
+    barrier = ndimage.binary_dilation(wall, iterations=grow)
+    return ndimage.binary_fill_holes(barrier) & ~barrier
+
+
 def _vegetation(raw: dict[str, np.ndarray]) -> np.ndarray:
     """Green plants: bright in near infrared (NDVI) and not blue; from RGB alone, excess green."""
     r, g, bl = (np.nan_to_num(raw[k]) for k in ("red", "green", "blue"))
@@ -201,14 +210,20 @@ class StructureDetector:
         # a shadow edge is a wide faint band with no such line inside it
         thin = np.clip(ndimage.grey_closing(bv, size=(w, w)) - bv, 0, 0.4)
         mesh = (_line_mean(thin, length_px) > FENCE_MESH) & valid
-        fence &= ndimage.binary_dilation(mesh, iterations=max(1, int(round(FENCE_BAND_M / 2 / res))))
+        near_mesh = ndimage.binary_dilation(mesh, iterations=max(1, int(round(FENCE_BAND_M / 2 / res))))
+        # inside a closed perimeter wall a straight faint band is a courtyard fence even when its
+        # mesh is thinner than the pixel (0.6 m and a low sun: the shadow band is all there is)
+        fence &= near_mesh | _inside_perimeter(wall, res)
         fence = _extent_px(fence, min_len)
         if fence.any():  # the band's centre line: where the fence is, whatever the sun's angle
             from skimage.morphology import skeletonize
 
             fence = _extent_px(ndimage.binary_dilation(skeletonize(fence)), min_len)
         presence["fence"] = fence
-        strength["fence"] = np.clip(bline / (2 * FENCE_LINE), 0, 1).astype(np.float32) * fence
+        # the band's response wherever it is at least half a fence's, mapped or not: a faint band the
+        # context tests turned down is not evidence that no fence stood there (changes.AMBIGUOUS)
+        faint = (bline > FENCE_LINE / 2) & valid & ~vegetation & ~near_building & ~near_wall
+        strength["fence"] = np.clip(bline / (2 * FENCE_LINE), 0, 1).astype(np.float32) * (fence | faint)
         # towers: small, compact, bright squares with a shadow next to them
         # at least 2 m across in every direction: wider than any wall top, narrower than a building
         kt = max(2, int(math.ceil(2.0 / res)))
