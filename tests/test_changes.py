@@ -155,6 +155,15 @@ def test_a_strong_unmapped_response_is_not_a_removal():
     assert [c for c in track(obs) if c.kind == "building_removed"] == []
 
 
+def test_a_building_mostly_hidden_in_the_first_scene_is_not_new_from_its_visible_sliver():
+    # s0 hides 70% of the block (snow, cloud) and the visible sliver is too small to map;
+    # the block stands whole in s1 and s2: s0 never saw that building, so nothing is dated from it
+    o = np.ones((N, N), bool)
+    o[BLOCK[0], 30:65] = False
+    assert [c for c in track(series(maps(observed=o), maps(block=True), maps(block=True)))
+            if c.kind == "building_new"] == []
+
+
 def _one_off(strength: float) -> list[Observation]:
     blob = np.zeros((N, N), bool)
     blob[80:95, 80:100] = True

@@ -79,6 +79,8 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 #: A map's mean response over an object, as a share of its response where it stands, at and above
 #: which "not mapped" is not "absent" (maps whose strength is kept below the presence threshold).
 AMBIGUOUS = 0.5
+#: Kinds judged as whole structures (a new part of a building is dated by looks at all of it).
+WHOLE = ("building", "tower")
 #: Smallest change object per kind, m² (and at least a few pixels).
 MIN_AREA_M2 = {"building": 60.0, "wall": 8.0, "fence": 3.0, "tower": 3.0}
 MIN_PX = {"building": 12, "wall": 10, "fence": 10, "tower": 4}
@@ -254,15 +256,26 @@ def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: 
                     lab = _split_lines(cand)
                 else:
                     lab, _ = ndimage.label(cand, structure=np.ones((3, 3)))
+                # a new building or tower is judged whole: a scene that saw only the part of it that
+                # is new here (the rest hidden) did not see the building clearly, only a fragment
+                whole_lab = ndimage.label(P[t], structure=np.ones((3, 3)))[0] if new and kind in WHOLE else None
+                whole_sl = ndimage.find_objects(whole_lab) if whole_lab is not None else []
                 for i, sl in enumerate(ndimage.find_objects(lab), start=1):
                     if sl is None:
                         continue
+                    ids: np.ndarray = np.zeros(0, int)
+                    if whole_lab is not None:
+                        ids = np.unique(whole_lab[sl][lab[sl] == i])
+                        ids = ids[ids > 0]
+                        for j in ids:
+                            sl = tuple(slice(min(a.start, b.start), max(a.stop, b.stop)) for a, b in zip(sl, whole_sl[j - 1]))
                     pad = tuple(slice(max(0, x.start - 3), x.stop + 3) for x in sl)
                     obj = lab[pad] == i
                     npx = int(obj.sum())
                     if npx < min_px:
                         continue
-                    c = _judge(kind, obs, P, Pd, S, O, t, pad, obj, res, transform, new)
+                    whole = (np.isin(whole_lab[pad], ids) | obj) if whole_lab is not None else None
+                    c = _judge(kind, obs, P, Pd, S, O, t, pad, obj, res, transform, new, whole)
                     if c is not None:
                         out.append(c)
                         done[pad] |= obj
@@ -273,10 +286,15 @@ def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: 
 
 def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[np.ndarray], S: list[np.ndarray],
            O: list[np.ndarray], t: int, sl: tuple[slice, ...], obj: np.ndarray, res: float, transform: object,
-           new: bool) -> Change | None:
-    """Whether one candidate object is a dated change, and the Change if so."""
+           new: bool, whole: np.ndarray | None = None) -> Change | None:
+    """Whether one candidate object is a dated change, and the Change if so.
+
+    ``whole`` is the structure the object belongs to at t (for buildings and towers): scenes
+    must see all of it clearly to bracket the change, not only the object's pixels.
+    """
+    seen = obj if whole is None else whole
     # complete at t: it must not run into ground this scene could not see
-    ring = ndimage.binary_dilation(obj, iterations=2) & ~obj
+    ring = ndimage.binary_dilation(seen, iterations=2) & ~seen
     if ring.any() and (~O[t][sl][ring]).mean() > 0.1:
         return None
     # before: the last scene that saw the object's ground clearly; for a new structure, one whose
@@ -285,7 +303,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     before = None
     now = float(S[t][sl][obj].mean())
     for s in range(t - 1, -1, -1):
-        if O[s][sl][obj].mean() >= CLEAR_SHARE:
+        if O[s][sl][seen].mean() >= CLEAR_SHARE:
             if new and Pd[s][sl][obj].mean() <= ABSENT_SHARE and float(S[s][sl][obj].mean()) >= AMBIGUOUS * now > 0:
                 continue
             before = s
@@ -296,7 +314,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
         return None
     if new:  # seen standing in the clear scene before ``before``: that absence was a miss, not construction
         for s in range(before - 1, -1, -1):
-            if O[s][sl][obj].mean() >= CLEAR_SHARE:
+            if O[s][sl][seen].mean() >= CLEAR_SHARE:
                 if Pd[s][sl][obj].mean() >= PRESENT_SHARE:
                     return None
                 break
@@ -311,13 +329,13 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
             return None  # still a strong response where it stood: unmapped, not shown gone
         supported = False  # seen standing in one clear scene only is not enough to call it removed
         for s in range(before - 1, -1, -1):
-            if O[s][sl][obj].mean() >= CLEAR_SHARE:
+            if O[s][sl][seen].mean() >= CLEAR_SHARE:
                 supported = Pd[s][sl][obj].mean() >= PRESENT_SHARE
                 break
     # persistence: the next clear scene must agree
     confirmed = False
     for u in range(t + 1, len(obs)):
-        if O[u][sl][obj].mean() >= CLEAR_SHARE:
+        if O[u][sl][seen].mean() >= CLEAR_SHARE:
             still = Pd[u][sl][obj].mean() >= PRESENT_SHARE if new else Pd[u][sl][obj].mean() <= ABSENT_SHARE
             if not still:  # seen once, gone at the next clear look: noise, however strong
                 return None
