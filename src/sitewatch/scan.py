@@ -269,6 +269,10 @@ class TileScene:
         return {k: _reflectance(v, *self.cal[k]) for k, v in self.dn.items()}
 
     @cached_property
+    def clear_fraction(self) -> float:
+        return np.count_nonzero(self.clear) / self.clear.size if self.clear.size else math.nan
+
+    @cached_property
     def raw_sha256(self) -> str:
         h = hashlib.sha256()
         for a in self.raw:
@@ -732,8 +736,8 @@ def scan_tile(job: TileJob, run_id: str) -> TileResult:
         for ts in (b, a):
             scenes[f"{site_id}|{ts.ref.scene_id}"] = SceneRecord(
                 scene_id=ts.ref.scene_id, site_id=site_id, source=ts.ref.source, acquired=ts.ref.acquired,
-                gsd_m=job.transform.a, grid_res_m=job.transform.a, cloud_fraction=round(1 - float(ts.clear.mean()), 4),
-                valid_fraction=round(float(ts.clear.mean()), 4), sha256=ts.raw_sha256, run_id=run_id,
+                gsd_m=job.transform.a, grid_res_m=job.transform.a, cloud_fraction=round(1 - ts.clear_fraction, 4),
+                valid_fraction=round(ts.clear_fraction, 4), sha256=ts.raw_sha256, run_id=run_id,
                 collection=ts.ref.collection, href=ts.ref.href, footprint=outline,  # type: ignore[arg-type]
                 status="observed", properties={"tile_id": job.tile_id, "pixels": "tile window, native grid"})
         change = Change("building_new", c.geometry, b.ref.scene_id, b.ref.date, a.ref.scene_id, a.ref.date,
