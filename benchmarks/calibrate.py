@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import accuracy  # noqa: E402
 from shapely.geometry import shape  # noqa: E402
 
-from sitewatch.changes import score_features  # noqa: E402
+from sitewatch.changes import SCORE_COEFFICIENTS, score_features  # noqa: E402
 from sitewatch.scoring import Found, Truth, family, match  # noqa: E402
 from sitewatch.store import Store  # noqa: E402
 
@@ -41,13 +41,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", default="4242,4343,4444", help="comma-separated seeds, none the accuracy table's")
     ap.add_argument("--work", default=None)
+    ap.add_argument("--full", action="store_true", help="fit every coefficient even when the series has few mistakes")
+    ap.add_argument("--reuse", action="store_true", help="score an existing --work run again instead of rendering")
     args = ap.parse_args()
     root = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-calib-"))
     X, y = [], []
     for seed in (int(x) for x in args.seeds.split(",")):
         work = root / f"seed-{seed}"
         work.mkdir(parents=True, exist_ok=True)
-        g = accuracy.score_generated(work, seed=seed)
+        if args.reuse and (work / "bench.gpkg").exists():
+            g = {"sites": {s.site_id: (r, s.gsd, s.story, len(s.epochs)) for s, r in accuracy.benchmark_sites(seed)}}
+        else:
+            g = accuracy.score_generated(work, seed=seed)
         dets = Store(work / "bench.gpkg").detections()
         truths = json.loads((work / "data" / "truth.json").read_text())
         roles = {sid: role for sid, (role, *_rest) in g["sites"].items()}
@@ -73,12 +78,28 @@ def main() -> None:
         z = X_ @ w
         return float(np.sum(np.logaddexp(0, z) - y_ * z) + 0.5 * np.sum(w[1:] ** 2))
 
-    w = minimize(loss, np.zeros(X_.shape[1]), method="L-BFGS-B").x
-    print(f"{len(y) - 2} detections, {int(y_.sum()) - 1} right (+ the prior's one right, one wrong); fitted:")
+    wrong = int(len(y) - 2 - (y_.sum() - 1))
+    if wrong >= 5 or args.full:
+        w = minimize(loss, np.zeros(X_.shape[1]), method="L-BFGS-B").x
+        how = "all coefficients fitted"
+    else:
+        # Too few mistakes to learn which evidence marks one: keep the slopes (learned when the
+        # detector still erred: confirmation, family, size, magnitude) and refit only the level.
+        slopes = np.array(SCORE_COEFFICIENTS[1:])
+        rest = X_[:, 1:] @ slopes
+
+        def loss0(b: np.ndarray) -> float:
+            z = b[0] + rest
+            return float(np.sum(np.logaddexp(0, z) - y_ * z))
+
+        b0 = minimize(loss0, np.array([float(SCORE_COEFFICIENTS[0])]), method="L-BFGS-B").x[0]
+        w = np.concatenate([[b0], slopes])
+        how = f"only {wrong} wrong: slopes kept, intercept refitted (--full fits all)"
+    print(f"{len(y) - 2} detections, {int(y_.sum()) - 1} right (+ the prior's one right, one wrong); {how}:")
     print("SCORE_COEFFICIENTS = (" + ", ".join(f"{v:.3f}" for v in w) + ")")
     p = 1 / (1 + np.exp(-(X_ @ w)))
-    print(f"mean score {p.mean():.3f} vs fraction right {y_.mean():.3f}; log loss {loss(w) / len(y):.3f}")
-
+    print(f"mean score {p.mean():.3f} (min {p.min():.3f}) vs fraction right {y_.mean():.3f}; "
+          f"log loss {loss(w) / len(y):.3f}")
 
 if __name__ == "__main__":
     main()
