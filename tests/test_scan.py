@@ -115,6 +115,10 @@ def test_scan_command_end_to_end(region, tmp_path, gpkg_valid):
     r2 = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert r2.returncode == 0 and "0 new detections" in r2.stdout and "0 tiles" in r2.stdout
     gpkg_valid(db)
+    # the stored evidence is what verify re-reads: every cited scene's pixels unchanged
+    v = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "verify", "--db", str(db), "--rehash"],
+                       capture_output=True, text=True, timeout=300)
+    assert v.returncode == 0 and f"rehash: {2 * len(region.planted)} unchanged, 0 changed" in v.stdout, v.stdout
     bad = subprocess.run([*cmd[:5], "1,2,3", *cmd[6:]], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -161,13 +165,14 @@ def _as_reflectance(ts):
     """The same scene stored as float32 reflectance (scale 1, offset 0)."""
     one = (np.float32(1), np.float32(0))
     return scan.TileScene(ts.ref, {k: v.copy() for k, v in ts.bands.items()}, {k: one for k in ts.dn}, ts.clear,
-                          ts.raw)
+                          ts.source)
 
 
 def _with_offset(ts):
     """The same scene stored as uint16 with an offset: (dn + 1000) * 1e-4 - 0.1."""
     dn = {k: (v.astype(np.uint32) + 1000).astype(np.uint16) for k, v in ts.dn.items()}
-    return scan.TileScene(ts.ref, dn, {k: (np.float32(1e-4), np.float32(-0.1)) for k in ts.dn}, ts.clear, ts.raw)
+    return scan.TileScene(ts.ref, dn, {k: (np.float32(1e-4), np.float32(-0.1)) for k in ts.dn}, ts.clear,
+                          ts.source)
 
 
 def test_change_is_the_same_whatever_the_encoding(region):
@@ -221,3 +226,20 @@ def test_scene_classes_and_medians_match_the_plain_forms():
             assert scan._median_of(dn, s, o) == float(np.median(scan._reflectance(dn, s, o)))
             x = rng.normal(size=n).astype(np.float32)
             assert scan._median(x) == float(np.median(x))
+
+
+def test_cited_scenes_are_hashed_as_the_reader_hashes_a_site(region):
+    """A cited scene's sha256 is over the site's window (plus the reader's margin), as
+    ``sitewatch verify --rehash`` reads it again, whether the window is inside the tile or crosses its edge."""
+    from sitewatch.reader import read_scene
+
+    refs = {r.scene_id: r for r in refs_of(region.catalog_path)}
+    jobs, _ = scan.plan(list(refs.values()), box(*map(float, region.region.split(","))), tile_px=256)
+    n = 0
+    for job in jobs:
+        res = scan.scan_tile(job, "run-1")
+        sites = {s.site_id: s for s in res.sites}
+        for sc in res.scenes:
+            assert sc.sha256 == read_scene(refs[sc.scene_id], sites[sc.site_id].geometry, sc.grid_res_m).sha256
+            n += 1
+    assert n == 2 * len(region.planted)

@@ -252,16 +252,15 @@ class TileScene:
 
     ``dn`` keeps each band as decoded (no float copy of the tile: the change statistics fold
     the reflectance scale into their per-band coefficients), ``cal`` how stored values map to
-    reflectance (``dn * scale + offset``, float32). ``raw`` holds the decoded source pixels so
-    their SHA-256 is computed only for the few scenes that end up cited by a detection:
-    hashing every tile would cost a third of the decode itself.
+    reflectance (``dn * scale + offset``, float32). ``source`` holds every asset's decoded
+    pixels (the bands and ``scl``), from which :func:`site_sha256` takes a cited site's window.
     """
 
     ref: SceneRef
     dn: dict[str, np.ndarray]
     cal: dict[str, tuple[np.float32, np.float32]]
     clear: np.ndarray
-    raw: tuple[np.ndarray, ...] = ()
+    source: dict[str, np.ndarray] = field(default_factory=dict)
 
     @cached_property
     def bands(self) -> dict[str, np.ndarray]:
@@ -272,12 +271,60 @@ class TileScene:
     def clear_fraction(self) -> float:
         return np.count_nonzero(self.clear) / self.clear.size if self.clear.size else math.nan
 
-    @cached_property
-    def raw_sha256(self) -> str:
-        h = hashlib.sha256()
-        for a in self.raw:
-            h.update(np.ascontiguousarray(a))  # the buffer itself: same digest as a.tobytes(), no copy
-        return h.hexdigest()
+
+def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
+    """SHA-256 of the scene's source pixels over a site, as :func:`sitewatch.reader.read_scene`
+    hashes them for that site at the tile's resolution (what ``sitewatch verify --rehash``
+    recomputes): each asset's window around the site's grid plus the reader's margin, in the
+    reader's order, with its dtype and shape. The windows come out of the tile already decoded;
+    one that crosses the tile's edge is read from the file.
+    """
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    from .grid import grid_for
+    from .reader import MARGIN_PX
+
+    grid = grid_for(aoi_wgs84, job.transform.a)
+    h = hashlib.sha256()
+    names = [b for b in BANDS if b in ts.ref.assets] + (["scl"] if "scl" in ts.ref.assets else [])
+    href = ts.ref.href or ts.ref.scene_id
+    try:
+        with _env():
+            for name in names:
+                a = ts.ref.assets[name]
+                href = a.href
+                ds = _open(a.href)
+                left, bottom, right, top = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
+                win = from_bounds(left, bottom, right, top, ds.transform)
+                col0 = max(0, math.floor(win.col_off) - MARGIN_PX)
+                row0 = max(0, math.floor(win.row_off) - MARGIN_PX)
+                col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
+                row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
+                if col1 <= col0 or row1 <= row0:
+                    continue  # the scene does not reach the site: the reader hashes nothing either
+                raw = _tile_part(ts.source.get(name), ds, job, col0, row0, col1, row1)
+                if raw is None:
+                    raw = ds.read(a.band, window=Window(col0, row0, col1 - col0, row1 - row0))
+                h.update(str(raw.dtype).encode() + str(raw.shape).encode())
+                h.update(np.ascontiguousarray(raw))  # the same bytes as raw.tobytes()
+    except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
+        raise SceneError(f"scene {ts.ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
+    return h.hexdigest()
+
+
+def _tile_part(pixels: np.ndarray | None, ds: Any, job: TileJob, col0: int, row0: int, col1: int,
+               row1: int) -> np.ndarray | None:
+    """File pixels ``[row0:row1, col0:col1]`` out of the tile's decoded array, if the tile holds them."""
+    res = job.transform.a
+    t = ds.transform
+    if pixels is None or t.b or t.d or not math.isclose(t.a, res) or not math.isclose(-t.e, res):
+        return None
+    col = int(round((job.transform.c - t.c) / res))
+    row = int(round((t.f - job.transform.f) / res))
+    if col <= col0 and row <= row0 and col1 <= col + pixels.shape[1] and row1 <= row + pixels.shape[0]:
+        return pixels[row0 - row:row1 - row, col0 - col:col1 - col]
+    return None
 
 
 def _calibration(scale: float, offset: float, dtype: np.dtype) -> tuple[np.float32, np.float32]:
@@ -335,7 +382,6 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
     """Decode one scene over one tile: the bands as stored, and where the ground is clear."""
     dn: dict[str, np.ndarray] = {}
     cal: dict[str, tuple[np.float32, np.float32]] = {}
-    raw_all: list[np.ndarray] = []
     names = [b for b in BANDS if b in ref.assets]
     href = ref.href or ref.scene_id
     if not {"red", "green", "blue", "nir"} <= set(names):
@@ -347,17 +393,17 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
                 a = ref.assets[name]
                 href = a.href
                 raw, nodata = _read_window(a.href, a.band, job.transform, job.width, job.height)
-                raw_all.append(raw)
                 if have is None:  # the bands of one scene share one footprint
                     have = raw != nodata
                 dn[name] = raw
                 cal[name] = _calibration(a.scale, a.offset, raw.dtype)
             assert have is not None
+            source = dict(dn)
             if "scl" in ref.assets:
                 a = ref.assets["scl"]
                 href = a.href
                 scl, _ = _read_window(a.href, a.band, job.transform, job.width, job.height)
-                raw_all.append(scl)
+                source["scl"] = scl
                 clear = _scl_clear(scl)
                 clear &= have
             else:
@@ -366,7 +412,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
         raise
     except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
         raise SceneError(f"scene {ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
-    return TileScene(ref, dn, cal, clear, tuple(raw_all))
+    return TileScene(ref, dn, cal, clear, source)
 
 
 def _clouds(bands: dict[str, np.ndarray]) -> np.ndarray:
@@ -734,12 +780,18 @@ def scan_tile(job: TileJob, run_id: str) -> TileResult:
                           notes=f"new building block between {b.ref.date} and {a.ref.date}; found by a wide-area scan",
                           properties={"tile_id": job.tile_id, "run_id": run_id, "source": "scan"}))
         for ts in (b, a):
+            try:
+                sha = site_sha256(ts, job, outline)
+            except SceneError as exc:  # the tile is not marked done: the next run scans it again
+                failures.append(str(exc))
+                sha = None
             scenes[f"{site_id}|{ts.ref.scene_id}"] = SceneRecord(
                 scene_id=ts.ref.scene_id, site_id=site_id, source=ts.ref.source, acquired=ts.ref.acquired,
                 gsd_m=job.transform.a, grid_res_m=job.transform.a, cloud_fraction=round(1 - ts.clear_fraction, 4),
-                valid_fraction=round(ts.clear_fraction, 4), sha256=ts.raw_sha256, run_id=run_id,
+                valid_fraction=round(ts.clear_fraction, 4), sha256=sha, run_id=run_id,
                 collection=ts.ref.collection, href=ts.ref.href, footprint=outline,  # type: ignore[arg-type]
-                status="observed", properties={"tile_id": job.tile_id, "pixels": "tile window, native grid"})
+                status="observed",
+                properties={"tile_id": job.tile_id, "pixels": "site window, native grid (as sitewatch.reader reads it)"})
         change = Change("building_new", c.geometry, b.ref.scene_id, b.ref.date, a.ref.scene_id, a.ref.date,
                         c.area_m2, None, c.score,
                         {"detector": SCAN_DETECTOR, "maps": ["building"], "magnitude": c.magnitude,
