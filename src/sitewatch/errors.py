@@ -39,6 +39,10 @@ class StoreError(SitewatchError):
     """The findings GeoPackage refused an operation or is damaged."""
 
 
+class NotAStoreError(InputError, StoreError):
+    """The ``--db`` path cannot be a findings GeoPackage (another file, a missing folder): unusable input."""
+
+
 class SchemaError(StoreError, ValueError):
     """A write would silently corrupt the GeoPackage (wrong CRS, type or kind)."""
 

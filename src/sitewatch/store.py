@@ -26,7 +26,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from . import __version__, gpkg, styles
-from .errors import NotFoundError, SchemaError, StoreError
+from .errors import NotAStoreError, NotFoundError, SchemaError, StoreError
 from .reviews import DECISIONS, GENESIS, STATUSES, Review, review_hash
 from .sites import SITE_ID_RE, Site
 from .structures import CHANGE_KINDS
@@ -264,9 +264,9 @@ class Store:
         self.busy_timeout_s = busy_timeout_s
         if not self.path.exists():
             if not create:
-                raise StoreError(f"{self.path}: no such GeoPackage")
+                raise NotAStoreError(f"{self.path}: no such GeoPackage")
             if not self.path.parent.exists():
-                raise StoreError(f"{self.path}: folder {self.path.parent} does not exist")
+                raise NotAStoreError(f"{self.path}: folder {self.path.parent} does not exist")
             _create(self.path)
         self._check()
 
@@ -330,12 +330,12 @@ class Store:
                 app = con.execute("PRAGMA application_id").fetchone()[0]
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: not a GeoPackage ({exc})") from exc
+            raise NotAStoreError(f"{self.path}: not a GeoPackage ({exc})") from exc
         if app != gpkg.APPLICATION_ID:
-            raise StoreError(f"{self.path}: not a GeoPackage (application_id {app:#x})")
+            raise NotAStoreError(f"{self.path}: not a GeoPackage (application_id {app:#x})")
         missing = (set(_FEATURES) | set(_ATTRIBUTES)) - tables
         if missing:
-            raise StoreError(f"{self.path}: not a sitewatch findings GeoPackage (missing layers: "
+            raise NotAStoreError(f"{self.path}: not a sitewatch findings GeoPackage (missing layers: "
                              f"{', '.join(sorted(missing))})")
         with self.read() as con:
             for table in _FEATURES:

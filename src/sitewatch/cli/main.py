@@ -18,6 +18,26 @@ from ..errors import SitewatchError
 COMMANDS = ("demo", "monitor", "review", "timeline", "verify", "sites", "scan")
 
 
+_DEBUG = {"on": False}
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        _DEBUG["on"] = True
+    return value
+
+
+def _with_debug(cmd: click.Command) -> click.Command:
+    """``--debug`` is accepted after any command too (``sitewatch verify --debug``)."""
+    if not any(p.name == "debug" for p in cmd.params):
+        cmd.params.append(click.Option(["--debug"], is_flag=True, expose_value=False, is_eager=True,
+                                       callback=_set_debug, help="Show tracebacks instead of one-line errors."))
+    if isinstance(cmd, click.Group):
+        for sub in cmd.commands.values():
+            _with_debug(sub)
+    return cmd
+
+
 class _Group(click.Group):
     """Loads command modules lazily so ``--help`` and quick commands start fast."""
 
@@ -35,12 +55,14 @@ class _Group(click.Group):
             if exc.name == f"sitewatch.cli.{name}":
                 return None
             raise
-        return getattr(mod, "command", None)
+        cmd = getattr(mod, "command", None)
+        return _with_debug(cmd) if cmd is not None else None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="sitewatch")
-@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+@click.option("--debug", is_flag=True, is_eager=True, callback=_set_debug,
+              help="Show tracebacks instead of one-line errors (also accepted after the command).")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """Watch candidate detention sites from space.
@@ -54,11 +76,11 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: one clear line and an exit code for every expected failure."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _DEBUG["on"] = False
     try:
         cli.main(args=argv, prog_name="sitewatch", standalone_mode=False)
     except SitewatchError as exc:
-        if debug:
+        if _DEBUG["on"]:
             raise
         click.echo(f"sitewatch: error: {exc}", err=True)
         sys.exit(exc.exit_code)
@@ -74,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except OSError as exc:
-        if debug:
+        if _DEBUG["on"]:
             raise
         click.echo(f"sitewatch: error: {exc}", err=True)
         sys.exit(2)

@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, flow_or_library,
-                      quiet_prefect)
+from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, check_dates,
+                      flow_or_library, quiet_prefect)
 
 
 @click.command("monitor")
@@ -67,9 +67,13 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
     from ..progress import rich_progress
     from ..sites import read_sites
 
+    from ..store import Store
+
     # Unusable input fails here, before Prefect starts and before anything is written.
+    check_dates(since, until)
     read_sites(sites)
     probe(imagery, collection=collection)
+    Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
     quiet_prefect(verbose)
     flow = flow_or_library("monitor") if use_prefect else None
     with rich_progress():

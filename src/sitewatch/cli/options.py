@@ -16,6 +16,14 @@ COLLECTION_OPTION = click.option("--collection", default=None,
 
 DB_OPTION = click.option("--db", default="findings.gpkg", show_default=True, type=click.Path(dir_okay=False),
                          help="Findings GeoPackage (created when missing).")
+#: For commands that read an existing GeoPackage: a missing one is an error, never created.
+EXISTING_DB_OPTION = click.option("--db", default="findings.gpkg", show_default=True,
+                                  type=click.Path(dir_okay=False), help="Findings GeoPackage (must exist).")
+
+
+def check_dates(since: dt.date | None, until: dt.date | None) -> None:
+    if since and until and since > until:
+        raise click.BadParameter(f"--since {since} is after --until {until}", param_hint="--since/--until")
 
 
 class DateType(click.ParamType):
@@ -42,6 +50,9 @@ def quiet_prefect(verbose: bool = False) -> None:
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+        # a failing run is reported by sitewatch in one line; Prefect would add its tracebacks
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL", "CRITICAL")
 
 
 def flow_or_library(name: str) -> Any:

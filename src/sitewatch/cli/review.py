@@ -13,7 +13,7 @@ from ..errors import InputError
 from ..reviews import DECISIONS, STATUSES
 from ..structures import CHANGE_KINDS
 from ..reviewweb import detection_row
-from .options import DB_OPTION
+from .options import EXISTING_DB_OPTION
 
 
 def _store(db: str) -> Any:
@@ -31,7 +31,7 @@ def command() -> None:
 
 
 @command.command("list")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option("--status", type=click.Choice(STATUSES), help="Only detections with this status.")
 @click.option("--site", "site_id", help="Only detections at this site.")
 @click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only detections of this kind.")
@@ -63,7 +63,7 @@ def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fm
 
 @command.command("show")
 @click.argument("detection_id")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option("--out", type=click.Path(file_okay=False), default=".", show_default=True,
               help="Folder for the before, after and context chips (PNG).")
 def show(detection_id: str, db: str, out: str) -> None:
@@ -107,11 +107,14 @@ def show(detection_id: str, db: str, out: str) -> None:
 def _decide(decision: str) -> click.Command:
     @click.command({"confirmed": "confirm", "rejected": "reject"}[decision])
     @click.argument("detection_id")
-    @DB_OPTION
+    @EXISTING_DB_OPTION
     @click.option("--reviewer", required=True, envvar="SITEWATCH_REVIEWER",
                   help="Who decides (or $SITEWATCH_REVIEWER); recorded in the hash-chained log.")
     @click.option("--note", default="", help="Why, for whoever reads the finding later.")
     def decide(detection_id: str, db: str, reviewer: str, note: str) -> None:
+        if not reviewer.strip():
+            raise click.BadParameter("a reviewer's name is needed: it is recorded with the decision",
+                                     param_hint="--reviewer")
         r = _store(db).add_review(detection_id, reviewer, decision, note)
         click.echo(f"{detection_id}: {decision} by {r.reviewer} (review {r.review_id}, hash {r.hash[:12]})")
 
@@ -124,7 +127,7 @@ for _decision in DECISIONS:
 
 
 @command.command("serve")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (local only).")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--token", help="Access token for the page and API (default: a new random one).")

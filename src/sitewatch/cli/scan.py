@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, flow_or_library,
-                      quiet_prefect)
+from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, check_dates,
+                      flow_or_library, quiet_prefect)
 
 
 @click.command("scan")
@@ -54,8 +54,12 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
 
     if workers and cluster:
         raise click.UsageError("give --workers or --cluster, not both")
+    from ..store import Store
+
+    check_dates(since, until)
     read_region(region)  # unusable input fails before anything starts or is written
     probe(imagery, collection=collection)
+    Store(db)  # a --db that cannot be a findings GeoPackage is refused before the flow starts
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
                         tile_px=tile_px, batch_tiles=batch_tiles)
     quiet_prefect(verbose)

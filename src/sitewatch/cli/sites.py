@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .options import DB_OPTION
+from .options import EXISTING_DB_OPTION
 
 
 @click.group("sites")
@@ -57,7 +57,7 @@ def check(file: str) -> None:
 
 @command.command("add")
 @click.option("--from-detection", "detection_id", required=True, help="Detection id (e.g. from `sitewatch scan`).")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option("--sites", "sites_file", required=True, type=click.Path(dir_okay=False),
               help="GeoJSON or GeoPackage sites file to add to (created when missing).")
 @click.option("--site-id", default=None, help="Id of the new site (default site-<detection id>).")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from ..errors import SitewatchError
-from .options import DB_OPTION
+from .options import EXISTING_DB_OPTION
 
 
 @click.command("verify")
-@DB_OPTION
+@EXISTING_DB_OPTION
 @click.option("--rehash", is_flag=True,
               help="Also re-read each scene's source pixels and compare them with the stored SHA-256.")
 @click.option("--head", "expect_head", metavar="HASH",
