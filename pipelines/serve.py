@@ -1,4 +1,5 @@
-"""Keep a site list under watch: serve the monitor flow on a cron schedule.
+"""Keep a site list under watch: serve the monitor flow on a cron schedule (and, optionally, the
+wide-area scan and the timeline pages on their own schedules).
 
     prefect server start                       # in one terminal (UI at http://127.0.0.1:4200)
     PREFECT_API_URL=http://127.0.0.1:4200/api \\
@@ -19,6 +20,7 @@ from prefect import serve
 
 from pipelines.monitor import monitor_flow
 from pipelines.scan import scan_flow
+from pipelines.timeline import timeline_flow
 
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 
@@ -37,6 +39,11 @@ def deployments(args: argparse.Namespace) -> list:
                         "collection": args.collection,
                         "since": dt.date.today() - dt.timedelta(days=args.scan_days)},
             description="Scheduled wide-area scan for new compounds", tags=["sitewatch", "scan"]))
+    if args.timelines:  # publication pages rebuilt after the monitoring run, as reviews come in
+        out.append(timeline_flow.to_deployment(
+            name=f"{args.name}-timelines", cron=args.timelines_cron,
+            parameters={"db": args.db, "out": args.timelines},
+            description="Rebuild every site's timeline and the index page", tags=["sitewatch", "timeline"]))
     return out
 
 
@@ -53,6 +60,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="also serve a wide-area scan of this region (lon/lat box, polygon file or 'xinjiang')")
     p.add_argument("--scan-cron", default="0 6 * * 0", help="scan schedule (default weekly, Sunday 06:00 UTC)")
     p.add_argument("--scan-days", type=int, default=400, help="scan scenes from this many days back")
+    p.add_argument("--timelines", default=None, metavar="DIR",
+                   help="also serve a flow that rebuilds every site's timeline into DIR")
+    p.add_argument("--timelines-cron", default="0 7 * * *", help="timeline schedule (default daily 07:00 UTC)")
     args = p.parse_args(argv)
     serve(*deployments(args))
 

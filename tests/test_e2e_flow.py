@@ -47,8 +47,25 @@ def demo_run(tmp_path_factory):
         first = monitor_flow(**args)
         snapshot = _rows(db)
         second = monitor_flow(**args)
+        timelines = _timelines_and_deployments(db, tmp / "timelines")
         scan = _scan_on_dask(tmp)
-    return bundle, db, first, second, snapshot, scan
+    return bundle, db, first, second, snapshot, timelines, scan
+
+
+def _timelines_and_deployments(db, out):
+    """The timeline flow on the demo's file; and the deployments ``pipelines.serve`` would serve."""
+    from pipelines.serve import deployments
+    from pipelines.timeline import timeline_flow
+
+    result = timeline_flow(db=str(db), out=str(out))
+    import argparse
+
+    ns = argparse.Namespace(sites="geodata/xinjiang_sites.gpkg", imagery="https://example.invalid/v1",
+                            collection="sentinel-2-l2a", db=str(db), since="2017-01-01", cron="0 4 * * *",
+                            name="t", scan_region="xinjiang", scan_cron="0 6 * * 0", scan_days=30,
+                            timelines=str(out), timelines_cron="0 7 * * *")
+    deps = deployments(ns)
+    return result, [(d.name, [str(x.schedule.cron) for x in d.schedules]) for d in deps]
 
 
 def _scan_on_dask(tmp):
@@ -73,7 +90,7 @@ def _rows(db):
 
 
 def test_layers_fields_types_crs_and_validator(demo_run, gpkg_valid):
-    _, db, first, _, _, _ = demo_run
+    _, db, first, *_ = demo_run
     assert first["status"] == "completed", first
     gpkg_valid(db)
     layers = dict(pyogrio.list_layers(db))
@@ -94,7 +111,7 @@ def test_layers_fields_types_crs_and_validator(demo_run, gpkg_valid):
 
 
 def test_detections_match_the_demo_truth(demo_run):
-    bundle, db, _, _, _, _ = demo_run
+    bundle, db, *_ = demo_run
     store = Store(db)
     dets = store.detections()
     assert dets, "the demo must produce detections"
@@ -116,7 +133,7 @@ def test_detections_match_the_demo_truth(demo_run):
 
 
 def test_second_run_adds_nothing(demo_run):
-    _, db, first, second, snapshot, _ = demo_run
+    _, db, first, second, snapshot, *_ = demo_run
     assert second["scenes_new"] == 0 and second["detections_new"] == 0
     assert _rows(db) == snapshot
     runs = Store(db).runs()
@@ -125,7 +142,7 @@ def test_second_run_adds_nothing(demo_run):
 
 
 def test_times_are_utc_iso(demo_run):
-    _, db, _, _, _, _ = demo_run
+    _, db, *_ = demo_run
     for s in Store(db).scenes():
         assert s.acquired.tzinfo is not None and s.acquired.utcoffset() == dt.timedelta(0)
     con = sqlite3.connect(db)
@@ -144,3 +161,19 @@ def test_scan_flow_on_a_dask_cluster(demo_run, gpkg_valid):
     assert len(dets) == len(planted)
     assert [r.flow for r in Store(db).runs()] == ["scan"]
     gpkg_valid(db)
+
+
+def test_timeline_flow_writes_every_site_and_the_index(demo_run):
+    bundle, db, *_ = demo_run
+    result, _deps = demo_run[5]
+    sites = [s.site_id for s in Store(db).sites()]
+    assert len(result["pages"]) == len(sites) >= 3
+    for sid in sites:
+        assert any(p.endswith(f"{sid}/index.html") for p in result["pages"])
+    index = open(result["index"], encoding="utf-8").read()
+    assert all(f"{sid}/index.html" in index for sid in sites)
+
+
+def test_serve_builds_monitor_scan_and_timeline_deployments(demo_run):
+    _result, deps = demo_run[5]
+    assert deps == [("t", ["0 4 * * *"]), ("t-scan", ["0 6 * * 0"]), ("t-timelines", ["0 7 * * *"])]

@@ -115,12 +115,17 @@ def test_monitor_killed_at_several_points_then_finished(tmp_path, gpkg_valid):
     want = detection_keys(clean)
     scenes = _count(clean, "SELECT count(*) FROM scenes")
     assert want and scenes > 6
-    for point in (1, scenes // 2, scenes - 1):
-        db = tmp_path / f"killed-{point}.gpkg"
-        assert kill_when(cmd(db), db, "SELECT count(*) FROM scenes", point), f"finished before {point} scenes"
+    # just after the file is made and the run registered; in the detection phase (the first
+    # detections written, other sites still reading); and one scene before the end
+    points = (("run registered", "SELECT count(*) FROM runs", 1),
+              ("first detections", "SELECT count(*) FROM detections", 1),
+              (f"{scenes - 1} scenes", "SELECT count(*) FROM scenes", scenes - 1))
+    for point, sql, at_least in points:
+        db = tmp_path / f"killed-{at_least}-{len(point)}.gpkg"
+        assert kill_when(cmd(db), db, sql, at_least), f"finished before the kill point: {point}"
         check_intact(db, gpkg_valid)
         r = subprocess.run(cmd(db), capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr
         check_intact(db, gpkg_valid)
-        assert detection_keys(db) == want, f"kill after {point} scenes"
+        assert detection_keys(db) == want, f"kill at {point}"
         assert _count(db, "SELECT count(*) FROM scenes") == scenes

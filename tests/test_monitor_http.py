@@ -120,3 +120,43 @@ def test_faults_partial_run_then_finished(demo, tmp_path):
         r2 = monitor(sites, url, db, env=env)
         assert r2.returncode == 0, r2.stderr
     assert facts(db) == facts(local), "after the faults clear, the result equals an uninterrupted run"
+
+
+def _dates(local: Path) -> list[str]:
+    return sorted({x.acquired.date().isoformat() for x in Store(local).scenes(SITE)})
+
+
+def test_a_run_after_new_scenes_arrive_reads_only_those_and_ends_like_one_run(demo, tmp_path):
+    """--until a middle date, then everything: the second run reads only the newer scenes and the
+    result is the one-shot run's (same scenes, same hashes, same dated detections)."""
+    bundle, sites, local = demo
+    dates = _dates(local)
+    mid = dates[len(dates) // 2]
+    db = tmp_path / "inc.gpkg"
+    assert monitor(sites, bundle.catalog_path, db, "--until", mid).returncode == 0
+    first = {x.scene_id for x in Store(db).scenes(SITE)}
+    assert first and len(first) < len(dates)
+    r = monitor(sites, bundle.catalog_path, db)
+    assert r.returncode == 0, r.stderr
+    assert f"{len(dates) - len(first)} new" in r.stdout, r.stdout
+    assert facts(db) == facts(local)
+
+
+def test_a_confirmed_detection_stays_confirmed_across_later_runs(demo, tmp_path):
+    bundle, sites, local = demo
+    dates = _dates(local)
+    db = tmp_path / "rev.gpkg"
+    assert monitor(sites, bundle.catalog_path, db, "--until", dates[-2]).returncode == 0
+    dets = Store(db).detections(site_id=SITE)
+    assert dets, "the halls stand by the second-to-last scene"
+    det = dets[0].detection_id
+    cli = [sys.executable, "-m", "sitewatch.cli.main"]
+    r = subprocess.run([*cli, "review", "confirm", det, "--db", str(db), "--reviewer", "A. Analyst"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    for _ in range(2):  # the newest scene arrives, then the same imagery again
+        assert monitor(sites, bundle.catalog_path, db).returncode == 0
+        d = Store(db).detection(det)
+        assert d.status == "confirmed" and len(Store(db).reviews(det)) == 1
+    r = subprocess.run([*cli, "verify", "--db", str(db)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -524,11 +524,20 @@ def write_all(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[str
               include_pending: bool = False) -> Path:
     """Every site's timeline and an index page linking them; returns the index page's path."""
     store = db if isinstance(db, Store) else Store(db, create=False)
+    for site in store.sites():
+        write_site(store, site.site_id, out_dir, include_pending)
+    return write_index(store, out_dir, include_pending)
+
+
+def write_index(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[str],
+                include_pending: bool = False) -> Path:
+    """The index page linking every site's timeline (written before, e.g. one task per site)."""
+    store = db if isinstance(db, Store) else Store(db, create=False)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for site in store.sites():
-        page = write_site(store, site.site_id, out, include_pending)
+        page = out / _site_dir(site.site_id) / "index.html"
         tl = collect(store, site.site_id, include_pending)
         last = next((x.level for x in reversed(tl.levels) if x.level is not None), None)
         href = html.escape(f"{_site_dir(site.site_id)}/index.html", quote=True)
@@ -549,5 +558,5 @@ def write_all(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[str
     return index
 
 
-__all__ = ["write_site", "write_all", "collect", "timelapse", "metrics_chart", "findings_geojson",
+__all__ = ["write_site", "write_all", "write_index", "collect", "timelapse", "metrics_chart", "findings_geojson",
            "provenance_rows", "citation", "FINDING_FIELDS", "PROVENANCE_FIELDS"]
