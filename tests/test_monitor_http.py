@@ -160,3 +160,36 @@ def test_a_confirmed_detection_stays_confirmed_across_later_runs(demo, tmp_path)
         assert d.status == "confirmed" and len(Store(db).reviews(det)) == 1
     r = subprocess.run([*cli, "verify", "--db", str(db)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("fault", ["stall", "reset", "truncate", "429"])
+def test_stac_api_fault_once_is_retried_and_the_run_completes(demo, tmp_path, fault):
+    bundle, sites, local = demo
+    env = {"SITEWATCH_HTTP_TIMEOUT": "2", "SITEWATCH_HTTP_RETRIES": "2"}
+    with serve_dir(bundle.catalog_path.parent) as files:
+        with stac_api(_api_items(bundle, files.url), max_limit=3) as api:
+            api.fail("/search", fault, times=1, retry_after=1, stall_s=6)
+            db = tmp_path / f"{fault}.gpkg"
+            t0 = time.monotonic()
+            r = monitor(sites, api.url, db, "--collection", "sentinel-2-l2a", env=env)
+            assert r.returncode == 0, r.stderr
+            assert time.monotonic() - t0 < 90
+    assert facts(db) == facts(local)
+
+
+def test_stac_api_search_failing_every_time_is_a_partial_run_then_finished(demo, tmp_path):
+    bundle, sites, local = demo
+    env = {"SITEWATCH_HTTP_TIMEOUT": "2", "SITEWATCH_HTTP_RETRIES": "1"}
+    with serve_dir(bundle.catalog_path.parent) as files:
+        with stac_api(_api_items(bundle, files.url), max_limit=3) as api:
+            api.fail("/search", "500", times=None)
+            db = tmp_path / "down.gpkg"
+            r = monitor(sites, api.url, db, "--collection", "sentinel-2-l2a", env=env)
+            assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+            assert any("search" in ln and "500" in ln for ln in r.stderr.splitlines()), r.stderr
+            assert [x.status for x in Store(db).runs()] == ["partial"]
+            assert Store(db).scenes(SITE) == []  # nothing observed is claimed
+            api.faults.clear()
+            r = monitor(sites, api.url, db, "--collection", "sentinel-2-l2a", env=env)
+            assert r.returncode == 0, r.stderr
+    assert facts(db) == facts(local)

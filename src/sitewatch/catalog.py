@@ -328,16 +328,40 @@ def _add_item(out: Discovery, item: Mapping[str, Any], href: str, source: str, c
         out.scenes.append(ref)
 
 
+def _stac_io() -> Any:
+    """pystac-client's IO with every request through :func:`sitewatch.httpio.request`: the same
+    timeouts, backed-off retries (``Retry-After`` honoured) and checks for cut-off bodies as
+    every other request; urllib3's own retries do not see a page truncated mid-body."""
+    from pystac_client.exceptions import APIError
+    from pystac_client.stac_api_io import StacApiIO
+
+    class _IO(StacApiIO):  # type: ignore[misc]
+        def request(self, href: str, method: str | None = None, headers: dict[str, str] | None = None,
+                    parameters: dict[str, Any] | None = None) -> str:
+            method = (method or "GET").upper()
+            kw: dict[str, Any] = {"headers": dict(headers or {})}
+            if method in ("POST", "PUT", "PATCH"):
+                kw["json"] = parameters
+            else:
+                kw["params"] = dict(parameters or {})
+            try:
+                resp = httpio.request(method, href, session=self.session, **kw)
+            except FetchError as exc:
+                raise APIError(str(exc)) from None
+            try:
+                return resp.content.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise APIError(f"{href}: response is not UTF-8 text ({exc})") from None
+
+    return _IO(timeout=httpio.timeout())
+
+
 def _discover_api(root: str, collection: str, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None,
                   source: str) -> Discovery:
     from pystac_client import Client
     from pystac_client.exceptions import APIError
-    from pystac_client.stac_api_io import StacApiIO
-    from urllib3.util.retry import Retry
 
-    retry = Retry(total=httpio.retries(), backoff_factor=httpio.BACKOFF_S, status_forcelist=httpio.RETRY_STATUS,
-                  allowed_methods=None, respect_retry_after_header=True)
-    io = StacApiIO(timeout=httpio.timeout(), max_retries=retry)
+    io = _stac_io()
     when = f"{since.isoformat() if since else '..'}/{until.isoformat() + 'T23:59:59Z' if until else '..'}"
     out = Discovery()
     try:
