@@ -243,3 +243,41 @@ def test_cited_scenes_are_hashed_as_the_reader_hashes_a_site(region):
             assert sc.sha256 == read_scene(refs[sc.scene_id], sites[sc.site_id].geometry, sc.grid_res_m).sha256
             n += 1
     assert n == 2 * len(region.planted)
+
+
+def test_20_m_bands_are_read_over_the_same_ground_as_10_m_ones(region, tmp_path):
+    """Earth Search's swir16 and scl are 20 m beside 10 m red: the tile must see the same ground
+    in every band (nearest neighbour onto the 10 m pixels), and detections must not change."""
+    import rasterio
+    from rasterio.enums import Resampling
+
+    refs = refs_of(region.catalog_path)
+    jobs, _ = scan.plan(refs, box(*map(float, region.region.split(","))), tile_px=256)
+    job = max(jobs, key=lambda j: len(scan.scan_tile(j, "r").detections))
+    coarse_refs = []
+    for ref in job.scenes:
+        assets = dict(ref.assets)
+        for name in ("swir16", "scl"):
+            src = Path(ref.assets[name].href)
+            dst = tmp_path / f"{ref.scene_id}_{name}_20m.tif"
+            with rasterio.open(src) as ds:
+                data = ds.read(1, out_shape=(ds.height // 2, ds.width // 2), resampling=Resampling.nearest)
+                prof = ds.profile | {"width": ds.width // 2, "height": ds.height // 2,
+                                     "transform": ds.transform * ds.transform.scale(2, 2)}
+                prof.pop("blockxsize", None), prof.pop("blockysize", None), prof.update(tiled=False)
+            with rasterio.open(dst, "w", **prof) as out:
+                out.write(data, 1)
+            assets[name] = AssetRef(str(dst), 1, ref.assets[name].scale)
+        coarse_refs.append(SceneRef(ref.scene_id, ref.source, ref.acquired, assets, footprint=ref.footprint))
+    fine = scan.read_tile(job.scenes[0], job)
+    coarse = scan.read_tile(coarse_refs[0], job)
+    with rasterio.open(coarse_refs[0].assets["swir16"].href) as ds:  # each 20 m pixel onto its four 10 m ones
+        c0, r0 = (int(round(v)) for v in ~ds.transform * (job.transform.c, job.transform.f))
+        want = np.repeat(np.repeat(ds.read(1)[r0:r0 + job.height // 2, c0:c0 + job.width // 2], 2, 0), 2, 1)
+    assert np.array_equal(coarse.dn["swir16"], want)
+    assert not np.array_equal(coarse.dn["swir16"][:128, :128], fine.dn["swir16"][:128, :128])  # really coarser
+    assert np.mean(coarse.clear == fine.clear) > 0.95
+    assert "swir16" not in coarse.source and "scl" not in coarse.source  # hashed from the file instead
+    got = scan.scan_tile(scan.TileJob(job.tile_id, job.crs, job.transform, job.width, job.height,
+                                      tuple(coarse_refs), job.area_km2, job.region), "r").detections
+    assert len(got) == len(scan.scan_tile(job, "r").detections) >= 1

@@ -220,21 +220,35 @@ def _open(href: str) -> Any:
     return ds
 
 
-def _read_window(href: str, band: int, transform: Affine, width: int, height: int) -> tuple[np.ndarray, Any]:
-    """The tile's pixels of one band, on the same native grid (no resampling); nodata outside."""
+def _read_window(href: str, band: int, transform: Affine, width: int, height: int) -> tuple[np.ndarray, Any, bool]:
+    """The tile's pixels of one band, and whether they are the file's own pixels (no resampling).
+
+    Bands on the tile's grid are read as they are; nodata outside the file. A band with
+    another pixel size (Sentinel-2's 20 m ``swir16`` and ``scl`` beside 10 m red) is read
+    nearest-neighbour onto the tile's pixels, so every band covers the same ground.
+    """
     from rasterio.windows import Window
 
     ds = _open(href)
     res = transform.a
+    nodata = ds.nodata if ds.nodata is not None else 0
+    if abs(ds.transform.a - res) > 1e-6 * res or abs(ds.transform.e + res) > 1e-6 * res:
+        from rasterio.enums import Resampling
+        from rasterio.windows import from_bounds
+
+        win = from_bounds(transform.c, transform.f - height * res, transform.c + width * res, transform.f,
+                          ds.transform)
+        out = ds.read(band, window=win, out_shape=(height, width), resampling=Resampling.nearest, boundless=True,
+                      fill_value=nodata)
+        return out, nodata, False
     col = int(round((transform.c - ds.transform.c) / res))
     row = int(round((ds.transform.f - transform.f) / res))
-    nodata = ds.nodata if ds.nodata is not None else 0
     c0, r0 = max(col, 0), max(row, 0)
     c1, r1 = min(col + width, ds.width), min(row + height, ds.height)
     if (c0, r0, c1, r1) == (col, row, col + width, row + height):  # inside the file: no copy
-        return ds.read(band, window=Window(c0, r0, width, height)), nodata
+        return ds.read(band, window=Window(c0, r0, width, height)), nodata, True
     if c1 <= c0 or r1 <= r0:
-        return np.full((height, width), nodata, dtype=ds.dtypes[band - 1]), nodata
+        return np.full((height, width), nodata, dtype=ds.dtypes[band - 1]), nodata, True
     out = np.empty((height, width), dtype=ds.dtypes[band - 1])
     y0, y1, x0, x1 = r0 - row, r1 - row, c0 - col, c1 - col
     # nodata only where the tile is outside the file (the rest is read over)
@@ -243,7 +257,7 @@ def _read_window(href: str, band: int, transform: Affine, width: int, height: in
     out[y0:y1, :x0] = nodata
     out[y0:y1, x1:] = nodata
     ds.read(band, window=Window(c0, r0, c1 - c0, r1 - r0), out=out[y0:y1, x0:x1])
-    return out, nodata
+    return out, nodata, True
 
 
 @dataclass(frozen=True, eq=False)
@@ -261,6 +275,8 @@ class TileScene:
     cal: dict[str, tuple[np.float32, np.float32]]
     clear: np.ndarray
     source: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Bands read from a coarser grid (nearest onto the tile's pixels): kept out of the change statistic.
+    resampled: frozenset[str] = frozenset()
 
     @cached_property
     def bands(self) -> dict[str, np.ndarray]:
@@ -382,6 +398,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
     """Decode one scene over one tile: the bands as stored, and where the ground is clear."""
     dn: dict[str, np.ndarray] = {}
     cal: dict[str, tuple[np.float32, np.float32]] = {}
+    source: dict[str, np.ndarray] = {}
     names = [b for b in BANDS if b in ref.assets]
     href = ref.href or ref.scene_id
     if not {"red", "green", "blue", "nir"} <= set(names):
@@ -392,18 +409,20 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
             for name in names:
                 a = ref.assets[name]
                 href = a.href
-                raw, nodata = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                raw, nodata, native = _read_window(a.href, a.band, job.transform, job.width, job.height)
                 if have is None:  # the bands of one scene share one footprint
                     have = raw != nodata
                 dn[name] = raw
                 cal[name] = _calibration(a.scale, a.offset, raw.dtype)
+                if native:  # a resampled band's site window is hashed from the file, not from here
+                    source[name] = raw
             assert have is not None
-            source = dict(dn)
             if "scl" in ref.assets:
                 a = ref.assets["scl"]
                 href = a.href
-                scl, _ = _read_window(a.href, a.band, job.transform, job.width, job.height)
-                source["scl"] = scl
+                scl, _, native = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                if native:
+                    source["scl"] = scl
                 clear = _scl_clear(scl)
                 clear &= have
             else:
@@ -412,7 +431,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
         raise
     except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
         raise SceneError(f"scene {ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
-    return TileScene(ref, dn, cal, clear, source)
+    return TileScene(ref, dn, cal, clear, source, frozenset(n for n in dn if n not in source))
 
 
 def _clouds(bands: dict[str, np.ndarray]) -> np.ndarray:
@@ -496,7 +515,9 @@ def new_blocks(stack: Sequence[TileScene], res: float, min_area_m2: float = MIN_
     """
     if len(stack) < 2:
         return []
-    bands = [b for b in BANDS if all(b in s.dn for s in stack)]
+    # a band on a coarser grid (Sentinel-2's 20 m swir16) would smear every edge that changes
+    # (a field greening) over a coarse pixel of ground that did not: only the tile's own bands count
+    bands = [b for b in BANDS if all(b in s.dn and b not in s.resampled for s in stack)]
     first = stack[0]
     ref: _Ref = {k: (first.dn[k], *first.cal[k]) for k in bands}  # copied before the first update only
     copied = False
