@@ -129,11 +129,19 @@ def haze(r: np.ndarray, b: np.ndarray, bright: np.ndarray, plants: np.ndarray, r
         return np.zeros(r.shape, dtype=bool)
     step = max(1, int(np.sqrt(ok.sum() / 20_000)))
     rs, bs = r[::step, ::step][ok[::step, ::step]], b[::step, ::step][ok[::step, ::step]]
+    if float(np.std(rs)) < 1e-4:  # one colour of ground (a flat test scene): no line to fit, no veil
+        return np.zeros(r.shape, dtype=bool)
     keep = np.ones(rs.size, dtype=bool)
+    fit: tuple[float, float] | None = None
     for _ in range(4):  # the clear line is the lower envelope: refit on the lower half, a few times
-        slope, icpt = np.polyfit(rs[keep], bs[keep], 1)
-        res = bs - (slope * rs + icpt)
+        if keep.sum() < 10 or float(np.std(rs[keep])) < 1e-4:
+            break
+        fit = tuple(np.polyfit(rs[keep], bs[keep], 1))  # type: ignore[assignment]
+        res = bs - (fit[0] * rs + fit[1])
         keep = res <= np.median(res[keep])
+    if fit is None:
+        return np.zeros(r.shape, dtype=bool)
+    slope, icpt = fit
     scatter = 1.4826 * float(np.median(np.abs(res[keep] - np.median(res[keep]))))
     hot = np.where(ok, b - (slope * r + icpt), 0.0).astype(np.float32)
     k = max(3, int(round(HAZE_SMOOTH_M / res_m)))

@@ -36,6 +36,22 @@ def nice_resolution(metres: float) -> float:
     return max(0.05, round(metres, 1 if metres >= 0.5 else 2))
 
 
+def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
+    """(col0, row0, col1, row1) of the file's pixels under ``grid``, plus :data:`MARGIN_PX`,
+    clipped to the file; None when the file does not reach it. The pixels a scene's
+    ``sha256`` is computed over (the scan hashes cited sites by the same window)."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import from_bounds
+
+    left, bottom, right, top = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
+    win = from_bounds(left, bottom, right, top, ds.transform)
+    col0 = max(0, math.floor(win.col_off) - MARGIN_PX)
+    row0 = max(0, math.floor(win.row_off) - MARGIN_PX)
+    col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
+    row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
+    return None if col1 <= col0 or row1 <= row0 else (col0, row0, col1, row1)
+
+
 @contextmanager
 def _open(href: str) -> Iterator[Any]:
     """Open a raster with one-line errors: FetchError for remote ones (retried next run)."""
@@ -77,8 +93,8 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
     """One band on the grid (float32, NaN where no data) and its native resolution."""
     import rasterio
     from rasterio.enums import Resampling
-    from rasterio.warp import reproject, transform_bounds
-    from rasterio.windows import Window, from_bounds
+    from rasterio.warp import reproject
+    from rasterio.windows import Window
 
     with _open(asset.href) as ds:
         if asset.band > ds.count:
@@ -88,14 +104,10 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
         gsd = native_gsd(ds)
         out = np.full(grid.shape, np.nan, dtype=np.float32)
         try:
-            left, bottom, right, top = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
-            win = from_bounds(left, bottom, right, top, ds.transform)
-            col0 = max(0, math.floor(win.col_off) - MARGIN_PX)
-            row0 = max(0, math.floor(win.row_off) - MARGIN_PX)
-            col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
-            row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
-            if col1 <= col0 or row1 <= row0:
+            span = source_window(ds, grid)
+            if span is None:
                 return out, gsd  # the scene does not reach the site
+            col0, row0, col1, row1 = span
             window = Window(col0, row0, col1 - col0, row1 - row0)
             raw = ds.read(asset.band, window=window)
         except rasterio.errors.RasterioError as exc:

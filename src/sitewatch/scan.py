@@ -295,11 +295,10 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
     reader's order, with its dtype and shape. The windows come out of the tile already decoded;
     one that crosses the tile's edge is read from the file.
     """
-    from rasterio.warp import transform_bounds
-    from rasterio.windows import Window, from_bounds
+    from rasterio.windows import Window
 
     from .grid import grid_for
-    from .reader import MARGIN_PX
+    from .reader import source_window
 
     grid = grid_for(aoi_wgs84, job.transform.a)
     h = hashlib.sha256()
@@ -311,14 +310,10 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
                 a = ts.ref.assets[name]
                 href = a.href
                 ds = _open(a.href)
-                left, bottom, right, top = transform_bounds(grid.crs, ds.crs, *grid.bounds, densify_pts=21)
-                win = from_bounds(left, bottom, right, top, ds.transform)
-                col0 = max(0, math.floor(win.col_off) - MARGIN_PX)
-                row0 = max(0, math.floor(win.row_off) - MARGIN_PX)
-                col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
-                row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
-                if col1 <= col0 or row1 <= row0:
+                span = source_window(ds, grid)
+                if span is None:
                     continue  # the scene does not reach the site: the reader hashes nothing either
+                col0, row0, col1, row1 = span
                 raw = _tile_part(ts.source.get(name), ds, job, col0, row0, col1, row1)
                 if raw is None:
                     raw = ds.read(a.band, window=Window(col0, row0, col1 - col0, row1 - row0))
