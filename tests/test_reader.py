@@ -406,3 +406,45 @@ def test_haze_leaves_blue_roofs_alone():
         b["red"][r0:r0 + 10, c0:c0 + 3], b["green"][r0:r0 + 10, c0:c0 + 3] = 0.15, 0.3
         b["blue"][r0:r0 + 10, c0:c0 + 3] = 0.55
     assert not detect(b, res_m=10.0).any()
+
+
+def test_reads_on_two_threads_equal_serial_reads_and_warn_nothing(tmp_path):
+    """The monitor flow reads two sites at once on threads: the pixels must not depend on it,
+    and the user must not be told their imagery lacks georeferencing (rasterio says so, wrongly,
+    from concurrent reprojections). The warning is checked in a fresh process, with the filters
+    a user has (pytest replaces them inside a test)."""
+    import json
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs, files = [], []
+    for i, (crs, res) in enumerate((("EPSG:32644", 10.0), ("EPSG:32645", 10.0), ("EPSG:4326", 0.0001))):
+        (tmp_path / f"s{i}").mkdir()
+        hrefs = _rgb(tmp_path / f"s{i}", crs, res, 1200 if crs != "EPSG:4326" else 400, rng=i)
+        jobs.append(_scene(f"s{i}", hrefs))
+        files.append(hrefs)
+    serial = [read_scene(j, AOI, res_m=10.0) for j in jobs * 2]
+    for _ in range(3):
+        with ThreadPoolExecutor(2) as ex:
+            threaded = list(ex.map(lambda j: read_scene(j, AOI, res_m=10.0), jobs * 2))
+        for a, b in zip(serial, threaded):
+            assert a.sha256 == b.sha256
+            for k in a.bands:
+                assert np.array_equal(np.nan_to_num(a.bands[k], nan=-1), np.nan_to_num(b.bands[k], nan=-1))
+    script = f"""
+import datetime as dt, json
+from concurrent.futures import ThreadPoolExecutor
+from shapely.geometry import box
+from sitewatch.reader import read_scene
+from sitewatch.scenes import AssetRef, SceneRef
+aoi = box(*{tuple(AOI.bounds)!r})
+refs = [SceneRef(f"s{{i}}", "t", dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc),
+                 {{k: AssetRef(v) for k, v in h.items()}}) for i, h in enumerate(json.loads({json.dumps(json.dumps(files))}))]
+for _ in range(10):
+    with ThreadPoolExecutor(2) as ex:
+        list(ex.map(lambda r: read_scene(r, aoi, res_m=10.0), refs * 3))
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "geotransform" not in r.stderr, r.stderr

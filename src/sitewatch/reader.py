@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -22,6 +23,11 @@ from . import httpio
 from .errors import FetchError, SceneError
 from .grid import Grid, grid_for
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRaster, SceneRef
+
+# Every reproject here passes both transforms, yet rasterio, with two sites read at once on
+# threads, sometimes warns that a dataset "has no geotransform" (its warning, not the pixels:
+# threaded reads equal serial ones). Users should not be told their imagery lacks georeferencing.
+warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 
 #: Scene classes that are cloud or cloud shadow (the rest of SCL_MASKED is no-data and snow).
 SCL_CLOUD = (3, 8, 9, 10)
