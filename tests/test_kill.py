@@ -102,11 +102,20 @@ def test_scan_killed_at_several_points_then_finished(scan_series, tmp_path, gpkg
 
 
 def test_monitor_killed_at_several_points_then_finished(tmp_path, gpkg_valid):
+    import json
+
     demo = pytest.importorskip("sitewatch.demo")
     bundle = demo.make_demo(tmp_path / "data")
+    # two of the demo's sites, the one with detections first, so the kill in the detection phase
+    # lands while the other is still being read (the 0.5 m compound would only make it slower)
+    doc = json.loads(bundle.sites_path.read_text())
+    by_id = {f["properties"]["site_id"]: f for f in doc["features"]}
+    doc["features"] = [by_id["demo-s2"], by_id["demo-control"]]
+    sites = tmp_path / "sites.geojson"
+    sites.write_text(json.dumps(doc))
 
     def cmd(db: Path) -> list[str]:
-        return [*CLI, "monitor", "--sites", str(bundle.sites_path), "--imagery", str(bundle.catalog_path),
+        return [*CLI, "monitor", "--sites", str(sites), "--imagery", str(bundle.catalog_path),
                 "--db", str(db), "--no-prefect"]
 
     clean = tmp_path / "clean.gpkg"
