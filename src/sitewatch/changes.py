@@ -7,7 +7,7 @@ same changes come out, whichever run stored which scene.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import math
@@ -18,7 +18,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from .structures import KINDS, StructureMaps
+from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,51 +299,45 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     ring = ndimage.binary_dilation(seen, iterations=2) & ~seen
     if ring.any() and (~O[t][sl][ring]).mean() > 0.1:
         return None
+
+    def mean(maps: list[np.ndarray], s: int) -> float:
+        return float(maps[s][sl][obj].mean())
+
+    def clear_scenes(scenes: range) -> Iterator[int]:
+        """Scenes, in the order given, that saw the structure's ground clearly."""
+        return (s for s in scenes if O[s][sl][seen].mean() >= CLEAR_SHARE)
+
     # before: the last scene that saw the object's ground clearly; for a new structure, one whose
     # map's response there was weak: a scene whose response was strong but fell short of
     # "present" (a faint fence band on a snowy day) is neither absent nor present, so look earlier
-    before = None
-    now = float(S[t][sl][obj].mean())
-    for s in range(t - 1, -1, -1):
-        if O[s][sl][seen].mean() >= CLEAR_SHARE:
-            if new and Pd[s][sl][obj].mean() <= ABSENT_SHARE and float(S[s][sl][obj].mean()) >= AMBIGUOUS * now > 0:
-                continue
-            before = s
-            break
+    now = mean(S, t)
+    before = next((s for s in clear_scenes(range(t - 1, -1, -1))
+                   if not (new and mean(Pd, s) <= ABSENT_SHARE and mean(S, s) >= AMBIGUOUS * now > 0)), None)
     if before is None:
         return None
-    if new and Pd[before][sl][obj].mean() > ABSENT_SHARE:
+    if new and mean(Pd, before) > ABSENT_SHARE:
         return None
-    if new:  # seen standing in the clear scene before ``before``: that absence was a miss, not construction
-        for s in range(before - 1, -1, -1):
-            if O[s][sl][seen].mean() >= CLEAR_SHARE:
-                if Pd[s][sl][obj].mean() >= PRESENT_SHARE:
-                    return None
-                break
+    # the clear scene before ``before``: it must not have seen a new structure standing (that
+    # absence was a miss), and must have seen a removed one standing (else a one-scene error went away)
+    earlier = next(clear_scenes(range(before - 1, -1, -1)), None)
+    stood_earlier = earlier is not None and mean(Pd, earlier) >= PRESENT_SHARE
+    if new and stood_earlier:
+        return None
     a, b = before, t
-    mag = float(abs(S[b][sl][obj].mean() - S[a][sl][obj].mean())) if new else float(S[a][sl][obj].mean())
-    # support: the clear scene before ``before`` agrees (for removals: it stood there already)
-    supported = True
+    mag = abs(now - mean(S, a)) if new else mean(S, a)
     if not new:
-        if P[before][sl][obj].mean() < PRESENT_SHARE:
+        if mean(P, before) < PRESENT_SHARE:
             return None
-        if float(S[t][sl][obj].mean()) >= AMBIGUOUS * float(S[before][sl][obj].mean()) > 0:
+        if now >= AMBIGUOUS * mean(S, before) > 0:
             return None  # still a strong response where it stood: unmapped, not shown gone
-        supported = False  # seen standing in one clear scene only is not enough to call it removed
-        for s in range(before - 1, -1, -1):
-            if O[s][sl][seen].mean() >= CLEAR_SHARE:
-                supported = Pd[s][sl][obj].mean() >= PRESENT_SHARE
-                break
     # persistence: the next clear scene must agree
     confirmed = False
-    for u in range(t + 1, len(obs)):
-        if O[u][sl][seen].mean() >= CLEAR_SHARE:
-            still = Pd[u][sl][obj].mean() >= PRESENT_SHARE if new else Pd[u][sl][obj].mean() <= ABSENT_SHARE
-            if not still:  # seen once, gone at the next clear look: noise, however strong
-                return None
-            confirmed = bool(still)
-            break
-    if not supported:  # it was absent before ``before``: a one-scene error going away, not a removal
+    u = next(clear_scenes(range(t + 1, len(obs))), None)
+    if u is not None:
+        if not (mean(Pd, u) >= PRESENT_SHARE if new else mean(Pd, u) <= ABSENT_SHARE):
+            return None  # seen once, gone at the next clear look: noise, however strong
+        confirmed = True
+    if not new and not stood_earlier:  # seen standing in one clear scene only is not a removal
         return None
     full = np.zeros(P[0].shape, bool)
     full[sl] = obj
@@ -353,7 +347,7 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
         return None
     geom = _polygons(full, transform)
     ev = {"maps": [kind], "direction": "new" if new else "removed", "magnitude": round(mag, 3),
-          "strength_before": round(float(S[a][sl][obj].mean()), 3), "strength_after": round(float(S[b][sl][obj].mean()), 3),
+          "strength_before": round(mean(S, a), 3), "strength_after": round(now, 3),
           "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
           "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
     name = f"{kind}_{'new' if new else 'removed'}"
@@ -369,9 +363,8 @@ def measure(maps: StructureMaps) -> Metrics:
         return Metrics(built, None, None, None, None)
     wall, fence = maps.presence["wall"], maps.presence["fence"]
     _, towers = ndimage.label(maps.presence["tower"])
-    grow = max(1, int(round(2.0 / res)))  # close small gaps in the perimeter before filling it
-    barrier = _dilate(wall | fence, grow)
-    holes = ndimage.binary_fill_holes(barrier) & ~barrier
+    grow = max(1, int(round(PERIMETER_GAP_M / res)))
+    holes = enclosed(wall | fence, res)
     enclosed_m2: float | None = float((_dilate(holes, grow) & ~(wall | fence)).sum()) * res * res
     # a perimeter that runs into cloud or no-data may be closed where we cannot see: unknown, not 0
     if (wall | fence).any() and (_dilate(wall | fence, 3 * grow) & ~maps.observed).any():

@@ -61,12 +61,10 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     spread = (np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)) / np.maximum(bright, 1e-3)
     darkest = np.minimum(np.minimum(r, g), b)  # high only for white things
     min_px = max(4, int(MIN_AREA_M2 / (res_m * res_m)))
-    grad: np.ndarray | None = None
     mask = np.zeros(r.shape, dtype=bool)
     cand = ndimage.binary_opening((bright > BRIGHT) & (spread < WHITE), iterations=1)
     if cand.any():
-        grad = _gradient(bright)
-        mask |= _soft(cand, bright, grad, min_px, darker=False)
+        mask |= _soft(cand, bright, min_px)
     # Snow: with swir16, by its index (snow is dark in SWIR, roofs are not); without it, very
     # bright white ground counts as snow only in a scene with a lot of it (a snowy day), so a
     # white roof on a snowless day stays a roof.
@@ -78,7 +76,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
         elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2:
             snow[...] = False
         mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
-    plants = _vegetation(bands, r, g, b)
+    plants = vegetation(bands)
     cloudy = mask.any()
     mask |= haze(r, b, bright, plants, res_m)
     if cloudy:
@@ -87,16 +85,13 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask
 
 
-def _gradient(bright: np.ndarray) -> np.ndarray:
-    return np.hypot(ndimage.sobel(bright, 0), ndimage.sobel(bright, 1)) / 8.0
-
-
-def _soft(cand: np.ndarray, bright: np.ndarray, grad: np.ndarray, min_px: int, darker: bool) -> np.ndarray:
-    """Components of ``cand`` at least ``min_px`` large whose edges are soft for their contrast."""
+def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int) -> np.ndarray:
+    """Bright components of ``cand`` at least ``min_px`` large whose edges are soft for their contrast."""
     lab, n = ndimage.label(cand)
     if not n:
         return np.zeros(cand.shape, dtype=bool)
     sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
+    grad = np.hypot(ndimage.sobel(bright, 0), ndimage.sobel(bright, 1)) / 8.0
     keep = np.zeros(n + 1, dtype=bool)
     ring_src = ndimage.binary_dilation(cand, iterations=3) & ~cand
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
@@ -106,19 +101,25 @@ def _soft(cand: np.ndarray, bright: np.ndarray, grad: np.ndarray, min_px: int, d
         part = lab[sl] == i
         inner = bright[sl][part].mean()
         ring = ring_src[sl] & ~part
-        outside = bright[sl][ring].mean() if ring.any() else inner * (1.4 if darker else 0.7)
+        outside = bright[sl][ring].mean() if ring.any() else inner * 0.7
         edge = part & ~ndimage.binary_erosion(part)
-        contrast = max((outside - inner) if darker else (inner - outside), 1e-3)
+        contrast = max(inner - outside, 1e-3)
         sharp = float(np.median(grad[sl][edge])) / contrast if edge.any() else 0.0
         keep[i] = sharp < SHARP
     return keep[lab]
 
 
-def _vegetation(bands: Mapping[str, np.ndarray], r: np.ndarray, g: np.ndarray, b: np.ndarray) -> np.ndarray:
+def vegetation(bands: Mapping[str, np.ndarray], *, blue_is_roof: bool = False) -> np.ndarray:
+    """Green plants: bright in near infrared (NDVI), from RGB alone by excess green.
+
+    ``blue_is_roof``: blue roofs have a high NDVI too; with it, plants must also be less blue than green.
+    """
+    r, g, bl = (np.nan_to_num(bands[k], nan=0.0) for k in ("red", "green", "blue"))
     if "nir" in bands:
         n = np.nan_to_num(bands["nir"], nan=0.0)
-        return (n - r) / np.maximum(n + r, 1e-4) > 0.25
-    return (2 * g - r - b) / np.maximum(r + g + b, 1e-4) > 0.06
+        green = (n - r) / np.maximum(n + r, 1e-4) > 0.25
+        return green & (bl < g) if blue_is_roof else green
+    return (2 * g - r - bl) / np.maximum(r + g + bl, 1e-4) > 0.06
 
 
 def haze(r: np.ndarray, b: np.ndarray, bright: np.ndarray, plants: np.ndarray, res_m: float) -> np.ndarray:

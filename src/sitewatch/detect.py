@@ -25,9 +25,9 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from . import align
+from . import align, clouds
 from .scenes import SceneRaster
-from .structures import StructureMaps, kinds_for_gsd
+from .structures import StructureMaps, enclosed, kinds_for_gsd
 
 #: Line length over which wall and fence darkness is averaged, metres.
 LINE_M = 20.0
@@ -104,26 +104,6 @@ def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
     return keep[lab]
 
 
-def _inside_perimeter(wall: np.ndarray, res: float) -> np.ndarray:
-    """Ground enclosed by a wall (small gaps, e.g. a gate or a tower at a corner, closed first)."""
-    if not wall.any():
-        return np.zeros(wall.shape, bool)
-    grow = max(1, int(round(2.0 / res)))
-    barrier = ndimage.binary_dilation(wall, iterations=grow)
-    return ndimage.binary_fill_holes(barrier) & ~barrier
-
-
-def _vegetation(raw: dict[str, np.ndarray]) -> np.ndarray:
-    """Green plants: bright in near infrared (NDVI) and not blue; from RGB alone, excess green."""
-    r, g, bl = (np.nan_to_num(raw[k]) for k in ("red", "green", "blue"))
-    if "nir" in raw:
-        n = np.nan_to_num(raw["nir"])
-        ndvi = (n - r) / np.maximum(n + r, 1e-4)
-        return (ndvi > 0.25) & (bl < g)  # blue roofs have a high NDVI too, but are blue
-    exg = (2 * g - r - bl) / np.maximum(r + g + bl, 1e-4)
-    return exg > 0.06
-
-
 class StructureDetector:
     """Maps buildings, walls, fences and towers in one scene, aligned to the site's first scene."""
 
@@ -165,7 +145,7 @@ class StructureDetector:
               kinds: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         b = np.nan_to_num(align.brightness(rel), nan=1.0)
         blue = np.nan_to_num(rel["blue"] - rel["red"], nan=0.0)
-        vegetation = _vegetation(raw)
+        vegetation = clouds.vegetation(raw, blue_is_roof=True)
         roof_score = np.maximum((b - 1.25) / 0.8, (blue - 0.45) / 1.0)
         roof = (roof_score > 0) & ~vegetation & valid
         if "swir16" in raw:  # snow the mask missed is bright and white too, but dark in SWIR
@@ -213,7 +193,7 @@ class StructureDetector:
         near_mesh = ndimage.binary_dilation(mesh, iterations=max(1, int(round(FENCE_BAND_M / 2 / res))))
         # inside a closed perimeter wall a straight faint band is a courtyard fence even when its
         # mesh is thinner than the pixel (0.6 m and a low sun: the shadow band is all there is)
-        fence &= near_mesh | _inside_perimeter(wall, res)
+        fence &= near_mesh | enclosed(wall, res)
         fence = _extent_px(fence, min_len)
         if fence.any():  # the band's centre line: where the fence is, whatever the sun's angle
             from skimage.morphology import skeletonize

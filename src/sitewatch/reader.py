@@ -84,7 +84,7 @@ def native_gsd(ds: Any) -> float:
     return a
 
 
-def _default_scale(dtype: str, asset: AssetRef) -> tuple[float, float]:
+def default_scale(dtype: str, asset: AssetRef) -> tuple[float, float]:
     """Reflectance scaling: the source's own, else the usual convention for its data type."""
     if asset.scale != 1.0 or asset.offset != 0.0:
         return asset.scale, asset.offset
@@ -129,7 +129,7 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
                   dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
                   resampling=Resampling.nearest if nearest else Resampling.bilinear)
         if not nearest:
-            scale, offset = _default_scale(str(raw.dtype), asset)
+            scale, offset = default_scale(str(raw.dtype), asset)
             out = out * np.float32(scale) + np.float32(offset)
         return out, gsd
 

@@ -38,7 +38,8 @@ from . import __version__
 from .changes import Change
 from .errors import InputError, SceneError
 from .grid import Grid, to_crs
-from .scenes import BANDS, SCL_MASKED, SceneRef
+from .reader import default_scale, source_window
+from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRef
 from .sites import Site
 from .monitor import RunParams
 from .store import DetectionRecord, ScanTile, SceneRecord, Store
@@ -275,8 +276,12 @@ class TileScene:
     cal: dict[str, tuple[np.float32, np.float32]]
     clear: np.ndarray
     source: dict[str, np.ndarray] = field(default_factory=dict)
-    #: Bands read from a coarser grid (nearest onto the tile's pixels): kept out of the change statistic.
-    resampled: frozenset[str] = frozenset()
+
+    @property
+    def resampled(self) -> frozenset[str]:
+        """Bands read from a coarser grid (nearest onto the tile's pixels, so not kept in ``source``):
+        kept out of the change statistic."""
+        return frozenset(n for n in self.dn if n not in self.source)
 
     @cached_property
     def bands(self) -> dict[str, np.ndarray]:
@@ -298,7 +303,6 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
     from rasterio.windows import Window
 
     from .grid import grid_for
-    from .reader import source_window
 
     grid = grid_for(aoi_wgs84, job.transform.a)
     h = hashlib.sha256()
@@ -338,13 +342,10 @@ def _tile_part(pixels: np.ndarray | None, ds: Any, job: TileJob, col0: int, row0
     return None
 
 
-def _calibration(scale: float, offset: float, dtype: np.dtype) -> tuple[np.float32, np.float32]:
-    """Stored value to reflectance: the asset's own scale, else the usual one for its data type."""
-    if scale == 1.0 and dtype == np.uint16:
-        scale = 1e-4
-    elif scale == 1.0 and dtype == np.uint8:
-        scale = 1 / 255
-    return np.float32(scale), np.float32(offset or 0.0)
+def _calibration(asset: AssetRef, dtype: np.dtype) -> tuple[np.float32, np.float32]:
+    """Stored value to reflectance, by the reader's rule (a scan and a watched site read an asset alike)."""
+    scale, offset = default_scale(str(dtype), asset)
+    return np.float32(scale), np.float32(offset)
 
 
 def _reflectance(dn: np.ndarray, scale: np.float32, offset: np.float32) -> np.ndarray:
@@ -408,7 +409,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
                 if have is None:  # the bands of one scene share one footprint
                     have = raw != nodata
                 dn[name] = raw
-                cal[name] = _calibration(a.scale, a.offset, raw.dtype)
+                cal[name] = _calibration(a, raw.dtype)
                 if native:  # a resampled band's site window is hashed from the file, not from here
                     source[name] = raw
             assert have is not None
@@ -426,7 +427,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
         raise
     except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
         raise SceneError(f"scene {ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
-    return TileScene(ref, dn, cal, clear, source, frozenset(n for n in dn if n not in source))
+    return TileScene(ref, dn, cal, clear, source)
 
 
 def _clouds(bands: dict[str, np.ndarray]) -> np.ndarray:

@@ -29,6 +29,23 @@ CHANGE_KINDS = tuple(f"{k}_{d}" for k in KINDS for d in ("new", "removed"))
 FINE_GSD_M = 1.2
 
 
+#: Gaps a perimeter may have and still enclose (a gate, a tower at a corner), metres.
+PERIMETER_GAP_M = 2.0
+
+
+def enclosed(barrier: np.ndarray, res: float) -> np.ndarray:
+    """Ground a barrier (walls, fences) closes in, once gaps up to :data:`PERIMETER_GAP_M` are closed.
+
+    One rule for the detector (fences inside a wall) and for ``enclosed_area_m2``.
+    """
+    from scipy import ndimage
+
+    if not barrier.any():
+        return np.zeros(barrier.shape, bool)
+    grown = ndimage.binary_dilation(barrier, iterations=max(1, int(round(PERIMETER_GAP_M / res))))
+    return ndimage.binary_fill_holes(grown) & ~grown
+
+
 def kinds_for_gsd(gsd_m: float) -> tuple[str, ...]:
     """Which kinds a scene of this resolution can show at all."""
     return KINDS if gsd_m <= FINE_GSD_M else ("building",)
