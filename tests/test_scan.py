@@ -197,6 +197,8 @@ def test_change_is_the_same_whatever_the_encoding(region):
 def test_objects_are_those_of_labelling_the_whole_tile():
     from scipy import ndimage
 
+    from sitewatch.components import components
+
     rng = np.random.default_rng(3)
     cand = rng.random((300, 257)) > 0.985  # scattered single pixels
     for r, c, h, w in [(10, 10, 3, 10), (40, 250, 10, 3), (100, 0, 4, 4), (297, 120, 3, 9), (150, 30, 1, 40)]:
@@ -204,12 +206,12 @@ def test_objects_are_those_of_labelling_the_whole_tile():
     lab, n = ndimage.label(cand)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
     want = (sizes >= 12)[lab] & cand
-    objects = scan._objects(cand, np.flatnonzero(cand), 12)
+    objects = components(np.flatnonzero(cand), cand.shape[1]).windows(12)
     got = np.zeros_like(cand)
     for win, part in objects:
-        assert not got[win][part].any()  # windows never share an object's pixels
+        assert not got[win][part].any()  # no two objects share a pixel
         got[win] |= part
-    assert np.array_equal(got, want) and len(objects) >= 4
+    assert np.array_equal(got, want) and len(objects) == 5
 
 
 def test_scene_classes_and_medians_match_the_plain_forms():

@@ -18,6 +18,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
+from .detections import Change
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
 
@@ -28,33 +29,6 @@ class Observation:
     scene_id: str
     acquired: dt.datetime
     maps: StructureMaps
-
-
-@dataclass(frozen=True)
-class Change:
-    """A structure that appeared or disappeared between two clear scenes.
-
-    Attributes:
-        kind: one of :data:`sitewatch.structures.CHANGE_KINDS`.
-        geometry: outline in the grid's CRS (metres).
-        before_scene_id / before_date: last clear scene without it (with it, for ``_removed``).
-        after_scene_id / after_date: first clear scene with it (without it, for ``_removed``).
-        area_m2: footprint area.
-        length_m: centre-line length for walls and fences, else None.
-        score: calibrated confidence in 0..1.
-        evidence: JSON-safe facts a reviewer needs: which maps fired, change magnitude.
-    """
-
-    kind: str
-    geometry: MultiPolygon
-    before_scene_id: str
-    before_date: dt.date
-    after_scene_id: str
-    after_date: dt.date
-    area_m2: float
-    length_m: float | None
-    score: float
-    evidence: Mapping[str, object] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,12 @@ import json
 import math
 import os
 import time
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from .errors import FetchError
+
+if TYPE_CHECKING:  # requests is imported when a request is made: a scan of local files never needs it
+    import requests
 
 #: Status codes worth retrying.
 RETRY_STATUS = (429, 500, 502, 503, 504)
@@ -46,6 +47,8 @@ def session() -> requests.Session:
     Timeouts and retries live in :func:`request`, not in the Session, so no request made
     through this module can go without them.
     """
+    import requests
+
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
     return s
@@ -63,6 +66,8 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 def request(method: str, url: str, *, session: requests.Session | None = None, **kw: Any) -> requests.Response:
     """One HTTP request with timeouts and bounded, backed-off retries; FetchError at the end."""
+    import requests
+
     s = session or requests.Session()
     kw.setdefault("timeout", timeout())
     headers = {"User-Agent": USER_AGENT, **kw.pop("headers", {})}

@@ -22,26 +22,20 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from shapely.geometry.base import BaseGeometry
 
 from . import __version__, quicklook
-from .changes import Change, Observation, measure, track
+from .changes import Observation, measure, track
+from .detections import Change, detection_id, detection_record, to_wgs84_multipolygon  # noqa: F401
 from .errors import ImageryError, SceneError
 from .grid import Grid, to_crs
 from .progress import reporter
 from .scenes import SceneRaster, SceneRef
 from .sites import Site
-from .store import DetectionRecord, MetricsRecord, SceneRecord, Store
+from .store import DetectionRecord, MetricsRecord, RunParams, SceneRecord, Store  # noqa: F401
 from .structures import Detector, StructureMaps
 
 #: Below this fraction of clear ground over the site a scene is recorded as unusable.
 MIN_VALID_FRACTION = 0.05
 #: A scene with more of the site hidden than this cannot show a fall in security level.
 MAX_HIDDEN_FOR_FALL = 0.005
-
-
-class RunParams:
-    """Parameters of a flow run, as stored in ``runs.params`` (dates as ISO strings)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -95,42 +89,6 @@ class RunSummary:
 
 
 # --- conversions ---------------------------------------------------------------------------
-
-
-def detection_id(site_id: str, change: Change) -> str:
-    """Stable across runs: the same change of the same site always gets the same id."""
-    geom = change.geometry.normalize().wkt if not change.geometry.is_empty else ""
-    key = "|".join([site_id, change.kind, change.before_scene_id, change.after_scene_id,
-                    _round_wkt(geom)])
-    return "det-" + hashlib.sha256(key.encode()).hexdigest()[:16]
-
-
-def _round_wkt(wkt: str) -> str:
-    # Coordinates to the decimetre: enough to tell objects apart, immune to float noise.
-    import re
-    return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.1f}", wkt)
-
-
-def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
-    g = to_crs(geom, crs, "EPSG:4326")
-    if isinstance(g, Polygon):
-        return MultiPolygon([g])
-    if isinstance(g, MultiPolygon):
-        return g
-    polys = [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)]
-    return MultiPolygon(polys)
-
-
-def detection_record(site_id: str, change: Change, grid: Grid, run_id: str) -> DetectionRecord:
-    return DetectionRecord(
-        detection_id=detection_id(site_id, change), site_id=site_id, kind=change.kind,
-        before_date=change.before_date, after_date=change.after_date,
-        before_scene_id=change.before_scene_id, after_scene_id=change.after_scene_id,
-        area_m2=round(float(change.area_m2), 1),
-        length_m=None if change.length_m is None else round(float(change.length_m), 1),
-        score=float(np.clip(change.score, 0.0, 1.0)), geometry=to_wgs84_multipolygon(change.geometry, grid.crs),
-        run_id=run_id, evidence={**dict(change.evidence), "grid_res_m": grid.res, "grid_crs": grid.crs},
-    )
 
 
 def valid_footprint(raster: SceneRaster) -> Polygon | None:

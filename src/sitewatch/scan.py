@@ -28,21 +28,20 @@ from typing import Any
 
 import numpy as np
 from affine import Affine
-from scipy import ndimage
 from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from shapely.prepared import prep
 
 from . import __version__
-from .changes import Change
+from .components import components
 from .errors import InputError, SceneError
 from .grid import Grid, to_crs
 from .reader import default_scale, source_window
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRef
 from .sites import Site
-from .monitor import RunParams
-from .store import DetectionRecord, ScanTile, SceneRecord, Store
+from .detections import Change, detection_record
+from .store import DetectionRecord, RunParams, ScanTile, SceneRecord, Store
 
 #: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
 TILE_PX = 1024
@@ -314,7 +313,7 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
                 a = ts.ref.assets[name]
                 href = a.href
                 ds = _open(a.href)
-                span = source_window(ds, grid)
+                span = _site_window(ds, grid)
                 if span is None:
                     continue  # the scene does not reach the site: the reader hashes nothing either
                 col0, row0, col1, row1 = span
@@ -326,6 +325,20 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
     except Exception as exc:  # rasterio/GDAL raise many types for broken or unreachable files
         raise SceneError(f"scene {ts.ref.scene_id}: cannot read {href}: {str(exc).splitlines()[0][:160]}") from None
     return h.hexdigest()
+
+
+_WINDOWS: dict[tuple[Any, ...], tuple[int, int, int, int] | None] = {}
+
+
+def _site_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
+    """:func:`sitewatch.reader.source_window`, once per site and file grid: a scene's bands and
+    the scenes of a tile mostly share one grid, and the window costs a reprojection."""
+    key = (grid, ds.crs, ds.transform, ds.width, ds.height)
+    if key not in _WINDOWS:
+        if len(_WINDOWS) > 4096:
+            _WINDOWS.clear()
+        _WINDOWS[key] = source_window(ds, grid)
+    return _WINDOWS[key]
 
 
 def _tile_part(pixels: np.ndarray | None, ds: Any, job: TileJob, col0: int, row0: int, col1: int,
@@ -473,8 +486,9 @@ Window2D = tuple[slice, slice]
 class PairChange:
     """Pixels that turned into something built between each pixel's last clear date and ``after``.
 
-    ``objects`` are windows of the tile holding every changed pixel (each window with its
-    mask), so nothing downstream has to look at the unchanged rest of the tile.
+    ``objects`` are the changed objects of at least the minimum area, each as its bounding
+    window of the tile with its mask there, so nothing downstream has to look at the
+    unchanged rest of the tile.
     """
 
     after: int
@@ -649,42 +663,13 @@ def _pair_change(ref: _Ref, cur: TileScene, both: np.ndarray, sub: np.ndarray, b
     cur_v, ref_v = values(kept, bands)
     cur_n = {k: cur_v[k] * gains[k] for k in bands}
     away = _spectral_distance(cur_n, ground, spread) > _spectral_distance(ref_v, ground, spread)
-    cand.ravel()[idx[~keep]] = False
-    cand.ravel()[kept[~away]] = False
     idx = kept[away]
     if idx.size < min_px:
         return None
-    objects = _objects(cand, idx, min_px)
+    objects = tuple(components(idx, w).windows(min_px))
     if not objects:
         return None
     return objects, diff2
-
-
-def _objects(cand: np.ndarray, idx: np.ndarray, min_px: int) -> tuple[tuple[Window2D, np.ndarray], ...]:
-    """Connected objects of at least ``min_px`` pixels, labelled only where ``cand`` has pixels.
-
-    ``idx`` (the flat indices of ``cand``, ascending) is cut into runs of consecutive rows: an
-    empty row separates objects, so each run's window is labelled on its own, the same objects
-    as labelling the whole tile at a fraction of the cost.
-    """
-    w = cand.shape[1]
-    rows = idx // w
-    cols = idx - rows * w
-    cuts = np.flatnonzero(np.diff(rows) > 1) + 1
-    out: list[tuple[Window2D, np.ndarray]] = []
-    for s, e in zip([0, *cuts.tolist()], [*cuts.tolist(), idx.size]):
-        if e - s < min_px:  # too few pixels in these rows for even one object
-            continue
-        cc = cols[s:e]
-        win = (slice(int(rows[s]), int(rows[e - 1]) + 1), slice(int(cc.min()), int(cc.max()) + 1))
-        lab, n = ndimage.label(cand[win])
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-        big = np.flatnonzero(sizes >= min_px) + 1
-        if big.size:
-            lut = np.zeros(n + 1, dtype=bool)
-            lut[big] = True
-            out.append((win, lut[lab]))
-    return tuple(out)
 
 
 def score_of(magnitude: float, area_m2: float) -> float:
@@ -700,25 +685,17 @@ def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MI
     res = job.transform.a
     found: list[Candidate] = []
     for pc in new_blocks(stack, res, min_area_m2):
-        for (wr, wc), mask in pc.objects:
-            lab, _ = ndimage.label(mask)
-            for idx, found_sl in enumerate(ndimage.find_objects(lab), start=1):
-                if found_sl is None:
-                    continue
-                sr, sc = found_sl
-                part = lab[sr, sc] == idx
-                sl = (slice(wr.start + sr.start, wr.start + sr.stop), slice(wc.start + sc.start, wc.start + sc.stop))
-                t = job.transform @ Affine.translation(sl[1].start, sl[0].start)
-                polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t)
-                         if v]
-                geom = unary_union(polys)
-                if job.region is not None and not job.region.contains(geom.centroid):
-                    continue
-                before = int(np.bincount(pc.before[sl][part].clip(0)).argmax())
-                mag = float(np.sqrt(pc.magnitude2[sl][part]).mean())
-                area = float(part.sum()) * res * res
-                mp = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
-                found.append(Candidate(mp, before, pc.after, area, score_of(mag, area), round(mag, 2)))
+        for sl, part in pc.objects:
+            t = job.transform @ Affine.translation(sl[1].start, sl[0].start)
+            polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t) if v]
+            geom = unary_union(polys)
+            if job.region is not None and not job.region.contains(geom.centroid):
+                continue
+            before = int(np.bincount(pc.before[sl][part].clip(0)).argmax())
+            mag = float(np.sqrt(pc.magnitude2[sl][part]).mean())
+            area = float(part.sum()) * res * res
+            mp = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
+            found.append(Candidate(mp, before, pc.after, area, score_of(mag, area), round(mag, 2)))
     return found
 
 # --- results -------------------------------------------------------------------------------
@@ -773,8 +750,6 @@ def _keep_freed_memory() -> None:
 
 def scan_tile(job: TileJob, run_id: str) -> TileResult:
     """Read every scene of one tile, find new blocks, and describe them as sites, scenes and detections."""
-    from .monitor import detection_record
-
     _keep_freed_memory()
     t0 = time.perf_counter()
     stack: list[TileScene] = []

@@ -56,6 +56,14 @@ def parse_time(s: str) -> dt.datetime:
 # --- records -------------------------------------------------------------------------------
 
 
+class RunParams:
+    """Parameters of a flow run, as stored in ``runs.params`` (dates as ISO strings)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in self.__dict__.items()}
+
+
+
 @dataclass(frozen=True)
 class SceneRecord:
     """A row of ``scenes``: one scene as seen over one site.

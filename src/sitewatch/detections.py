@@ -1,0 +1,83 @@
+"""A change as the detection a reviewer sees: its stable id and its outline in EPSG:4326.
+
+Kept apart from :mod:`sitewatch.changes` (how changes are found) so that the wide-area scan,
+which finds its own, writes detections without importing the monitor's detectors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from shapely.geometry import MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
+
+from .grid import Grid, to_crs
+from .store import DetectionRecord
+
+
+@dataclass(frozen=True)
+class Change:
+    """A structure that appeared or disappeared between two clear scenes.
+
+    Attributes:
+        kind: one of :data:`sitewatch.structures.CHANGE_KINDS`.
+        geometry: outline in the grid's CRS (metres).
+        before_scene_id / before_date: last clear scene without it (with it, for ``_removed``).
+        after_scene_id / after_date: first clear scene with it (without it, for ``_removed``).
+        area_m2: footprint area.
+        length_m: centre-line length for walls and fences, else None.
+        score: calibrated confidence in 0..1.
+        evidence: JSON-safe facts a reviewer needs: which maps fired, change magnitude.
+    """
+
+    kind: str
+    geometry: MultiPolygon
+    before_scene_id: str
+    before_date: dt.date
+    after_scene_id: str
+    after_date: dt.date
+    area_m2: float
+    length_m: float | None
+    score: float
+    evidence: Mapping[str, object] = field(default_factory=dict)
+
+
+
+def detection_id(site_id: str, change: Change) -> str:
+    """Stable across runs: the same change of the same site always gets the same id."""
+    geom = change.geometry.normalize().wkt if not change.geometry.is_empty else ""
+    key = "|".join([site_id, change.kind, change.before_scene_id, change.after_scene_id,
+                    _round_wkt(geom)])
+    return "det-" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _round_wkt(wkt: str) -> str:
+    # Coordinates to the decimetre: enough to tell objects apart, immune to float noise.
+    return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.1f}", wkt)
+
+
+def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
+    g = to_crs(geom, crs, "EPSG:4326")
+    if isinstance(g, Polygon):
+        return MultiPolygon([g])
+    if isinstance(g, MultiPolygon):
+        return g
+    polys = [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)]
+    return MultiPolygon(polys)
+
+
+def detection_record(site_id: str, change: Change, grid: Grid, run_id: str) -> DetectionRecord:
+    return DetectionRecord(
+        detection_id=detection_id(site_id, change), site_id=site_id, kind=change.kind,
+        before_date=change.before_date, after_date=change.after_date,
+        before_scene_id=change.before_scene_id, after_scene_id=change.after_scene_id,
+        area_m2=round(float(change.area_m2), 1),
+        length_m=None if change.length_m is None else round(float(change.length_m), 1),
+        score=float(np.clip(change.score, 0.0, 1.0)), geometry=to_wgs84_multipolygon(change.geometry, grid.crs),
+        run_id=run_id, evidence={**dict(change.evidence), "grid_res_m": grid.res, "grid_crs": grid.crs},
+    )
