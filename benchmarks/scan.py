@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 
@@ -61,8 +63,12 @@ def decode_floor(files: list[Path]) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_tree(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, subprocess.CompletedProcess]:
-    """Wall seconds, CPU seconds and peak RSS (MB) of a command and all its children.
+def run_tree(cmd: list[str], env: dict[str, str], *,
+             sample: bool = True) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """Wall seconds, CPU seconds and peak RSS (MB, NaN unless ``sample``) of a command and all its children.
+
+    Sampling memory every 20 ms costs the sampler a few per cent of a core, which two workers
+    on two cores then lack: timed runs do not sample, one more run measures memory.
 
     CPU is the rusage of the waited-for process tree (what ``time`` reports): summing each
     process's own and children's times, as sampled, counted a reaped worker twice (its own
@@ -71,10 +77,10 @@ def run_tree(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, 
     t0 = time.perf_counter()
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    peak = 0.0
+    peak = 0.0 if sample else math.nan
     stop = threading.Event()
 
-    def sample() -> None:
+    def sampler() -> None:
         nonlocal peak
         while not stop.is_set():
             try:
@@ -90,12 +96,14 @@ def run_tree(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, 
                 pass
             time.sleep(0.02)
 
-    th = threading.Thread(target=sample, daemon=True)
-    th.start()
+    th = threading.Thread(target=sampler, daemon=True)
+    if sample:
+        th.start()
     out, err = proc.communicate()
     wall = time.perf_counter() - t0
     stop.set()
-    th.join()
+    if sample:
+        th.join()
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     return wall, cpu, peak, subprocess.CompletedProcess(cmd, proc.returncode, out, err)
@@ -109,10 +117,28 @@ def found_blocks(db: Path, planted: tuple[dict, ...]) -> tuple[int, int]:
     return hit, false
 
 
+def written(data: Path) -> SimpleNamespace | None:
+    """A series :func:`make_region` wrote before (what the benchmark needs of it), or None."""
+    cat, planted = data / "catalog.json", data / "planted.json"
+    items = sorted(data.glob("S2X_region_*.json"))
+    if not (cat.exists() and planted.exists() and items):
+        return None
+    bbox = json.loads(items[0].read_text())["bbox"]
+    return SimpleNamespace(catalog_path=cat, files=tuple(sorted(data.glob("*.tif"))),
+                           planted=tuple(json.loads(planted.read_text())),
+                           region=",".join(f"{v:.6f}" for v in bbox))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="400,1600,6400,12800", help="region areas in km², comma-separated")
     ap.add_argument("--work", default=str(ROOT / ".bench" / "scan"), help="where to write the series")
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="runs of each scan (and of the floor); the fastest counts, as for the floor: on a shared "
+                         "2-core VM one run can be 20 %% slower than the next for no reason of its own")
+    ap.add_argument("--reuse", action="store_true",
+                    help="use a series already written under --work (by this generator, same sizes) instead of "
+                         "writing it again")
     ap.add_argument("--prefect", action="store_true", help="also time the Prefect flow at the largest size")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -127,27 +153,35 @@ def main() -> None:
         side = km2 ** 0.5
         d = work / f"r{km2}"
         t0 = time.perf_counter()
-        series = make_region(d / "data", side, seed=km2)
+        series = (args.reuse and written(d / "data")) or make_region(d / "data", side, seed=km2)
         gen = time.perf_counter() - t0
         mb = sum(f.stat().st_size for f in series.files) / 1e6
-        floors = [decode_floor(list(series.files)) for _ in range(2)]
+        floors = [decode_floor(list(series.files)) for _ in range(max(2, args.repeat))]
         floor = min(w for w, _ in floors)
         row = {"km2": km2, "files_MB": round(mb), "generate_s": round(gen, 1), "floor_s": round(floor, 2),
                "floor_cpu_s": round(min(c for _, c in floors), 2), "planted": len(series.planted)}
+        cmds = {}
         for workers in (1, 2):
-            db = d / f"scan-w{workers}.gpkg"
-            for p in d.glob(f"scan-w{workers}.gpkg*"):
-                p.unlink()
-            cmd = [*exe, "--region", series.region, "--imagery", str(series.catalog_path), "--db", str(db),
-                   "--no-prefect", "--workers", str(workers)]
-            if workers == 1:
-                cmd = cmd[:-2]  # one worker: in-process, no Dask
-            wall, cpu, peak, r = run_tree(cmd, env)
-            if r.returncode != 0:
-                raise SystemExit(f"scan failed ({km2} km², {workers} workers):\n{r.stderr[-2000:]}")
-            hit, false = found_blocks(db, series.planted)
+            cmd = [*exe, "--region", series.region, "--imagery", str(series.catalog_path), "--db",
+                   str(d / f"scan-w{workers}.gpkg"), "--no-prefect", "--workers", str(workers)]
+            cmds[workers] = cmd[:-2] if workers == 1 else cmd  # one worker: in-process, no Dask
+        runs: dict[int, list[tuple[float, float, float]]] = {1: [], 2: []}
+        for rep in range(args.repeat + 1):  # one worker and two taken in turns: a slow spell hits both
+            for workers, cmd in cmds.items():
+                for p in d.glob(f"scan-w{workers}.gpkg*"):
+                    p.unlink()
+                wall, cpu, peak, r = run_tree(cmd, env, sample=rep == args.repeat)  # the last run: memory
+                if r.returncode != 0:
+                    raise SystemExit(f"scan failed ({km2} km², {workers} workers):\n{r.stderr[-2000:]}")
+                runs[workers].append((wall, cpu, peak))
+        for workers, rs in runs.items():
+            *timed, (_, _, peak) = rs
+            wall, cpu, _ = min(timed)
+            hit, false = found_blocks(d / f"scan-w{workers}.gpkg", series.planted)
             row.update({f"scan{workers}_s": round(wall, 2), f"cpu{workers}_s": round(cpu, 1),
-                        f"peak{workers}_MB": round(peak), f"found{workers}": hit, f"false{workers}": false})
+                        f"runs{workers}_s": [round(w, 2) for w, _, _ in timed],
+                        f"peak{workers}_MB": round(peak), f"found{workers}": hit,
+                        f"false{workers}": false})
         row["ratio1"] = round(row["scan1_s"] / floor, 2)
         row["ratio2"] = round(row["scan2_s"] / floor, 2)
         row["cpu_ratio1"] = round(row["cpu1_s"] / row["floor_cpu_s"], 2)  # less sensitive to a busy machine

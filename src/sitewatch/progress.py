@@ -66,6 +66,11 @@ def reporter() -> Reporter:
     return _current
 
 
+#: Redraws per second: enough to read a rate by, and a tenth of a core less than rich's 10
+#: for a scan whose workers need both cores.
+REFRESH_PER_S = 4
+
+
 @contextmanager
 def rich_progress(transient: bool = False, unit: str | None = None) -> Iterator[Reporter]:
     """Show a rich progress display on stderr while the block runs.
@@ -82,7 +87,7 @@ def rich_progress(transient: bool = False, unit: str | None = None) -> Iterator[
     extra = [_RateColumn(unit)] if unit else []
     progress = Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), amount, *extra,
                         TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                        transient=transient)
+                        transient=transient, refresh_per_second=REFRESH_PER_S)
     prev = _current
     with progress:
         _current = RichReporter(progress)

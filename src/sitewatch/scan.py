@@ -32,6 +32,7 @@ from shapely.geometry import MultiPolygon, Polygon, box, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 from shapely.prepared import prep
+from shapely.strtree import STRtree
 
 from . import __version__
 from .components import components
@@ -173,13 +174,15 @@ def plan(scenes: Sequence[SceneRef], region: BaseGeometry, tile_px: int = TILE_P
         r0, r1 = math.floor(-(maxy - oy) / side), math.ceil(-(miny - oy) / side)
         pcov = prep(covered)
         epsg = crs.split(":")[-1]
+        # scenes by footprint in a tree: all of Xinjiang is ~16,000 tiles under thousands of scenes
+        footprints = STRtree([box(*g.bounds) for _, g in members])
         for row in range(r0, r1):
             for col in range(c0, c1):
                 left, top = ox + col * side, oy - row * side
                 tile = box(left, top - side, left + side, top)
                 if not pcov.intersects(tile):
                     continue
-                inside = [(r, g) for r, g in members if box(*g.bounds).intersects(tile)]
+                inside = [members[int(i)] for i in footprints.query(tile, predicate="intersects")]
                 refs = tuple(r for r, _ in sorted(inside, key=lambda m: (m[0].acquired, m[0].scene_id)))
                 area = tile.intersection(covered).area / 1e6
                 jobs.append(TileJob(f"{epsg}-{res:g}m-{col}-{row}", crs, Affine(res, 0, left, 0, -res, top),
