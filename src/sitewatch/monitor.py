@@ -9,7 +9,6 @@ same imagery adds nothing and a run killed half-way is finished by the next one.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -19,17 +18,16 @@ from typing import Any
 import numpy as np
 import rasterio.features
 from shapely.geometry import MultiPolygon, Polygon, shape
-from shapely.geometry.base import BaseGeometry
 
 from . import __version__, quicklook
 from .changes import Observation, measure, track
-from .detections import Change, detection_id, detection_record, to_wgs84_multipolygon  # noqa: F401
+from .detections import detection_record
 from .errors import ImageryError, SceneError
-from .grid import Grid, to_crs
+from .grid import to_crs
 from .progress import reporter
 from .scenes import SceneRaster, SceneRef
 from .sites import Site
-from .store import DetectionRecord, MetricsRecord, RunParams, SceneRecord, Store  # noqa: F401
+from .store import DetectionRecord, MetricsRecord, RunParams, SceneRecord, Store
 from .structures import Detector, StructureMaps
 
 #: Below this fraction of clear ground over the site a scene is recorded as unusable.

@@ -36,12 +36,12 @@ from shapely.strtree import STRtree
 
 from . import __version__
 from .components import components
+from .detections import Change, detection_record
 from .errors import InputError, SceneError
 from .grid import Grid, to_crs
 from .reader import default_scale, source_window
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRef
 from .sites import Site
-from .detections import Change, detection_record
 from .store import DetectionRecord, RunParams, ScanTile, SceneRecord, Store
 
 #: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
