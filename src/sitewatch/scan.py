@@ -481,7 +481,7 @@ def _spectral_distance(x: dict[str, np.ndarray], centre: dict[str, float], scale
     return np.sqrt(d)
 
 
-#: A window of the tile, and which of its pixels are new construction.
+#: A window of the tile (rows, columns).
 Window2D = tuple[slice, slice]
 
 
@@ -598,6 +598,8 @@ def _median_of(dn: np.ndarray, scale: np.float32, offset: np.float32) -> float:
     below = np.cumsum(np.bincount(dn))
     mid = np.searchsorted(below, (k,) if n % 2 else (k - 1, k), side="right").astype(dn.dtype)
     return float(np.mean(_reflectance(mid, scale, offset)))  # the map to reflectance keeps the order
+
+
 #: Pixels per chunk of the per-pixel change magnitude: a chunk's temporaries stay in cache.
 _CHUNK_PX = 64 * 1024
 
