@@ -50,7 +50,7 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
     """
     from ..catalog import probe
     from ..progress import rich_progress
-    from ..scan import ScanParams, read_region, run, summary_line
+    from ..scan import ScanParams, read_region, summary_line
 
     if workers and cluster:
         raise click.UsageError("give --workers or --cluster, not both")
