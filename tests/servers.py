@@ -427,7 +427,7 @@ def earth_search_item(item_id: str, when: str, bbox: Sequence[float], hrefs: Map
                                 "https://stac-extensions.github.io/raster/v1.1.0/schema.json"],
             "bbox": [w, s, e, n],
             "geometry": {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]},
-            "properties": {"datetime": when, "platform": "sentinel-2a", "constellation": "sentinel-2",
+            "properties": {"datetime": when, "platform": "sentinel-2b" if item_id.startswith("S2B") else "sentinel-2a", "constellation": "sentinel-2",
                            "eo:cloud_cover": cloud_cover, "proj:epsg": epsg, "view:sun_elevation": 40.5,
                            "gsd": 10, "s2:unused": {"nested": True}},
             "assets": assets, "links": links}

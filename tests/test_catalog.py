@@ -183,13 +183,13 @@ def _api_items(n: int = 7) -> list[dict]:
     out = [_es(f"S2A_{i:02d}", f"2024-0{1 + i % 6}-{10 + i}T05:00:00Z", self_href=f"http://x/items/S2A_{i:02d}")
            for i in range(n)]
     out.append(_es("S2A_far", "2024-03-03T05:00:00Z", bbox=AWAY))
-    other = _es("L8_0", "2024-03-04T05:00:00Z")
-    other["collection"] = "landsat-c2-l2"
+    other = _es("S2C1_0", "2024-03-04T05:00:00Z")
+    other["collection"] = "sentinel-2-c1-l2a"
     return [*out, other]
 
 
 def test_stac_api_pages_and_filters():
-    with stac_api(_api_items(), ["sentinel-2-l2a", "landsat-c2-l2"], max_limit=3) as api:
+    with stac_api(_api_items(), ["sentinel-2-l2a", "sentinel-2-c1-l2a"], max_limit=3) as api:
         assert probe(api.url) == "stac-api"
         found = discover(api.url, aoi=AOI)
         searches = api.seen("/search")
@@ -209,10 +209,10 @@ def test_stac_api_date_range_and_search_url():
 
 
 def test_stac_api_named_collection():
-    with stac_api(_api_items(), ["sentinel-2-l2a", "landsat-c2-l2"]) as api:
-        assert probe(api.url, collection="landsat-c2-l2") == "stac-api"
-        found = discover(api.url, collection="landsat-c2-l2", aoi=AOI)
-    assert [s.scene_id for s in found.scenes] == ["L8_0"]
+    with stac_api(_api_items(), ["sentinel-2-l2a", "sentinel-2-c1-l2a"]) as api:
+        assert probe(api.url, collection="sentinel-2-c1-l2a") == "stac-api"
+        found = discover(api.url, collection="sentinel-2-c1-l2a", aoi=AOI)
+    assert [s.scene_id for s in found.scenes] == ["S2C1_0"]
 
 
 def test_stac_api_unknown_collection_is_an_input_error():

@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlparse
@@ -28,8 +28,16 @@ from .scenes import BANDS, AssetRef, SceneRef
 #: What ``--collection`` means for a STAC API when not given (Earth Search's Sentinel-2 L2A).
 DEFAULT_COLLECTION = "sentinel-2-l2a"
 EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
-#: Asset keys Earth Search uses for the bands sitewatch reads.
-ASSET_KEYS = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "swir16": "swir16", "scl": "scl"}
+#: Asset keys (matched case-insensitively) that name a band when the asset has no ``eo:bands``:
+#: Earth Search v1's names; Sentinel-2 band numbers (Earth Search v0, Planetary Computer); the
+#: scene classification as ``scl`` (ES v1), ``SCL`` (PC, ES v0) or ``SCL-20m`` (PC's older items).
+ASSET_KEYS = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "swir16": "swir16", "scl": "scl",
+              "b04": "red", "b03": "green", "b02": "blue", "b08": "nir", "b11": "swir16", "scl-20m": "scl"}
+#: Above this ``eo:cloud_cover`` (percent of the tile) an item is stored as unusable without being
+#: read: at most 1 % of the tile is clear, and a site is rarely in it (a read costs several requests).
+MAX_CLOUD_COVER = 99.0
+#: ESA's L2A digital numbers carry BOA_ADD_OFFSET = -1000 from processing baseline 04.00 (25 Jan 2022).
+OFFSET_BASELINE = (4, 0)
 WANTED = (*BANDS, "scl")
 TIFF_SUFFIXES = (".tif", ".tiff")
 _ITEM_SEARCH = re.compile(r"/item-search(#|$)")
@@ -97,6 +105,57 @@ def _api_root(url: str) -> str:
     return url[: -len("/search")] if url.rstrip("/").endswith("/search") else url
 
 
+@dataclass(frozen=True)
+class ApiTarget:
+    """A STAC API and the collection to search in it (with the collection's own document)."""
+
+    root: str
+    collection: str
+    doc: Mapping[str, Any]
+
+
+def api_target(imagery: str, collection: str | None = None, doc: Any = None) -> ApiTarget | None:
+    """The API and collection behind ``--imagery``, or None when it is not an API.
+
+    Takes the API's root (or its ``/search``) and also an API's collection URL
+    (``.../collections/sentinel-2-l2a``): a Collection without ``item``/``child`` links holds
+    nothing when walked as a static catalog, so it is searched through its API instead.
+    ImageryError when the collection does not exist or cannot be used.
+    """
+    if not is_url(imagery):
+        return None
+    url = _api_root(imagery)
+    doc = read_json(url) if doc is None else doc
+    if not isinstance(doc, dict):
+        return None
+    if _is_api(doc):
+        root, coll = url, collection or DEFAULT_COLLECTION
+    elif doc.get("type") == "Collection" and not any(
+            isinstance(lk, dict) and lk.get("rel") in ("item", "child") for lk in doc.get("links") or []):
+        links = {lk.get("rel"): lk.get("href") for lk in doc.get("links") or [] if isinstance(lk, dict)}
+        if not links.get("root") or not links.get("items"):
+            return None
+        root = resolve(str(links["root"]), url)
+        try:
+            root_doc = read_json(root)
+        except ImageryError:
+            return None
+        if not isinstance(root_doc, dict) or not _is_api(root_doc):
+            return None
+        coll = str(doc.get("id") or "")
+        if collection and collection != coll:
+            raise ImageryError(f"{imagery}: is the API collection {coll!r}, but --collection says {collection!r}")
+    else:
+        return None
+    if coll.lower().startswith("landsat"):
+        raise ImageryError(f"{imagery}: collection {coll!r}: {LANDSAT_REFUSED}")
+    try:
+        cdoc = httpio.get_json(root.rstrip("/") + f"/collections/{coll}")
+    except FetchError as exc:
+        raise ImageryError(f"{imagery}: collection {coll!r} not available ({exc})") from None
+    return ApiTarget(root.rstrip("/"), coll, cdoc if isinstance(cdoc, dict) else {})
+
+
 def probe(imagery: str, collection: str | None = None) -> str:
     """``stac-api``, ``static`` or ``folder``; ImageryError (exit 2) when the source is unusable."""
     if not imagery or not imagery.strip():
@@ -118,12 +177,7 @@ def probe(imagery: str, collection: str | None = None) -> str:
     doc = read_json(url)
     if not isinstance(doc, dict):
         raise ImageryError(f"{imagery}: not a STAC catalog, collection or API (JSON is not an object)")
-    if is_url(url) and _is_api(doc):
-        coll = collection or DEFAULT_COLLECTION
-        try:
-            httpio.get_json(url.rstrip("/") + f"/collections/{coll}")
-        except FetchError as exc:
-            raise ImageryError(f"{imagery}: collection {coll!r} not available ({exc})") from None
+    if api_target(imagery, collection, doc) is not None:
         return "stac-api"
     kind = doc.get("type")
     if kind in ("Catalog", "Collection", "FeatureCollection", "Feature") and ("stac_version" in doc or
@@ -192,8 +246,10 @@ def _band_assets(assets: Mapping[str, Any], base: str) -> dict[str, AssetRef]:
                 named = True
                 rb = raster[i] if i < len(raster) and isinstance(raster[i], dict) else b
                 offer(str(cn), (not_tiff, int(len(bands) > 1), int(key != cn)), AssetRef(href, i + 1, *_scale_offset(rb)))
-        if key in ASSET_KEYS and not named:
-            offer(ASSET_KEYS[key], (not_tiff, 0, 0), AssetRef(href, 1, *_scale_offset((raster or [{}])[0])))
+        k = key.lower()
+        if k in ASSET_KEYS and not named:
+            offer(ASSET_KEYS[k], (not_tiff, 0, int(k != ASSET_KEYS[k])),
+                  AssetRef(href, 1, *_scale_offset((raster or [{}])[0])))
     out = {name: ref for name, (_, ref) in best.items()}
     visual = assets.get("visual")
     if isinstance(visual, dict) and visual.get("href") and not {"red", "green", "blue"} <= set(out):
@@ -218,12 +274,108 @@ def _gsd(props: Mapping[str, Any], assets: Mapping[str, Any]) -> float | None:
 
 def _json_props(props: Mapping[str, Any]) -> dict[str, Any]:
     keep = ("platform", "constellation", "instruments", "eo:cloud_cover", "view:sun_elevation", "view:sun_azimuth",
-            "view:off_nadir", "proj:epsg", "proj:code", "gsd", "s2:mgrs_tile", "mgrs:utm_zone", "processing:software")
+            "view:off_nadir", "proj:epsg", "proj:code", "gsd", "s2:mgrs_tile", "mgrs:utm_zone", "processing:software",
+            "s2:datatake_id", "s2:nodata_pixel_percentage", "start_datetime", "end_datetime")
     return {k: props[k] for k in keep if k in props and isinstance(props[k], (str, int, float, bool))}
 
 
+# --- what the numbers mean: reflectance scale and offset, decided per item ---------------------
+
+_BASELINE_IN_NAME = re.compile(r"_N(\d{2})\.?(\d{2})(?:_|$)")
+
+
+def processing_baseline(props: Mapping[str, Any], item_id: str = "") -> str | None:
+    """Sentinel-2 processing baseline (``"04.00"``): the property (``s2:`` or v0's ``sentinel:``), else
+    the ``_Nxxyy`` part of the product or datatake name."""
+    for k in ("s2:processing_baseline", "sentinel:processing_baseline"):
+        v = props.get(k)
+        if isinstance(v, str) and re.fullmatch(r"\d{1,2}\.\d{2}", v.strip()):
+            return v.strip().zfill(5)
+    for v in (props.get("s2:product_uri"), props.get("sentinel:product_id"), props.get("s2:datatake_id"), item_id):
+        m = _BASELINE_IN_NAME.search(str(v or ""))
+        if m:
+            return f"{m.group(1)}.{m.group(2)}"
+    return None
+
+
+@dataclass(frozen=True)
+class Reflectance:
+    """How an item's band numbers become reflectance, and on what authority."""
+
+    scale: float
+    offset: float
+    rule: str
+    baseline: str | None = None
+
+    def properties(self) -> dict[str, Any]:
+        return {"processing_baseline": self.baseline, "reflectance_scale": self.scale,
+                "reflectance_offset": self.offset, "offset_rule": self.rule}
+
+
+def reflectance_rule(props: Mapping[str, Any], band_refs: Mapping[str, AssetRef], item_id: str = "",
+                     collection: str | None = None) -> Reflectance | None:
+    """Per item, whether the -0.1 BOA offset of baseline >= 04.00 is still in the numbers.
+
+    - ``earthsearch:boa_offset_applied`` / v0's ``sentinel:boa_offset_applied`` true: Element84
+      already removed it, and its ``raster:bands`` offset -0.1 is wrong (Element84/earth-search#9:
+      "the boa_offset_applied is the truth").
+    - else the item's own ``raster:bands`` scale/offset (Earth Search ``sentinel-2-c1-l2a``,
+      where -0.1 is right: Element84/earth-search#41; Landsat).
+    - else, a Sentinel-2 L2A item without ``raster:bands`` (Planetary Computer): baseline >= 04.00
+      means DN = reflectance x 10000 + 1000 (PC dataset page, "Baseline Change";
+      microsoft/PlanetaryComputer#134), older baselines have no offset.
+    None when the item says nothing either way (the reader's default per data type then applies).
+    """
+    baseline = processing_baseline(props, item_id)
+    flag = props.get("earthsearch:boa_offset_applied", props.get("sentinel:boa_offset_applied"))
+    given = [r for r in band_refs.values() if r.scale != 1.0 or r.offset != 0.0]
+    scale = given[0].scale if given else 1e-4
+    if flag is True:
+        said = " (its raster:bands offset %g ignored)" % given[0].offset if given and given[0].offset else ""
+        return Reflectance(scale, 0.0, "boa_offset_applied=true: offset already removed by the provider"
+                                       + said + " [Element84/earth-search#9]", baseline)
+    if given:
+        return Reflectance(given[0].scale, given[0].offset, "the item's raster:bands scale/offset"
+                           + (" [Element84/earth-search#41]" if "c1" in str(collection or "") else ""), baseline)
+    if baseline is None:
+        return None
+    if tuple(int(x) for x in baseline.split(".")) >= OFFSET_BASELINE:
+        return Reflectance(1e-4, -0.1, f"baseline {baseline} >= 04.00 without raster:bands: DN = reflectance x 10000"
+                                       " + 1000 [ESA BOA_ADD_OFFSET; Planetary Computer sentinel-2-l2a 'Baseline "
+                                       "Change', microsoft/PlanetaryComputer#134]", baseline)
+    return Reflectance(1e-4, 0.0, f"baseline {baseline} < 04.00: DN = reflectance x 10000, no offset", baseline)
+
+
+_BLOB = ".blob.core.windows.net"
+
+
+def sas_target(href: str, collection_doc: Mapping[str, Any] | None) -> str | None:
+    """``account/container`` whose Planetary Computer SAS token an href needs, else None.
+
+    From the href itself on Azure blob storage, else from the collection's ``msft:storage_account``
+    and ``msft:container`` (what PC's token endpoint is asked for)."""
+    u = urlparse(href)
+    if u.netloc.endswith(_BLOB):
+        parts = u.path.lstrip("/").split("/", 1)
+        return f"{u.netloc.split('.')[0]}/{parts[0]}" if parts and parts[0] else None
+    if collection_doc and collection_doc.get("msft:storage_account") and collection_doc.get("msft:container") \
+            and is_url(href):
+        return f"{collection_doc['msft:storage_account']}/{collection_doc['msft:container']}"
+    return None
+
+
+def _is_landsat(item: Mapping[str, Any], collection: str | None) -> bool:
+    props = item.get("properties") or {}
+    names = (str(item.get("collection") or collection or ""), str(props.get("platform") or ""))
+    return any(n.lower().startswith("landsat") for n in names) or "qa_pixel" in (item.get("assets") or {})
+
+
+LANDSAT_REFUSED = ("Landsat Collection 2 is not supported (30 m, NIR as nir08, clouds in qa_pixel bit flags, "
+                   "requester-pays s3:// on Earth Search): use a Sentinel-2 L2A collection")
+
+
 def scene_from_item(item: Mapping[str, Any], item_href: str, source: str,
-                    collection: str | None = None) -> SceneRef | str:
+                    collection: str | None = None, collection_doc: Mapping[str, Any] | None = None) -> SceneRef | str:
     """A SceneRef, or a one-line reason the item cannot be used."""
     iid = item.get("id")
     if not isinstance(iid, str) or not iid:
@@ -232,10 +384,29 @@ def scene_from_item(item: Mapping[str, Any], item_href: str, source: str,
     acquired = _parse_time(props.get("datetime")) or _parse_time(props.get("start_datetime"))
     if acquired is None:
         return f"{source}: item {iid}: no usable datetime ({str(props.get('datetime'))[:40]!r})"
-    assets = _band_assets(item.get("assets") or {}, item_href)
+    if _is_landsat(item, collection):
+        return f"{source}: item {iid}: {LANDSAT_REFUSED}"
+    raw_assets = item.get("assets") or {}
+    assets = _band_assets(raw_assets, item_href)
     if not {"red", "green", "blue"} <= set(assets):
         return f"{source}: item {iid}: no usable bands (needs red, green and blue, by eo:bands common_name, " \
                f"asset key, or a 'visual' asset)"
+    s3 = sorted(n for n, a in assets.items() if a.href.startswith("s3://"))
+    if s3:
+        return f"{source}: item {iid}: band(s) {', '.join(s3)} only on s3:// (requester-pays buckets need AWS " \
+               f"credentials; sitewatch reads http(s) COGs)"
+    visual = raw_assets.get("visual") if isinstance(raw_assets.get("visual"), dict) else {}
+    vhref = resolve(str(visual["href"]), item_href) if visual.get("href") else None
+    measured = {n: a for n, a in assets.items() if n != "scl" and a.href != vhref}
+    extra: dict[str, Any] = {}
+    rule = reflectance_rule(props, measured, iid, item.get("collection") or collection)
+    if rule is not None:
+        assets = {n: (replace(a, scale=rule.scale, offset=rule.offset) if n in measured else a)
+                  for n, a in assets.items()}
+        extra = {k: v for k, v in rule.properties().items() if v is not None}
+    assets = {n: replace(a, sas=sas_target(a.href, collection_doc)) for n, a in assets.items()}
+    if any(a.sas for a in assets.values()):
+        extra["signing"] = "planetary-computer SAS"
     geom = None
     if item.get("geometry"):
         try:
@@ -245,13 +416,84 @@ def scene_from_item(item: Mapping[str, Any], item_href: str, source: str,
     own = item.get("collection")
     return SceneRef(scene_id=iid, source=source, acquired=acquired, assets=assets,
                     collection=own if isinstance(own, str) and own else collection, footprint=geom,
-                    gsd_m=_gsd(props, item.get("assets") or {}),
-                    href=item_href, properties=_json_props(props))
+                    gsd_m=_gsd(props, raw_assets),
+                    href=item_href, properties={**_json_props(props), **extra})
 
 
-def _in_range(t: dt.datetime, since: dt.date | None, until: dt.date | None) -> bool:
-    d = t.date()
-    return (since is None or d >= since) and (until is None or d <= until)
+def _in_range(t: dt.datetime, since: dt.date | None, until: dt.date | None,
+              end: dt.datetime | None = None) -> bool:
+    """Whether a time (or the interval ``t``..``end``) meets the days ``since``..``until``, both whole."""
+    first, last = t.date(), (end or t).date()
+    return (since is None or last >= since) and (until is None or first <= until)
+
+
+def _ref_in_range(ref: SceneRef, since: dt.date | None, until: dt.date | None) -> bool:
+    end = _parse_time(ref.properties.get("end_datetime")) if ref.properties.get("start_datetime") else None
+    return _in_range(ref.acquired, since, until, end)
+
+
+# --- one scene per acquisition -------------------------------------------------------------------
+
+#: Scenes of one platform closer in time than this are one acquisition (overlapping MGRS tiles of
+#: one datatake are seconds apart; the same platform's next pass is days later).
+SAME_ACQUISITION_S = 120.0
+
+
+def _platform(ref: SceneRef) -> str | None:
+    p = ref.properties.get("platform")
+    return re.sub(r"[^a-z0-9]", "", str(p).lower()) if p else None
+
+
+def same_acquisition(a: SceneRef, b: SceneRef) -> bool:
+    """Same platform, same pass: overlapping tiles, reprocessed ``_0_``/``_1_`` copies, ``l2a``/``c1-l2a``."""
+    pa, pb = _platform(a), _platform(b)
+    return pa is not None and pa == pb and abs((a.acquired - b.acquired).total_seconds()) <= SAME_ACQUISITION_S
+
+
+def _coverage(ref: SceneRef, aoi: BaseGeometry) -> float:
+    if ref.footprint is None or aoi.area == 0:
+        return 1.0
+    try:
+        return float(ref.footprint.intersection(aoi).area / aoi.area)
+    except Exception:  # invalid footprint: unknown, rank last among known ones
+        return 0.0
+
+
+def _tile_rank(ref: SceneRef, aoi: BaseGeometry) -> tuple[Any, ...]:
+    """Best tile first: covers most of the site, newest processing (baseline, then the ``_1_`` copy)."""
+    base = str(ref.properties.get("processing_baseline") or "00.00")
+    seq = re.search(r"_(\d+)_L2A$", ref.scene_id)
+    return (-round(_coverage(ref, aoi), 3), tuple(-int(x) for x in base.split(".")), -int(seq.group(1)) if seq else 0,
+            ref.scene_id)
+
+
+def one_per_acquisition(scenes: list[SceneRef], aoi: BaseGeometry) -> list[SceneRef]:
+    """One scene per acquisition over ``aoi``: the best tile, with the others named on it.
+
+    Counting each tile of one pass as a scene reports every change two or three times and
+    breaks "the next clear scene still shows it". The best tile is the one covering most of
+    the site (then the newest processing); the choice is recorded in its properties.
+    """
+    groups: list[list[SceneRef]] = []
+    for ref in sorted(scenes, key=lambda s: (s.acquired, s.scene_id)):
+        for g in groups:
+            if same_acquisition(g[0], ref):
+                g.append(ref)
+                break
+        else:
+            groups.append([ref])
+    out: list[SceneRef] = []
+    for g in groups:
+        if len(g) == 1:
+            out.append(g[0])
+            continue
+        ranked = sorted(g, key=lambda s: _tile_rank(s, aoi))
+        best = ranked[0]
+        note = {"acquisition_tiles": ",".join(s.scene_id for s in ranked),
+                "tile_choice": f"best of {len(g)} scenes of one acquisition: covers {_coverage(best, aoi):.0%} "
+                               f"of the site, newest processing"}
+        out.append(replace(best, properties={**best.properties, **note}))
+    return out
 
 
 # --- the three sources -------------------------------------------------------------------------
@@ -259,7 +501,7 @@ def _in_range(t: dt.datetime, since: dt.date | None, until: dt.date | None) -> b
 
 def discover(imagery: str, *, collection: str | None = None, aoi: BaseGeometry, since: dt.date | None = None,
              until: dt.date | None = None) -> Discovery:
-    """Scenes over ``aoi`` (EPSG:4326) in the date range, oldest first."""
+    """Scenes over ``aoi`` (EPSG:4326) in the date range, one per acquisition, oldest first."""
     kind = probe(imagery, collection) if not is_url(imagery) else None
     if kind == "folder":
         found = _discover_folder(Path(imagery), aoi, since, until)
@@ -269,12 +511,14 @@ def discover(imagery: str, *, collection: str | None = None, aoi: BaseGeometry, 
             p = Path(imagery)
             url = str(p / "catalog.json") if (p / "catalog.json").exists() else str(p / "collection.json")
         doc = read_json(_api_root(url) if is_url(url) else url)
-        if is_url(url) and isinstance(doc, dict) and _is_api(doc):
-            found = _discover_api(_api_root(url), collection or DEFAULT_COLLECTION, aoi, since, until, imagery)
+        target = api_target(url, collection, doc) if is_url(url) else None
+        if target is not None:
+            found = _discover_api(target, aoi, since, until, imagery)
         else:
             found = _discover_static(url, doc, aoi, since, until, imagery)
-    found.scenes.sort(key=lambda s: (s.acquired, s.scene_id))
-    return found
+    scenes = one_per_acquisition(found.scenes, aoi)
+    scenes.sort(key=lambda s: (s.acquired, s.scene_id))
+    return Discovery(scenes, found.problems)
 
 
 def _discover_static(url: str, doc: Any, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None,
@@ -324,7 +568,7 @@ def _add_item(out: Discovery, item: Mapping[str, Any], href: str, source: str, c
         return
     if ref.footprint is not None and not ref.footprint.intersects(aoi):
         return
-    if _in_range(ref.acquired, since, until):
+    if _ref_in_range(ref, since, until):
         out.scenes.append(ref)
 
 
@@ -356,25 +600,38 @@ def _stac_io() -> Any:
     return _IO(timeout=httpio.timeout())
 
 
-def _discover_api(root: str, collection: str, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None,
+def _discover_api(target: ApiTarget, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None,
                   source: str) -> Discovery:
+    import warnings
+
     from pystac_client import Client
     from pystac_client.exceptions import APIError
 
+    root, collection = target.root, target.collection
     io = _stac_io()
-    when = f"{since.isoformat() if since else '..'}/{until.isoformat() + 'T23:59:59Z' if until else '..'}"
+    # STAC intervals are closed: the last day runs to its last microsecond (an item at 23:59:59.5 is in it)
+    when = f"{since.isoformat() + 'T00:00:00Z' if since else '..'}/" \
+           f"{until.isoformat() + 'T23:59:59.999999Z' if until else '..'}"
     out = Discovery()
     try:
-        client = Client.open(root, stac_io=io)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # NoConformsTo: dealt with below
+            client = Client.open(root, stac_io=io)
+        if not client.has_conforms_to():
+            # an API older than conformance classes (Earth Search v0: STAC API 0.9) that links a search
+            client.add_conforms_to("ITEM_SEARCH")
         search = client.search(collections=[collection], intersects=aoi.__geo_interface__,
                                datetime=None if when == "../.." else when, limit=100)
         for item in search.items_as_dicts():
+            own = item.get("collection")
+            if own and own != collection:  # an API may answer with other collections' items too
+                continue
             self_href = next((lk["href"] for lk in item.get("links", []) if lk.get("rel") == "self"),
                              f"{root.rstrip('/')}/collections/{collection}/items/{item.get('id')}")
-            ref = scene_from_item(item, self_href, source, collection)
+            ref = scene_from_item(item, self_href, source, collection, target.doc)
             if isinstance(ref, str):
                 out.problems.append(ref)
-            elif _in_range(ref.acquired, since, until):
+            elif _ref_in_range(ref, since, until):
                 out.scenes.append(ref)
     except APIError as exc:
         raise FetchError(f"{root}: STAC API error: {str(exc)[:200]}") from None

@@ -59,6 +59,7 @@ class SiteResult:
     failures: tuple[str, ...] = ()
     detections_new: int = 0
     unusable: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -83,6 +84,7 @@ class RunSummary:
             "detections_new": sum(s.detections_new for s in self.sites),
             "failures": [f for s in self.sites for f in s.failures],
             "unusable": [u for s in self.sites for u in s.unusable],
+            "warnings": [w for s in self.sites for w in s.warnings],
         }
 
 
@@ -101,9 +103,23 @@ def valid_footprint(raster: SceneRaster) -> Polygon | None:
     return g if isinstance(g, Polygon) and g.is_valid and not g.is_empty else None
 
 
+def _medians(raster: SceneRaster) -> dict[str, float]:
+    """Median reflectance of each visible band over the clear ground (for the 0.1-step check)."""
+    out = {}
+    for name in ("blue", "green", "red"):
+        b = raster.bands.get(name)
+        if b is not None and raster.valid.any():
+            v = b[raster.valid & np.isfinite(b)]
+            if v.size:
+                out[f"median_{name}"] = round(float(np.median(v)), 4)
+    return out
+
+
 def scene_record(site: Site, ref: SceneRef, run_id: str, raster: SceneRaster | None = None,
                  status: str = "observed", error: str | None = None) -> SceneRecord:
     props = {k: v for k, v in ref.properties.items() if isinstance(v, (str, int, float, bool))}
+    if raster is not None:
+        props.update(_medians(raster))
     common = dict(scene_id=ref.scene_id, site_id=site.site_id, source=ref.source, acquired=ref.acquired,
                   run_id=run_id, collection=ref.collection, href=ref.href, properties=props)
     if raster is None:
@@ -138,9 +154,15 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     """Process one site's new scenes, then re-date its changes over its whole stored history."""
     if read is None:
         from .reader import read_scene as read
+    from .catalog import MAX_CLOUD_COVER, same_acquisition
+
     found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
     done = store.done_scene_ids(site.site_id)
-    todo = [s for s in found if s.scene_id not in done]
+    stored = [SceneRef(r.scene_id, r.source, r.acquired, {}, properties=r.properties)
+              for r in store.scenes(site.site_id) if r.status != "failed"]
+    # another tile or copy of an acquisition already stored for this site is that acquisition again
+    todo = [s for s in found if s.scene_id not in done
+            and not any(o.scene_id != s.scene_id and same_acquisition(o, s) for o in stored)]
     history: dict[float, list[StructureMaps]] = defaultdict(list)
     for rec, blob in store.scene_maps(site.site_id):
         history[float(rec.grid_res_m or 0.0)].append(StructureMaps.from_bytes(blob))
@@ -151,6 +173,13 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     new = 0
     for ref in todo:
         rep.update(task, description=f"{site.site_id} {ref.date}")
+        cc = ref.properties.get("eo:cloud_cover")
+        if isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER:
+            why = f"eo:cloud_cover {cc:g}% > {MAX_CLOUD_COVER:g}%: overcast, not read"
+            unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
+            store.save_scene(scene_record(site, ref, run_id, status="unusable", error=why))
+            rep.advance(task)
+            continue
         try:
             raster = read(ref, site.geometry)
         except SceneError as exc:
@@ -176,7 +205,37 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         rep.advance(task)
     rep.finish(task)
     added = redate_site(store, site.site_id, run_id)
-    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable))
+    steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
+    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable), steps)
+
+
+#: A uniform jump of all visible bands' medians by this much (±) is the 0.1 BOA offset, not the ground.
+OFFSET_STEP = (0.07, 0.13)
+#: ... when the bands moved together to within this.
+OFFSET_STEP_SPREAD = 0.03
+
+
+def reflectance_steps(records: Sequence[SceneRecord], new: set[str] | None = None) -> list[str]:
+    """Warnings for consecutive observed scenes whose blue, green and red medians all jump by about 0.1.
+
+    Ground does not brighten or darken uniformly by 0.1 in every band from one clear scene to
+    the next; a -0.1 offset applied twice, or not at all (a processing-baseline change), does.
+    Only pairs with a scene in ``new`` are reported (each step is told once).
+    """
+    out = []
+    obs = sorted((r for r in records if all(f"median_{b}" in r.properties for b in ("blue", "green", "red"))),
+                 key=lambda r: (r.acquired, r.scene_id))
+    for a, b in zip(obs, obs[1:]):
+        if new is not None and a.scene_id not in new and b.scene_id not in new:
+            continue
+        d = [float(b.properties[f"median_{n}"]) - float(a.properties[f"median_{n}"]) for n in ("blue", "green", "red")]
+        if all(OFFSET_STEP[0] <= abs(x) <= OFFSET_STEP[1] for x in d) and len({x > 0 for x in d}) == 1 \
+                and max(d) - min(d) <= OFFSET_STEP_SPREAD:
+            rule = lambda r: r.properties.get("offset_rule", "no offset rule recorded")  # noqa: E731
+            out.append(f"site {a.site_id}: visible reflectance steps by {sum(d) / 3:+.2f} from scene {a.scene_id} "
+                       f"({a.date}; {rule(a)}) to {b.scene_id} ({b.date}; {rule(b)}): a 0.1 BOA offset applied "
+                       f"twice or not at all?")
+    return out
 
 
 def redate_site(store: Store, site_id: str, run_id: str) -> int:
@@ -296,7 +355,7 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     return [f"{d['sites']} sites, {d['scenes_found']} scenes found, {d['scenes_new']} new, "
             f"{d['scenes_unusable']} unusable (cloud or no data), {d['scenes_failed']} failed; "
             f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]],
-            *[f"unusable: {u}" for u in d.get("unusable", [])]]
+            *[f"unusable: {u}" for u in d.get("unusable", [])], *[f"warning: {w}" for w in d.get("warnings", [])]]
 
 
 __all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",

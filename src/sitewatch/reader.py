@@ -59,20 +59,36 @@ def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
 
 
 @contextmanager
-def _open(href: str) -> Iterator[Any]:
-    """Open a raster with one-line errors: FetchError for remote ones (retried next run)."""
+def _open(href: str, sas: str | None = None) -> Iterator[Any]:
+    """Open a raster with one-line errors: FetchError for remote ones (retried next run).
+
+    ``sas`` (``account/container``): sign the href with a Planetary Computer SAS token first;
+    a 403 renews the token once, then says what is missing.
+    """
     import rasterio
 
+    from .signing import forbidden, sign
+
     remote = href.startswith(("http://", "https://"))
-    path = f"/vsicurl/{href}" if remote else href
-    try:
-        with rasterio.Env(**httpio.gdal_env()), rasterio.open(path) as ds:
+    with rasterio.Env(**httpio.gdal_env()):
+        ds = None
+        for attempt in (0, 1):
+            url = sign(href, sas, renew=attempt > 0) if remote else href
+            try:
+                ds = rasterio.open(f"/vsicurl/{url}" if remote else href)
+                break
+            except rasterio.errors.RasterioIOError as exc:
+                msg = str(exc).splitlines()[0][:200]
+                if remote and "403" in msg:
+                    if sas and attempt == 0:
+                        continue  # an expired or revoked token: renew once
+                    raise FetchError(forbidden(href, sas)) from None
+                if remote:
+                    raise FetchError(f"cannot read {href}: {msg}") from None
+                raise SceneError(f"cannot read {href}: {msg}") from None
+        assert ds is not None
+        with ds:
             yield ds
-    except rasterio.errors.RasterioIOError as exc:
-        msg = str(exc).splitlines()[0][:200]
-        if remote:
-            raise FetchError(f"cannot read {href}: {msg}") from None
-        raise SceneError(f"cannot read {href}: {msg}") from None
 
 
 def native_gsd(ds: Any) -> float:
@@ -102,7 +118,7 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
     from rasterio.warp import reproject
     from rasterio.windows import Window
 
-    with _open(asset.href) as ds:
+    with _open(asset.href, asset.sas) as ds:
         if asset.band > ds.count:
             raise SceneError(f"{asset.href}: has {ds.count} band(s), band {asset.band} asked for")
         if ds.crs is None:
@@ -139,7 +155,7 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None) -> 
     if "red" not in ref.assets:
         raise SceneError(f"scene {ref.scene_id}: no red band")
     if res_m is None:
-        with _open(ref.assets["red"].href) as ds:
+        with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
             res_m = nice_resolution(native_gsd(ds))
     grid = grid_for(aoi, res_m)
     h = hashlib.sha256()

@@ -32,12 +32,15 @@ class AssetRef:
         band: 1-based band index inside that file.
         scale: multiply stored values by this to get reflectance in 0..1.
         offset: then add this.
+        sas: ``account/container`` of a Planetary Computer SAS token the href needs (signed
+            at read time: tokens expire), else None.
     """
 
     href: str
     band: int = 1
     scale: float = 1.0
     offset: float = 0.0
+    sas: str | None = None
 
 
 @dataclass(frozen=True)
