@@ -461,3 +461,231 @@ def write_cog(path: str | Path, data: Any, crs: str, transform: Any, *, nodata: 
             rasterio.shutil.copy(src, str(path), driver="COG", blocksize=blocksize, compress="DEFLATE",
                                  overview_resampling="average")
     return Path(path)
+
+
+# --- recorded responses of the real services, replayed ------------------------------------------
+
+RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stac-recorded"
+if not RECORDED.exists():  # CI lays shared/ beside the clone, a worktree beside /work/main
+    RECORDED = Path("/work/shared/data/stac-recorded")
+#: Where each provider's API lived when recorded (replaced by the replay server's URL).
+REAL_ROOTS = {"earth-search-v1": "https://earth-search.aws.element84.com/v1",
+              "earth-search-v0": "https://earth-search.aws.element84.com/v0",
+              "planetary-computer": "https://planetarycomputer.microsoft.com/api/stac/v1"}
+
+
+def recorded(rel: str) -> Any:
+    """One recorded response body (see shared/data/stac-recorded/README.md), as recorded."""
+    return json.loads((RECORDED / rel).read_text(encoding="utf-8"))
+
+
+def _rewrite(doc: Any, old: str, new: str) -> Any:
+    if isinstance(doc, str):
+        return new + doc[len(old):] if doc.startswith(old) else doc
+    if isinstance(doc, list):
+        return [_rewrite(x, old, new) for x in doc]
+    if isinstance(doc, dict):
+        return {k: _rewrite(v, old, new) for k, v in doc.items()}
+    return doc
+
+
+def localize_assets(item: Mapping[str, Any], files_url: str) -> dict[str, Any]:
+    """The recorded item with each https asset href moved to ``files_url/<host>/<path>`` (nothing else changed)."""
+    it = json.loads(json.dumps(item))
+    for a in it.get("assets", {}).values():
+        u = urlparse(a.get("href", ""))
+        if u.scheme == "https":
+            a["href"] = f"{files_url}/{u.netloc}{u.path}" + (f"?{u.query}" if u.query else "")
+    return it
+
+
+@dataclass
+class SasState:
+    """Tokens a blob-like file server accepts; ``revoke()`` makes every issued one expire now."""
+
+    valid: set[str] = field(default_factory=set)
+    issued: int = 0
+    ttl_s: float = 3600.0
+
+    def revoke(self) -> None:
+        self.valid.clear()
+
+
+def _replay_handler(provider: str, items: Sequence[Mapping[str, Any]], state: Server, files: Path | None,
+                    sas: SasState | None, sas_hosts: Sequence[str], honour_collections: bool,
+                    page_size: int) -> type[_Handler]:
+    real = REAL_ROOTS[provider]
+    base = urlparse(real).path.rstrip("/")  # the API lives under the same path as the real one
+    landing = recorded(f"{provider}/root.json")
+    coll_docs: dict[str, Any] = {}
+    if provider == "earth-search-v1":
+        coll_docs = {c["id"]: c for c in recorded("earth-search-v1/collections.json")["collections"]}
+    elif provider == "planetary-computer":
+        for p in (RECORDED / provider).glob("collection-*.json"):
+            c = json.loads(p.read_text())
+            coll_docs[c["id"]] = c
+    children = [lk["href"].rsplit("/", 1)[-1] for lk in landing.get("links", []) if lk.get("rel") == "child"]
+
+    class H(_Handler):
+        server_state = state
+
+        def _api(self) -> str:
+            return state.url + base
+
+        def _out(self, doc: Any, code: int = 200) -> None:
+            self._send_json(_rewrite(doc, real, self._api()), code)
+
+        def _search(self, q: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
+            want = q.get("collections")
+            if isinstance(want, str):
+                want = want.split(",")
+            geom = None
+            if q.get("intersects"):
+                g = q["intersects"]
+                geom = shape(json.loads(g) if isinstance(g, str) else g)
+            elif q.get("bbox"):
+                b = [float(x) for x in (q["bbox"].split(",") if isinstance(q["bbox"], str) else q["bbox"])]
+                geom = box(*b[:4])
+            when = q.get("datetime")
+            hits = []
+            for it in items:
+                p = it["properties"]
+                t = p.get("datetime") or p.get("start_datetime")
+                if want and honour_collections and it.get("collection") not in want:
+                    continue
+                if geom is not None and not shape(it["geometry"]).intersects(geom):
+                    continue
+                if when and not (_in_interval(t, when) or (p.get("end_datetime") and _overlaps(p, when))):
+                    continue
+                hits.append(it)
+            start = int(q.get("page", 1)) - 1 if provider == "earth-search-v0" else 0
+            tok = q.get("next") or q.get("token")
+            if tok:  # ES v1 "<datetime>,<id>,<collection>"; PC "next:<collection>:<id>"
+                last = str(tok).split(",")[1] if provider == "earth-search-v1" else str(tok).rsplit(":", 1)[-1]
+                start = next(i + 1 for i, it in enumerate(hits) if it["id"] == last)
+            elif provider == "earth-search-v0":
+                start *= page_size
+            page = hits[start:start + page_size]
+            links: list[dict[str, Any]] = []
+            more = start + page_size < len(hits) or (provider == "earth-search-v1" and page)  # ES: an empty last page
+            if more and page:
+                nq = {k: v for k, v in q.items() if k not in ("next", "token", "page")}
+                last = page[-1]
+                if provider == "earth-search-v1":
+                    links.append({"rel": "next", "method": "POST", "href": real + "/search", "merge": False,
+                                  "body": {**nq, "next": f"{last['properties']['datetime']},{last['id']},"
+                                                         f"{last['collection']}"}})
+                elif provider == "earth-search-v0":
+                    links.append({"rel": "next", "method": "POST", "href": real + "/search", "merge": False,
+                                  "body": {**nq, "page": start // page_size + 2}})
+                elif method == "POST":
+                    links.append({"rel": "next", "method": "POST", "href": real + "/search", "merge": False,
+                                  "body": {**nq, "token": f"next:{last['collection']}:{last['id']}"}})
+                else:
+                    qs = urlencode({k: (json.dumps(v) if isinstance(v, (dict, list)) else v) for k, v in nq.items()})
+                    links.append({"rel": "next", "method": "GET",
+                                  "href": f"{real}/search?{qs}&token=next:{last['collection']}:{last['id']}"})
+            return {"type": "FeatureCollection", "features": [dict(it) for it in page], "links": links}
+
+        def _file(self, path: str, qs: Mapping[str, list[str]]) -> None:
+            rel = path[len("/files/"):]
+            host = rel.split("/", 1)[0]
+            if sas is not None and host in sas_hosts:
+                sig = (qs.get("sig") or [""])[-1]
+                if sig not in sas.valid:
+                    self._send(403, b"<Error><Code>AuthenticationFailed</Code></Error>", "application/xml")
+                    return
+            assert files is not None
+            p = (files / rel).resolve()
+            if files not in p.parents or not p.is_file():
+                self._send(404, b"not found", "text/plain")
+                return
+            data = p.read_bytes()
+            rng = self.headers.get("Range")
+            ranges = _ranges(rng, len(data)) if rng else None
+            if not ranges:
+                self._send(200, data, "image/tiff", {"Accept-Ranges": "bytes"})
+                return
+            a, b = ranges[0]
+            self._send(206, data[a:b + 1], "image/tiff",
+                       {"Accept-Ranges": "bytes", "Content-Range": f"bytes {a}-{b}/{len(data)}"})
+
+        def do_HEAD(self) -> None:
+            self.do_GET()
+
+        def do_GET(self) -> None:
+            path, qs = self._record()
+            if self._fault(path):
+                return
+            if path.startswith("/files/"):
+                self._file(path, qs)
+                return
+            if path.startswith("/sas/token/") and sas is not None:
+                sas.issued += 1
+                sig = f"tok{sas.issued}"
+                sas.valid.add(sig)
+                exp = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=sas.ttl_s)
+                self._send_json({"msft:expiry": exp.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                 "token": f"st=2025-01-01T00%3A00%3A00Z&se={exp:%Y-%m-%dT%H}%3A00%3A00Z&sp=rl"
+                                          f"&sv=2024-05-04&sr=c&sig={sig}"})
+                return
+            rest = path[len(base):].rstrip("/") if path.startswith(base) else None
+            parts = [p for p in (rest or "").split("/") if p]
+            if rest is None:
+                self._send_json({"code": "NotFound", "description": path}, 404)
+            elif not parts:
+                self._out(landing)
+            elif parts[0] == "collections" and len(parts) == 2:
+                cid = parts[1]
+                if cid in coll_docs:
+                    self._out(coll_docs[cid])
+                elif cid in children:  # listed by the recorded landing page, its document not recorded
+                    self._out({"type": "Collection", "id": cid, "stac_version": landing.get("stac_version"),
+                               "links": [{"rel": "root", "href": real + "/"},
+                                         {"rel": "items", "href": f"{real}/collections/{cid}/items"}]})
+                else:
+                    self._out(recorded("earth-search-v1/collection-foo-404.json"), 404)
+            elif parts == ["search"]:
+                self._out(self._search({k: v[-1] for k, v in qs.items()}, "GET", path))
+            else:
+                self._send_json({"code": "NotFound", "description": path}, 404)
+
+        def do_POST(self) -> None:
+            path, _ = self._record()
+            body = self._body()
+            if self._fault(path):
+                return
+            if path.rstrip("/") == base + "/search":
+                self._out(self._search(body, "POST", path))
+            else:
+                self._send_json({"code": "NotFound", "description": path}, 404)
+
+    return H
+
+
+def _overlaps(props: Mapping[str, Any], interval: str) -> bool:
+    """An item's start..end interval meets a search interval."""
+    a, _, b = interval.partition("/")
+    s, e = _parse_time(props["start_datetime"]), _parse_time(props["end_datetime"])
+    return (a in ("", "..") or e >= _parse_time(a)) and (b in ("", "..") or s <= _parse_time(b))
+
+
+@contextmanager
+def replay_api(provider: str, items: Sequence[Mapping[str, Any]] = (), *, files: str | Path | None = None,
+               sas: SasState | None = None, sas_hosts: Sequence[str] = (), honour_collections: bool = True,
+               page_size: int = 2) -> Iterator[Server]:
+    """A provider's recorded API replayed on 127.0.0.1 at ``server.url + <the real path>``.
+
+    The landing page and collections are the recorded ones; /search answers with the given
+    recorded ``items`` (already moved to ``server.url + "/files/..."`` by :func:`localize_assets`)
+    paged the way that provider pages (ES v1 ``next`` tokens in POST bodies ending on an empty
+    page, v0 page numbers, PC ``token=next:...``). ``files`` serves COGs at ``/files/``; with
+    ``sas``, paths under ``sas_hosts`` answer 403 unless signed with a live token from
+    ``/sas/token/{account}/{container}`` (PC's token endpoint, pointed here).
+    ``honour_collections=False`` answers a search with every collection's items, as a
+    search without collections does.
+    """
+    root = Path(files).resolve() if files else None
+    with _serve(lambda st: _replay_handler(provider, items, st, root, sas, sas_hosts, honour_collections,
+                                           page_size)) as s:
+        yield s

@@ -615,24 +615,26 @@ def _discover_api(target: ApiTarget, aoi: BaseGeometry, since: dt.date | None, u
     out = Discovery()
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # NoConformsTo: dealt with below
+            # pystac-client warns about what is handled here (NoConformsTo; a v0 search link without a
+            # "method"): users are not shown a library's warning about their imagery source
+            warnings.simplefilter("ignore")
             client = Client.open(root, stac_io=io)
-        if not client.has_conforms_to():
-            # an API older than conformance classes (Earth Search v0: STAC API 0.9) that links a search
-            client.add_conforms_to("ITEM_SEARCH")
-        search = client.search(collections=[collection], intersects=aoi.__geo_interface__,
-                               datetime=None if when == "../.." else when, limit=100)
-        for item in search.items_as_dicts():
-            own = item.get("collection")
-            if own and own != collection:  # an API may answer with other collections' items too
-                continue
-            self_href = next((lk["href"] for lk in item.get("links", []) if lk.get("rel") == "self"),
-                             f"{root.rstrip('/')}/collections/{collection}/items/{item.get('id')}")
-            ref = scene_from_item(item, self_href, source, collection, target.doc)
-            if isinstance(ref, str):
-                out.problems.append(ref)
-            elif _ref_in_range(ref, since, until):
-                out.scenes.append(ref)
+            if not client.has_conforms_to():
+                # an API older than conformance classes (Earth Search v0: STAC API 0.9) that links a search
+                client.add_conforms_to("ITEM_SEARCH")
+            search = client.search(collections=[collection], intersects=aoi.__geo_interface__,
+                                   datetime=None if when == "../.." else when, limit=100)
+            for item in search.items_as_dicts():
+                own = item.get("collection")
+                if own and own != collection:  # an API may answer with other collections' items too
+                    continue
+                self_href = next((lk["href"] for lk in item.get("links", []) if lk.get("rel") == "self"),
+                                 f"{root.rstrip('/')}/collections/{collection}/items/{item.get('id')}")
+                ref = scene_from_item(item, self_href, source, collection, target.doc)
+                if isinstance(ref, str):
+                    out.problems.append(ref)
+                elif _ref_in_range(ref, since, until):
+                    out.scenes.append(ref)
     except APIError as exc:
         raise FetchError(f"{root}: STAC API error: {str(exc)[:200]}") from None
     except Exception as exc:  # requests/urllib3 errors after retries, malformed pages
