@@ -292,6 +292,9 @@ def test_until_includes_the_whole_day_and_intervals_match_by_interval():
                          since=dt.date(2019, 6, 1), until=dt.date(2019, 6, 30))
     # matched by its 2019 interval (then named: it has no bands), not dropped for its null datetime
     assert any("WY_FEMA_East_B9_2019-hag-2m-1-16" in p and "no usable bands" in p for p in found.problems)
+    start, end = (catalog._parse_time(hag["properties"][k]) for k in ("start_datetime", "end_datetime"))
+    june = (dt.date(2019, 6, 1), dt.date(2019, 6, 30))
+    assert catalog._in_range(start, *june, end) and not catalog._in_range(start, *june)
 
 
 def _sites_file(path: Path, site_id: str, pt: Point, radius_m: int = 300) -> Path:
