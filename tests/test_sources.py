@@ -202,9 +202,11 @@ def test_one_scene_per_acquisition_over_overlapping_tiles(tmp_path):
     items: list[dict] = []
     with replay_api("earth-search-v1", items, page_size=2) as api:
         items.extend(localize_assets(t, api.url + "/files") for t in tiles)
-        found = discover(api.url + "/v1", aoi=site.buffer(0.001))
+        found = discover(api.url + "/v1", aoi=site.buffer(0.001), per_acquisition=True)
+        every = discover(api.url + "/v1", aoi=site.buffer(0.001))  # what a region scan gets: every tile
     over = [t["id"] for t in tiles if shape(t["geometry"]).intersects(site.buffer(0.001))]
     assert len(over) >= 2
+    assert sorted(s.scene_id for s in every.scenes) == sorted(over)
     assert len(found.scenes) == 1
     chosen = found.scenes[0]
     assert sorted(chosen.properties["acquisition_tiles"].split(",")) == sorted(over)
@@ -355,3 +357,28 @@ def test_a_tenth_step_in_a_sites_series_is_warned(tmp_path):
     assert len(steps) == 2 and "+0.10" in steps[0] and "-0.10" in steps[1], steps
     assert reflectance_steps([recs[0], recs[2]]) == []  # two right reads: no step
     assert reflectance_steps(recs, new={recs[2].scene_id}) == [steps[1]]  # each step told once
+
+
+def test_monitor_stores_one_scene_per_acquisition_and_adds_no_other_tile_later(tmp_path):
+    from sitewatch import monitor as mon
+    from sitewatch.store import Store
+
+    tiles = [recorded(ES1 + f"S2B_{t}_20250731_0_L2A.json") for t in ("24MUV", "24MVV")]
+    site = site_in(*tiles)
+    for t in tiles:
+        write_item_cogs(t, tmp_path / "files", site, 0)
+    items: list[dict] = []
+    with replay_api("earth-search-v1", items, files=tmp_path / "files") as api:
+        items.extend(localize_assets(t, api.url + "/files") for t in tiles)
+        params = mon.MonitorParams(sites=str(_sites_file(tmp_path / "s.csv", "ovl", site, 200)),
+                                   imagery=api.url + "/v1", db=str(tmp_path / "f.gpkg"))
+        first = mon.run(params).as_dict()
+        stored = Store(tmp_path / "f.gpkg").scenes("ovl")
+        assert first["scenes_found"] == 1 and len(stored) == 1 and stored[0].status == "observed", first
+        assert sorted(stored[0].properties["acquisition_tiles"].split(",")) == sorted(t["id"] for t in tiles)
+        assert stored[0].properties["offset_rule"].startswith("boa_offset_applied=true")
+        # the catalog later lists only the other tile (the chosen one withdrawn): still the same acquisition
+        other = next(t for t in tiles if t["id"] != stored[0].scene_id)
+        items[:] = [localize_assets(other, api.url + "/files")]
+        second = mon.run(params).as_dict()
+    assert second["scenes_new"] == 0 and len(Store(tmp_path / "f.gpkg").scenes("ovl")) == 1

@@ -500,8 +500,12 @@ def one_per_acquisition(scenes: list[SceneRef], aoi: BaseGeometry) -> list[Scene
 
 
 def discover(imagery: str, *, collection: str | None = None, aoi: BaseGeometry, since: dt.date | None = None,
-             until: dt.date | None = None) -> Discovery:
-    """Scenes over ``aoi`` (EPSG:4326) in the date range, one per acquisition, oldest first."""
+             until: dt.date | None = None, per_acquisition: bool = False) -> Discovery:
+    """Scenes over ``aoi`` (EPSG:4326) in the date range, oldest first.
+
+    ``per_acquisition``: one scene per acquisition (:func:`one_per_acquisition`), for watching a
+    site; a region scan needs every tile of a pass, so it is off by default.
+    """
     kind = probe(imagery, collection) if not is_url(imagery) else None
     if kind == "folder":
         found = _discover_folder(Path(imagery), aoi, since, until)
@@ -516,7 +520,7 @@ def discover(imagery: str, *, collection: str | None = None, aoi: BaseGeometry, 
             found = _discover_api(target, aoi, since, until, imagery)
         else:
             found = _discover_static(url, doc, aoi, since, until, imagery)
-    scenes = one_per_acquisition(found.scenes, aoi)
+    scenes = one_per_acquisition(found.scenes, aoi) if per_acquisition else list(found.scenes)
     scenes.sort(key=lambda s: (s.acquired, s.scene_id))
     return Discovery(scenes, found.problems)
 

@@ -332,7 +332,7 @@ def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector 
 
     try:
         found = discover(params.imagery, collection=params.collection, aoi=site.geometry,
-                         since=params.since, until=params.until)
+                         since=params.since, until=params.until, per_acquisition=True)
     except (SceneError, ImageryError) as exc:
         return SiteResult(site.site_id, failures=(f"site {site.site_id}: imagery search failed: {exc}",))
     result = monitor_site(Store(params.db), site, found.scenes, detector or default_detector(), run_id)
