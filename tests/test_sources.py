@@ -382,3 +382,33 @@ def test_monitor_stores_one_scene_per_acquisition_and_adds_no_other_tile_later(t
         items[:] = [localize_assets(other, api.url + "/files")]
         second = mon.run(params).as_dict()
     assert second["scenes_new"] == 0 and len(Store(tmp_path / "f.gpkg").scenes("ovl")) == 1
+
+
+def test_recorded_pc_hrefs_are_signed_by_their_blob_account():
+    ref = scene_from_item(recorded(PC + "S2A_MSIL2A_20220807T064401_R034_T39LXC_20220808T140459.json"),
+                          "https://planetarycomputer.microsoft.com/api/stac/v1/x", "pc")
+    assert not isinstance(ref, str)
+    assert {a.sas for a in ref.assets.values()} == {"sentinel2l2a01/sentinel2-l2"}
+    es = scene_from_item(recorded(ES1 + "S2A_13TDE_20231008_0_L2A.json"), "https://e/x", "es")
+    assert not isinstance(es, str) and {a.sas for a in es.assets.values()} == {None}
+
+
+@pytest.mark.parametrize("imagery_path,collection,message", [
+    ("/api/stac/v1", "landsat-c2-l2", "Landsat Collection 2 is not supported"),
+    ("/api/stac/v1/collections/sentinel-2-l2a", "landsat-c2-l2", "--collection says 'landsat-c2-l2'"),
+])
+def test_cli_refuses_in_one_line(tmp_path, imagery_path, collection, message):
+    import os
+    import subprocess
+    import sys
+
+    sites = _sites_file(tmp_path / "s.csv", "a", Point(52.8, -15.7))
+    with replay_api("planetary-computer") as api:
+        r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "monitor", "--sites", str(sites),
+                            "--imagery", api.url + imagery_path, "--collection", collection,
+                            "--db", str(tmp_path / "f.gpkg"), "--no-prefect"],
+                           capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert r.returncode == 2, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "f.gpkg").exists()
