@@ -465,9 +465,8 @@ def write_cog(path: str | Path, data: Any, crs: str, transform: Any, *, nodata: 
 
 # --- recorded responses of the real services, replayed ------------------------------------------
 
+#: The recordings, in shared/ beside the repository (as tests/conftest.py finds the reference data).
 RECORDED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stac-recorded"
-if not RECORDED.exists():  # CI lays shared/ beside the clone, a worktree beside /work/main
-    RECORDED = Path("/work/shared/data/stac-recorded")
 #: Where each provider's API lived when recorded (replaced by the replay server's URL).
 REAL_ROOTS = {"earth-search-v1": "https://earth-search.aws.element84.com/v1",
               "earth-search-v0": "https://earth-search.aws.element84.com/v0",

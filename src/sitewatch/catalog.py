@@ -3,8 +3,10 @@
 All three end as the same :class:`~sitewatch.scenes.SceneRef` list, so everything after
 discovery takes one code path whatever the source. :func:`probe` checks a source as a
 whole before a run writes anything; :func:`discover` then finds one site's scenes, and
-reports items it cannot use (no date, no usable band) as named problems instead of
-dropping them silently.
+reports items it cannot use (no date, no usable band, Landsat) as named problems instead of
+dropping them silently. What an item's numbers mean is decided here, per item, from what the
+provider says (:func:`reflectance_rule`), and recorded with the scene: providers disagree about
+the -0.1 offset of Sentinel-2 baseline 04.00, and a wrong guess shifts every reflectance by 0.1.
 """
 
 from __future__ import annotations
@@ -399,7 +401,7 @@ def scene_from_item(item: Mapping[str, Any], item_href: str, source: str,
     vhref = resolve(str(visual["href"]), item_href) if visual.get("href") else None
     measured = {n: a for n, a in assets.items() if n != "scl" and a.href != vhref}
     extra: dict[str, Any] = {}
-    rule = reflectance_rule(props, measured, iid, item.get("collection") or collection)
+    rule = reflectance_rule(props, measured, iid, item.get("collection") or collection) if measured else None
     if rule is not None:
         assets = {n: (replace(a, scale=rule.scale, offset=rule.offset) if n in measured else a)
                   for n, a in assets.items()}
