@@ -7,6 +7,16 @@ but are small or sharp-edged. So: find bright, white, low-texture regions, keep 
 enough to be cloud, reject those whose edges are sharp (a roof), then grow the mask a
 little to cover the thin halo around each cloud.
 
+On real imagery without NIR or SWIR (8-bit RGB at 0.3-0.5 m) much clear ground passes those
+tests: pale soil, dry grass, concrete yards, a white roof joined to its car park, all bright,
+grey and soft-edged at a fine pixel. Two things set a cloud apart and are kept as tests: it
+is thick (its opacity grows towards the middle, so its core is far brighter than its rim,
+where yards and roofs are flat-topped), and it is broad (a core at least
+:data:`CLOUD_CORE_M` from its edge). A cloud covering the whole window has no rim; it is
+told by having no ground detail at all (:data:`FEATURELESS`). Measured on every clear real
+scene in ``../shared/data`` (benchmarks/masks.py): the flattest-topped real ground reached
+a dome of 0.35 with a core over 8 m, the smoothest real ground a detail of 0.006.
+
 Haze, a thin veil over part of the scene, lifts blue more than red: it is found with the
 haze-optimised transform (HOT, Zhang et al. 2002), the distance of each pixel above the
 scene's own "clear line" in blue-red space, smoothed, over a broad area. A veil over the
@@ -31,11 +41,19 @@ WHITE = 0.16
 MIN_AREA_M2 = 800.0
 #: Edge sharpness above which a bright region is a roof, not cloud (contrast per pixel / total contrast).
 SHARP = 0.35
+#: A cloud's core is brighter than its rim by at least this share of the rim ((core - rim) / rim).
+DOME = 0.5
+#: and lies at least this far inside its edge, metres.
+CLOUD_CORE_M = 8.0
+#: A bright region with less ground detail than this (median |pixel - 3x3 mean| / brightness) hides the ground.
+FEATURELESS = 0.003
 #: Snow (no scl to say so): reflectance above this in every visible band, and patches this large (m²).
 SNOW_BRIGHT = 0.55
 SNOW_MIN_M2 = 25.0
-#: Without SWIR, a scene needs this much very bright white ground (m²) to be called snowy.
-SNOWY_SCENE_M2 = 10_000.0
+#: Without SWIR, a scene needs this much very bright white ground (m²), and this share of the
+#: scene, to be called snowy: white roofs, yards and car roofs are 2-6 % of real clear towns
+#: (xBD Joplin, SpaceNet Rio); snow on a snowy day covers most open ground.
+SNOWY_SCENE_M2, SNOWY_SCENE_SHARE = 10_000.0, 0.15
 #: Normalised difference snow index (green vs swir16) above which bright white is snow.
 NDSI_SNOW = 0.4
 #: Halo added around each cloud, metres.
@@ -64,7 +82,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     mask = np.zeros(r.shape, dtype=bool)
     cand = ndimage.binary_opening((bright > BRIGHT) & (spread < WHITE), iterations=1)
     if cand.any():
-        mask |= _soft(cand, bright, min_px)
+        mask |= _soft(cand, bright, min_px, res_m)
     # Snow: with swir16, by its index (snow is dark in SWIR, roofs are not); without it, very
     # bright white ground counts as snow only in a scene with a lot of it (a snowy day), so a
     # white roof on a snowless day stays a roof.
@@ -73,7 +91,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
         if "swir16" in bands:
             sw = np.nan_to_num(bands["swir16"], nan=0.0)
             snow &= (g - sw) / np.maximum(g + sw, 1e-4) > NDSI_SNOW
-        elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2:
+        elif snow.sum() * res_m * res_m < SNOWY_SCENE_M2 or snow.mean() < SNOWY_SCENE_SHARE:
             snow[...] = False
         mask |= _components(snow, max(4, int(SNOW_MIN_M2 / (res_m * res_m))))
     plants = vegetation(bands)
@@ -85,13 +103,15 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
     return ndimage.binary_dilation(mask, iterations=halo) if mask.any() else mask
 
 
-def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int) -> np.ndarray:
-    """Bright components of ``cand`` at least ``min_px`` large whose edges are soft for their contrast."""
+def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int, res_m: float = 10.0) -> np.ndarray:
+    """Bright components of ``cand`` at least ``min_px`` large, soft-edged for their contrast, and
+    either thick in the middle (a dome) or without any ground detail: clouds, not pale ground."""
     lab, n = ndimage.label(cand)
     if not n:
         return np.zeros(cand.shape, dtype=bool)
     sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
     grad = np.hypot(ndimage.sobel(bright, 0), ndimage.sobel(bright, 1)) / 8.0
+    detail = np.abs(bright - ndimage.uniform_filter(bright, 3)) / np.maximum(bright, 1e-3)
     keep = np.zeros(n + 1, dtype=bool)
     ring_src = ndimage.binary_dilation(cand, iterations=3) & ~cand
     for i, sl in enumerate(ndimage.find_objects(lab), start=1):
@@ -105,8 +125,42 @@ def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int) -> np.ndarray:
         edge = part & ~ndimage.binary_erosion(part)
         contrast = max(inner - outside, 1e-3)
         sharp = float(np.median(grad[sl][edge])) / contrast if edge.any() else 0.0
-        keep[i] = sharp < SHARP
+        if sharp >= SHARP:
+            continue
+        if float(np.median(detail[sl][part])) < FEATURELESS:
+            keep[i] = True
+            continue
+        keep[i] = _dome(part, bright[sl], sl, cand.shape, res_m)
     return keep[lab]
+
+
+def _dome(part: np.ndarray, bright: np.ndarray, sl: tuple[slice, ...], shape: tuple[int, ...],
+          res_m: float) -> bool:
+    """Whether a region is thick in the middle, as a cloud is: a core at least :data:`CLOUD_CORE_M`
+    inside its edge, brighter than its rim by :data:`DOME`. The window's own border is not an
+    edge (the cloud may go on beyond it)."""
+    at_border = (sl[0].start == 0, sl[0].stop >= shape[0], sl[1].start == 0, sl[1].stop >= shape[1])
+    pad = [(1, 1), (1, 1)]
+    grown = np.pad(part, pad, mode="constant")
+    # extend the region across the window's border so the border does not count as its edge
+    if at_border[0]:
+        grown[0, 1:-1] = part[0]
+    if at_border[1]:
+        grown[-1, 1:-1] = part[-1]
+    if at_border[2]:
+        grown[1:-1, 0] = part[:, 0]
+    if at_border[3]:
+        grown[1:-1, -1] = part[:, -1]
+    if grown.all():
+        return False  # no edge anywhere: only the featureless test can call it cloud
+    dist = ndimage.distance_transform_edt(grown)[1:-1, 1:-1][part]
+    deepest = float(dist.max())
+    if deepest * res_m < CLOUD_CORE_M:
+        return False
+    vals = bright[part]
+    core = vals[dist >= 0.6 * deepest].mean()
+    rim = vals[dist <= max(1.0, 0.2 * deepest)].mean()
+    return bool(rim > 0 and (core - rim) / rim >= DOME)
 
 
 def vegetation(bands: Mapping[str, np.ndarray], *, blue_is_roof: bool = False) -> np.ndarray:
