@@ -1,13 +1,18 @@
 """One pixel grid per site: local UTM, north up, snapped to whole pixels.
 
 Every scene of a site is reprojected onto the same grid so that pixels can be compared
-across dates without further resampling.
+across dates without further resampling. The grid's pixel size is chosen once, from the
+site's first scene, and kept: a later scene whose pixels are a little larger or smaller
+(OSCD saclay_e: 8.44 m and 8.55 m) goes onto the same grid, else its maps could never be
+compared with the others'. Only imagery of another class of resolution (0.5 m beside 10 m)
+gets a grid of its own.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,6 +70,27 @@ class Grid:
     def footprint(self) -> Polygon:
         """The grid's outline in its own CRS."""
         return box(*self.bounds)
+
+
+#: Pixel sizes within this factor of a site's grid are resampled onto it rather than given a new grid.
+SAME_GRID_FACTOR = 1.5
+
+
+def nice_resolution(metres: float) -> float:
+    """A grid resolution from a native one: 10.0 for 9.98, 0.5 for 0.4999, 0.3 for 0.31."""
+    if metres >= 5:
+        return float(round(metres))
+    return max(0.05, round(metres, 1 if metres >= 0.5 else 2))
+
+
+def site_resolution(native_m: float, known: Sequence[float] = ()) -> float:
+    """The grid resolution for a scene of ``native_m`` pixels at a site whose scenes are already on
+    grids of ``known`` resolutions (first chosen first): the first within :data:`SAME_GRID_FACTOR`
+    of the scene, else a new one from :func:`nice_resolution`."""
+    for r in known:
+        if r > 0 and 1 / SAME_GRID_FACTOR <= native_m / r <= SAME_GRID_FACTOR:
+            return float(r)
+    return nice_resolution(native_m)
 
 
 def utm_crs_for(lon: float, lat: float) -> str:

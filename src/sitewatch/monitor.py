@@ -142,7 +142,9 @@ def metrics_record(site_id: str, ref: SceneRef, maps: StructureMaps, run_id: str
 
 # --- the work ------------------------------------------------------------------------------
 
-Reader = Callable[[SceneRef, Polygon], SceneRaster]
+#: Reads one scene over a site: ``read(ref, aoi, site_res=...)``, ``site_res`` the resolutions the
+#: site's scenes are already on (so every scene of a site lands on its one grid).
+Reader = Callable[..., SceneRaster]
 
 
 def _scene_overlaps(site: Site, ref: SceneRef) -> bool:
@@ -166,6 +168,8 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     history: dict[float, list[StructureMaps]] = defaultdict(list)
     for rec, blob in store.scene_maps(site.site_id):
         history[float(rec.grid_res_m or 0.0)].append(StructureMaps.from_bytes(blob))
+    # the site's grid, chosen by its first scene and kept for every later one, run after run
+    site_res = list(dict.fromkeys(float(r.grid_res_m) for r in store.scenes(site.site_id) if r.grid_res_m))
     rep = reporter()
     task = rep.start(f"{site.site_id}", total=len(todo))
     failures: list[str] = []
@@ -181,12 +185,14 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
             rep.advance(task)
             continue
         try:
-            raster = read(ref, site.geometry)
+            raster = read(ref, site.geometry, site_res=tuple(site_res))
         except SceneError as exc:
             failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
             store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
             rep.advance(task)
             continue
+        if raster.grid.res not in site_res:
+            site_res.append(raster.grid.res)
         ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
         if raster.valid_fraction < MIN_VALID_FRACTION:
             why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
@@ -196,6 +202,9 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
             continue
         earlier = history[raster.grid.res]
         maps = detector.maps(raster, tuple(earlier))
+        shift = maps.info.get("shift_px")
+        if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
+            raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
         record = scene_record(site, ref, run_id, raster)
         store.save_scene(record, maps=maps.to_bytes(), detector=f"{detector.name} {detector.version}",
                          metrics=metrics_record(site.site_id, ref, maps, run_id), quicklook=ql,

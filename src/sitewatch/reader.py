@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import httpio
 from .errors import FetchError, SceneError
-from .grid import Grid, grid_for
+from .grid import Grid, grid_for, nice_resolution, site_resolution  # noqa: F401 (nice_resolution: public here too)
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRaster, SceneRef
 
 # Every reproject here passes both transforms, yet rasterio, with two sites read at once on
@@ -33,13 +33,6 @@ warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 SCL_CLOUD = (3, 8, 9, 10)
 #: Extra source pixels read around the site so bilinear resampling has neighbours at the edge.
 MARGIN_PX = 2
-
-
-def nice_resolution(metres: float) -> float:
-    """A grid resolution from a native one: 10.0 for 9.98, 0.5 for 0.4999, 0.3 for 0.31."""
-    if metres >= 5:
-        return float(round(metres))
-    return max(0.05, round(metres, 1 if metres >= 0.5 else 2))
 
 
 def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
@@ -150,13 +143,19 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
         return out, gsd
 
 
-def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None) -> SceneRaster:
-    """The scene over ``aoi`` (EPSG:4326) on the site grid; SceneError/FetchError when unreadable."""
+def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
+               site_res: Sequence[float] = ()) -> SceneRaster:
+    """The scene over ``aoi`` (EPSG:4326) on the site grid; SceneError/FetchError when unreadable.
+
+    ``res_m`` fixes the grid's pixel size; without it the size is the site's (``site_res``: the
+    resolutions its scenes are already on, see :func:`sitewatch.grid.site_resolution`), or one
+    from the scene's own pixels for a site's first scene.
+    """
     if "red" not in ref.assets:
         raise SceneError(f"scene {ref.scene_id}: no red band")
     if res_m is None:
         with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
-            res_m = nice_resolution(native_gsd(ds))
+            res_m = site_resolution(native_gsd(ds), site_res)
     grid = grid_for(aoi, res_m)
     h = hashlib.sha256()
     bands: dict[str, np.ndarray] = {}
