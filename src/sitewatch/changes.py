@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import itertools
 import math
 
 import numpy as np
@@ -53,6 +54,9 @@ PRESENT_SHARE, ABSENT_SHARE = 0.5, 0.2
 #: A map's mean response over an object, as a share of its response where it stands, at and above
 #: which "not mapped" is not "absent" (maps whose strength is kept below the presence threshold).
 AMBIGUOUS = 0.5
+#: Clear scenes on each side of a change whose majority decides what stood before and after it
+#: (a composite over time rather than one pair of scenes); 3 is the smallest window one bad date cannot sway.
+WINDOW = 3
 #: Kinds judged as whole structures (a new part of a building is dated by looks at all of it).
 WHOLE = ("building", "tower")
 #: Smallest change object per kind, m² (and at least a few pixels).
@@ -185,12 +189,13 @@ def track(observations: Sequence[Observation]) -> list[Change]:
     observation showed nothing there form candidate objects. An object is a change when
     the last scene that saw at least 95% of its ground clearly showed it absent (that is
     ``before``), the object is complete at t (it does not run into cloud or no-data, else
-    its dating waits for the next clear scene), and the next clear scene still shows it
-    (else it is dropped as a one-scene error; in the newest scene it is kept, discounted),
-    and the clear scene before ``before`` did not show it standing (else ``before`` missed
-    it). Removals are the mirror image: a removal needs the structure seen standing in two
-    clear scenes. A structure that stays yields one change; one rebuilt on the spot where it
-    was seen removed once is not reported again (precision over recall).
+    its dating waits for the next clear scene), and over time it holds: most of the clear
+    scenes from t on (t and up to :data:`WINDOW` - 1 more; both of two) still show it (else
+    it is dropped as a one-scene error; in the newest scene it is kept, discounted), and
+    most of the clear scenes up to ``before`` did not show it standing (else ``before``
+    missed it). Removals are the mirror image: a removal needs the structure seen standing
+    in at least two clear scenes. A structure that stays yields one change; one rebuilt on
+    the spot where it was seen removed once is not reported again (precision over recall).
     """
     obs = sorted(observations, key=lambda o: (o.acquired, o.scene_id))
     if len(obs) < 2:
@@ -291,10 +296,16 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
         return None
     if new and mean(Pd, before) > ABSENT_SHARE:
         return None
-    # the clear scene before ``before``: it must not have seen a new structure standing (that
-    # absence was a miss), and must have seen a removed one standing (else a one-scene error went away)
-    earlier = next(clear_scenes(range(before - 1, -1, -1)), None)
-    stood_earlier = earlier is not None and mean(Pd, earlier) >= PRESENT_SHARE
+    # Before and after are composites of several clear scenes where the site has them: the
+    # structure's state before is what most of the last WINDOW clear looks up to ``before`` saw
+    # (``before`` itself must agree: it dates the change), its state after what most of the
+    # WINDOW clear looks from t on saw. With two scenes on a side, both must agree; one bad date
+    # (haze the mask missed, a misregistered pass) can neither make nor unmake a change.
+    earlier = list(itertools.islice(clear_scenes(range(before - 1, -1, -1)), WINDOW - 1))
+    if new:  # most of those looks must not have seen it standing (else ``before`` missed it)
+        stood_earlier = not _majority([True] + [mean(Pd, s) < PRESENT_SHARE for s in earlier])
+    else:  # a removal needs it seen standing in at least two clear looks, and in most of them
+        stood_earlier = bool(earlier) and _majority([True] + [mean(Pd, s) >= PRESENT_SHARE for s in earlier])
     if new and stood_earlier:
         return None
     a, b = before, t
@@ -304,13 +315,12 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
             return None
         if now >= AMBIGUOUS * mean(S, before) > 0:
             return None  # still a strong response where it stood: unmapped, not shown gone
-    # persistence: the next clear scene must agree
-    confirmed = False
-    u = next(clear_scenes(range(t + 1, len(obs))), None)
-    if u is not None:
-        if not (mean(Pd, u) >= PRESENT_SHARE if new else mean(Pd, u) <= ABSENT_SHARE):
-            return None  # seen once, gone at the next clear look: noise, however strong
-        confirmed = True
+    # persistence: the next clear scenes must, for the most part, agree
+    later = list(itertools.islice(clear_scenes(range(t + 1, len(obs))), WINDOW - 1))
+    if later and not _majority([True] + [mean(Pd, u) >= PRESENT_SHARE if new else mean(Pd, u) <= ABSENT_SHARE
+                                         for u in later]):
+        return None  # seen once, gone at the next clear looks: noise, however strong
+    confirmed = bool(later)
     if not new and not stood_earlier:  # seen standing in one clear scene only is not a removal
         return None
     full = np.zeros(P[0].shape, bool)
@@ -327,6 +337,11 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     name = f"{kind}_{'new' if new else 'removed'}"
     return Change(name, geom, obs[a].scene_id, obs[a].acquired.date(), obs[b].scene_id, obs[b].acquired.date(),
                   area, None if length is None else round(length, 1), score(score_features(name, ev, area, res)), ev)
+
+
+def _majority(votes: list[bool]) -> bool:
+    """More than half of ``votes`` true (of two, both)."""
+    return 2 * sum(votes) > len(votes)
 
 
 def measure(maps: StructureMaps) -> Metrics:
