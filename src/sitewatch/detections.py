@@ -71,7 +71,8 @@ def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
     return MultiPolygon(polys)
 
 
-def detection_record(site_id: str, change: Change, grid: Grid, run_id: str) -> DetectionRecord:
+def detection_record(site_id: str, change: Change, grid: Grid, run_id: str, detector: str = "") -> DetectionRecord:
+    """``detector``: what made the change (else the change's ``evidence["detector"]``), bound into its reviews."""
     return DetectionRecord(
         detection_id=detection_id(site_id, change), site_id=site_id, kind=change.kind,
         before_date=change.before_date, after_date=change.after_date,
@@ -80,4 +81,5 @@ def detection_record(site_id: str, change: Change, grid: Grid, run_id: str) -> D
         length_m=None if change.length_m is None else round(float(change.length_m), 1),
         score=float(np.clip(change.score, 0.0, 1.0)), geometry=to_wgs84_multipolygon(change.geometry, grid.crs),
         run_id=run_id, evidence={**dict(change.evidence), "grid_res_m": grid.res, "grid_crs": grid.crs},
+        detector=detector or str(change.evidence.get("detector") or ""),
     )

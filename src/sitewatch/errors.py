@@ -43,6 +43,10 @@ class NotAStoreError(InputError, StoreError):
     """The ``--db`` path cannot be a findings GeoPackage (another file, a missing folder): unusable input."""
 
 
+class UpgradeNeededError(InputError, StoreError):
+    """The GeoPackage was written by an earlier sitewatch; ``sitewatch verify --upgrade`` brings it up to date."""
+
+
 class SchemaError(StoreError, ValueError):
     """A write would silently corrupt the GeoPackage (wrong CRS, type or kind)."""
 

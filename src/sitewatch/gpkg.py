@@ -158,3 +158,52 @@ def touch_contents(con: sqlite3.Connection, table: str) -> None:
     row = con.execute(f'SELECT min(minx), min(miny), max(maxx), max(maxy) FROM "rtree_{table}_geom"').fetchone()
     con.execute("UPDATE gpkg_contents SET last_change = strftime('%Y-%m-%dT%H:%M:%fZ','now'), "
                 "min_x = ?, min_y = ?, max_x = ?, max_y = ? WHERE table_name = ?", (*row, table))
+
+
+def _count_triggers(table: str) -> dict[str, str]:
+    """GDAL's feature-count triggers for ``table``, by name (as GDAL writes them)."""
+    return {
+        f"trigger_{op}_feature_count_{table}":
+            f'CREATE TRIGGER "trigger_{op}_feature_count_{table}" AFTER {op.upper()} ON "{table}" '
+            f"BEGIN UPDATE gpkg_ogr_contents SET feature_count = feature_count {sign} 1 "
+            f"WHERE lower(table_name) = lower('{table}'); END;"
+        for op, sign in (("insert", "+"), ("delete", "-"))
+    }
+
+
+def add_ogr_contents(con: sqlite3.Connection) -> None:
+    """``gpkg_ogr_contents`` with exact counts and GDAL's triggers, as GDAL makes a new file.
+
+    QGIS (through GDAL) takes layer feature counts from this table; a file that has it keeps
+    them right for every writer that leaves the triggers in place.
+    """
+    con.execute("CREATE TABLE IF NOT EXISTS gpkg_ogr_contents(table_name TEXT NOT NULL PRIMARY KEY,"
+                "feature_count INTEGER DEFAULT NULL)")
+    for (table,) in con.execute("SELECT table_name FROM gpkg_contents WHERE data_type IN ('features', 'attributes')"
+                                ).fetchall():
+        n = con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
+        con.execute("INSERT OR REPLACE INTO gpkg_ogr_contents (table_name, feature_count) VALUES (?, ?)", (table, n))
+        have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='trigger' AND tbl_name=?",
+                                          (table,))}
+        for name, sql in _count_triggers(table).items():
+            if name not in have:
+                con.execute(sql)
+
+
+def repair_feature_counts(con: sqlite3.Connection) -> None:
+    """Recount the layers whose count triggers are missing, inside the caller's write.
+
+    GDAL drops the triggers while it edits a layer (QGIS in edit mode) and puts them back
+    when it is done; sitewatch writing meanwhile would leave the count stale. The triggers
+    themselves are left to GDAL, which recreates them.
+    """
+    rows = con.execute("SELECT table_name FROM gpkg_ogr_contents").fetchall() if con.execute(
+        "SELECT 1 FROM sqlite_master WHERE type='table' AND name='gpkg_ogr_contents'").fetchone() else []
+    if not rows:
+        return
+    triggers = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='trigger' "
+                                          "AND name LIKE 'trigger_%_feature_count_%'")}
+    for (table,) in rows:
+        if not set(_count_triggers(table)) <= triggers:
+            con.execute("UPDATE gpkg_ogr_contents SET feature_count = (SELECT count(*) FROM "
+                        f'"{table}") WHERE table_name = ?', (table,))

@@ -29,6 +29,7 @@ from .scenes import SceneRaster, SceneRef
 from .sites import Site
 from .store import DetectionRecord, MetricsRecord, RunParams, SceneRecord, Store
 from .structures import Detector, StructureMaps
+from .vrt import image_href, vrt_folder
 
 #: Below this fraction of clear ground over the site a scene is recorded as unusable.
 MIN_VALID_FRACTION = 0.05
@@ -197,7 +198,8 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         if raster.valid_fraction < MIN_VALID_FRACTION:
             why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
             unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
-            store.save_scene(scene_record(site, ref, run_id, raster, status="unusable", error=why))
+            store.save_scene(replace(scene_record(site, ref, run_id, raster, status="unusable", error=why),
+                                     image_href=image_href(ref, vrt_folder(store.path))))
             rep.advance(task)
             continue
         earlier = history[raster.grid.res]
@@ -205,7 +207,7 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         shift = maps.info.get("shift_px")
         if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
             raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
-        record = scene_record(site, ref, run_id, raster)
+        record = replace(scene_record(site, ref, run_id, raster), image_href=image_href(ref, vrt_folder(store.path)))
         store.save_scene(record, maps=maps.to_bytes(), detector=f"{detector.name} {detector.version}",
                          metrics=metrics_record(site.site_id, ref, maps, run_id), quicklook=ql,
                          grid=raster.grid.to_dict())
@@ -258,7 +260,9 @@ def redate_site(store: Store, site_id: str, run_id: str) -> int:
         if len(obs) < 2:
             continue
         grid = obs[0].maps.grid
-        records += [detection_record(site_id, c, grid, run_id) for c in track(obs)]
+        made_by = store.scene_detectors(site_id)
+        records += [detection_record(site_id, c, grid, run_id, made_by.get(c.after_scene_id, ""))
+                    for c in track(obs)]
     stored = store.detections(site_id=site_id)
     fresh: list[DetectionRecord] = []
     better: dict[str, DetectionRecord] = {}

@@ -26,8 +26,8 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from . import __version__, gpkg, styles
-from .errors import NotAStoreError, NotFoundError, SchemaError, StoreError
-from .reviews import DECISIONS, GENESIS, STATUSES, Review, review_hash
+from .errors import NotAStoreError, NotFoundError, SchemaError, StoreError, UpgradeNeededError
+from .reviews import DECISIONS, GENESIS, STATUSES, Review, claim_json, claim_of, review_hash
 from .sites import SITE_ID_RE, Site
 from .structures import CHANGE_KINDS
 
@@ -44,9 +44,12 @@ def utc_now() -> str:
 
 
 def iso_time(t: dt.datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.sssZ``: the GeoPackage DATETIME form (GDAL 3.6 / QGIS 3.22 warn
+    "Non-conformant content" on any other)."""
     if t.tzinfo is None:
         raise SchemaError(f"time {t!r} has no timezone; sitewatch stores UTC only")
-    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    u = t.astimezone(dt.timezone.utc)
+    return u.strftime("%Y-%m-%dT%H:%M:%S.") + f"{u.microsecond // 1000:03d}Z"
 
 
 def parse_time(s: str) -> dt.datetime:
@@ -77,7 +80,10 @@ class SceneRecord:
         sha256: SHA-256 of the source pixels read.
         footprint: where the scene has data over the site, EPSG:4326.
         status: one of :data:`SCENE_STATUSES`; ``error`` says why when not observed.
-        href: where the original can be fetched again.
+        href: where the original can be fetched again (STAC item or file).
+        image_href: the image itself, to add as a raster layer in QGIS in one step: the file
+            holding red, green and blue as bands 1-3, else a VRT of the separate band files
+            (see :func:`sitewatch.scenes.image_href`).
         shift_x_px / shift_y_px: co-registration shift applied.
     """
 
@@ -99,6 +105,7 @@ class SceneRecord:
     shift_x_px: float | None = None
     shift_y_px: float | None = None
     properties: Mapping[str, Any] = field(default_factory=dict)
+    image_href: str | None = None
 
     @property
     def date(self) -> dt.date:
@@ -107,7 +114,11 @@ class SceneRecord:
 
 @dataclass(frozen=True)
 class DetectionRecord:
-    """A row of ``detections`` (geometry a MultiPolygon in EPSG:4326)."""
+    """A row of ``detections`` (geometry a MultiPolygon in EPSG:4326).
+
+    ``detector`` names what made it (name and version, or a model file's SHA-256), so a
+    review binds the method as well as the claim.
+    """
 
     detection_id: str
     site_id: str
@@ -124,6 +135,7 @@ class DetectionRecord:
     status: str = "pending"
     evidence: Mapping[str, Any] = field(default_factory=dict)
     created_at: str = ""
+    detector: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,13 +191,13 @@ _FEATURES = {
                '"scene_id" TEXT NOT NULL, "site_id" TEXT NOT NULL, "source" TEXT, "collection" TEXT, '
                '"acquired" DATETIME NOT NULL, "gsd_m" REAL, "grid_res_m" REAL, "cloud_fraction" REAL, '
                '"valid_fraction" REAL, "sha256" TEXT, "run_id" TEXT, "status" TEXT NOT NULL, "error" TEXT, '
-               '"href" TEXT, "shift_x_px" REAL, "shift_y_px" REAL, "properties" TEXT, '
+               '"href" TEXT, "shift_x_px" REAL, "shift_y_px" REAL, "properties" TEXT, "image_href" TEXT, '
                'UNIQUE ("site_id", "scene_id")'),
     "detections": ("MULTIPOLYGON", "Machine detections of new or removed structures, for review",
                    '"detection_id" TEXT NOT NULL UNIQUE, "site_id" TEXT NOT NULL, "kind" TEXT NOT NULL, '
                    '"before_date" DATE NOT NULL, "after_date" DATE NOT NULL, "before_scene_id" TEXT NOT NULL, '
                    '"after_scene_id" TEXT NOT NULL, "area_m2" REAL, "length_m" REAL, "score" REAL NOT NULL, '
-                   '"status" TEXT NOT NULL, "run_id" TEXT, "evidence" TEXT, "created_at" DATETIME'),
+                   '"status" TEXT NOT NULL, "run_id" TEXT, "evidence" TEXT, "created_at" DATETIME, "detector" TEXT'),
 }
 
 _ATTRIBUTES = {
@@ -197,7 +209,7 @@ _ATTRIBUTES = {
     "reviews": ("Append-only, hash-chained review decisions",
                 '"review_id" TEXT NOT NULL UNIQUE, "detection_id" TEXT NOT NULL, "reviewer" TEXT NOT NULL, '
                 '"decision" TEXT NOT NULL, "note" TEXT, "at" DATETIME NOT NULL, "prev_hash" TEXT NOT NULL, '
-                '"hash" TEXT NOT NULL'),
+                '"hash" TEXT NOT NULL, "claim" TEXT'),
     "runs": ("Flow runs: when, what version, with which parameters, how they ended",
              '"run_id" TEXT NOT NULL UNIQUE, "flow" TEXT NOT NULL, "started_at" DATETIME NOT NULL, '
              '"finished_at" DATETIME, "status" TEXT NOT NULL, "version" TEXT, "params" TEXT, "summary" TEXT'),
@@ -212,6 +224,25 @@ _ATTRIBUTES = {
 
 #: Guards in the file itself, so writers other than sitewatch (QGIS edits, sqlite3) cannot
 #: store an unknown kind, status or decision, nor rewrite the review log.
+#: Columns added since sitewatch 0.1's first files; a file without them needs ``verify --upgrade``.
+FORMAT_COLUMNS = {"reviews": ("claim", "TEXT"), "detections": ("detector", "TEXT"), "scenes": ("image_href", "TEXT")}
+
+
+def upgrade_hint(path: Path | str) -> str:
+    return (f"{path}: written by an earlier sitewatch (its review hashes do not cover the detections they judged); "
+            f"upgrade it with `sitewatch verify --db {path} --upgrade` (checks the old chain first, keeps every row)")
+
+
+def missing_format_columns(con: sqlite3.Connection) -> list[str]:
+    """``table.column`` of each :data:`FORMAT_COLUMNS` entry the file lacks."""
+    out = []
+    for table, (col, _) in FORMAT_COLUMNS.items():
+        cols = {r[1] for r in con.execute(f'PRAGMA table_info("{table}")')}
+        if cols and col not in cols:
+            out.append(f"{table}.{col}")
+    return out
+
+
 def _guard_sql() -> list[str]:
     kinds = ",".join(f"'{k}'" for k in CHANGE_KINDS)
     statuses = ",".join(f"'{s}'" for s in STATUSES)
@@ -249,6 +280,7 @@ def _create(path: Path) -> None:
             for sql in _guard_sql():
                 con.execute(sql)
             styles.install(con)
+            gpkg.add_ogr_contents(con)
             con.execute("COMMIT")
         finally:
             con.close()
@@ -314,6 +346,7 @@ class Store:
                     time.sleep(0.05)
             try:
                 yield con
+                gpkg.repair_feature_counts(con)
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -350,6 +383,8 @@ class Store:
                 row = con.execute("SELECT srs_id FROM gpkg_geometry_columns WHERE table_name=?", (table,)).fetchone()
                 if row is None or row[0] != gpkg.SRS_ID:
                     raise StoreError(f"{self.path}: layer {table} is not in EPSG:4326")
+            if missing_format_columns(con):
+                raise UpgradeNeededError(upgrade_hint(self.path))
 
     # sites
 
@@ -465,6 +500,13 @@ class Store:
                 "ON s.site_id = m.site_id AND s.scene_id = m.scene_id WHERE s.site_id=? AND s.status='observed' "
                 "ORDER BY s.acquired, s.scene_id", (site_id,)).fetchall()
         return [(_scene(r), bytes(r["maps"])) for r in rows]
+
+    def scene_detectors(self, site_id: str) -> dict[str, str]:
+        """scene_id to the detector (name and version) that made its stored maps."""
+        with self.read() as con:
+            rows = con.execute("SELECT scene_id, detector FROM sitewatch_scene_maps WHERE site_id=?",
+                               (site_id,)).fetchall()
+        return {r[0]: r[1] or "" for r in rows}
 
     def quicklook(self, site_id: str, scene_id: str) -> tuple[bytes, dict[str, Any]] | None:
         """The scene's RGB quicklook (PNG) over the site and the grid it is on, if stored."""
@@ -604,17 +646,18 @@ class Store:
         if not reviewer:
             raise SchemaError("a review needs a reviewer name")
         with self.write() as con:
-            if con.execute("SELECT 1 FROM detections WHERE detection_id=?", (detection_id,)).fetchone() is None:
+            claim = current_claim(con, detection_id)
+            if claim is None:
                 raise NotFoundError(f"{self.path}: no detection {detection_id!r}")
             last = con.execute("SELECT hash FROM reviews ORDER BY fid DESC LIMIT 1").fetchone()
             fields = {"review_id": uuid.uuid4().hex, "detection_id": detection_id, "reviewer": reviewer,
                       "decision": decision, "note": note or "", "at": utc_now(),
-                      "prev_hash": last[0] if last else GENESIS}
+                      "prev_hash": last[0] if last else GENESIS, "claim": claim_json(claim)}
             review = Review(**fields, hash=review_hash(fields))  # type: ignore[arg-type]
-            con.execute("INSERT INTO reviews (review_id, detection_id, reviewer, decision, note, at, prev_hash, hash) "
-                        "VALUES (?,?,?,?,?,?,?,?)",
+            con.execute("INSERT INTO reviews (review_id, detection_id, reviewer, decision, note, at, prev_hash, hash, "
+                        "claim) VALUES (?,?,?,?,?,?,?,?,?)",
                         (review.review_id, review.detection_id, review.reviewer, review.decision, review.note,
-                         review.at, review.prev_hash, review.hash))
+                         review.at, review.prev_hash, review.hash, review.claim))
             con.execute("UPDATE detections SET status=? WHERE detection_id=?", (decision, detection_id))
         return review
 
@@ -625,7 +668,19 @@ class Store:
         with self.read() as con:
             rows = con.execute(sql + " ORDER BY fid", args).fetchall()
         return [Review(r["review_id"], r["detection_id"], r["reviewer"], r["decision"], r["note"] or "",
-                       r["at"], r["prev_hash"], r["hash"]) for r in rows]
+                       r["at"], r["prev_hash"], r["hash"], r["claim"] or "") for r in rows]
+
+
+def current_claim(con: sqlite3.Connection, detection_id: str) -> dict[str, Any] | None:
+    """The claim a detection makes now (see :func:`sitewatch.reviews.claim_of`), or None if it is not stored."""
+    con.row_factory = sqlite3.Row
+    d = con.execute("SELECT * FROM detections WHERE detection_id=?", (detection_id,)).fetchone()
+    if d is None:
+        return None
+    shas = {r["scene_id"]: r["sha256"] for r in con.execute(
+        "SELECT scene_id, sha256 FROM scenes WHERE site_id=? AND scene_id IN (?, ?)",
+        (d["site_id"], d["before_scene_id"], d["after_scene_id"]))}
+    return claim_of(dict(d), gpkg.from_blob(d["geom"]), shas)
 
 
 # --- row conversion and checks -------------------------------------------------------------
@@ -635,21 +690,22 @@ def _insert_scene(con: sqlite3.Connection, sc: SceneRecord, conflict: str = "") 
     con.execute(
         "INSERT INTO scenes (geom, scene_id, site_id, source, collection, acquired, gsd_m, grid_res_m, "
         "cloud_fraction, valid_fraction, sha256, run_id, status, error, href, shift_x_px, shift_y_px, "
-        "properties) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" + conflict,
+        "properties, image_href) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)" + conflict,
         (gpkg.to_blob(sc.footprint), sc.scene_id, sc.site_id, sc.source, sc.collection, iso_time(sc.acquired),
          sc.gsd_m, sc.grid_res_m, sc.cloud_fraction, sc.valid_fraction, sc.sha256, sc.run_id, sc.status, sc.error,
-         sc.href, sc.shift_x_px, sc.shift_y_px, json.dumps(dict(sc.properties), default=str, ensure_ascii=False)))
+         sc.href, sc.shift_x_px, sc.shift_y_px, json.dumps(dict(sc.properties), default=str, ensure_ascii=False),
+         sc.image_href))
 
 
 def _insert_detection(con: sqlite3.Connection, d: DetectionRecord, now: str) -> int:
     """Insert as pending unless stored already (a stored detection keeps its status and reviews)."""
     cur = con.execute(
         "INSERT INTO detections (geom, detection_id, site_id, kind, before_date, after_date, "
-        "before_scene_id, after_scene_id, area_m2, length_m, score, status, run_id, evidence, created_at) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?) ON CONFLICT(detection_id) DO NOTHING",
+        "before_scene_id, after_scene_id, area_m2, length_m, score, status, run_id, evidence, created_at, detector) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,'pending',?,?,?,?) ON CONFLICT(detection_id) DO NOTHING",
         (gpkg.to_blob(d.geometry), d.detection_id, d.site_id, d.kind, d.before_date.isoformat(),
          d.after_date.isoformat(), d.before_scene_id, d.after_scene_id, d.area_m2, d.length_m,
-         round(float(d.score), 4), d.run_id, json.dumps(dict(d.evidence), default=str), now))
+         round(float(d.score), 4), d.run_id, json.dumps(dict(d.evidence), default=str), now, d.detector or None))
     return cur.rowcount
 
 
@@ -659,7 +715,8 @@ def _scene(r: sqlite3.Row) -> SceneRecord:
         gsd_m=r["gsd_m"], cloud_fraction=r["cloud_fraction"], valid_fraction=r["valid_fraction"],
         sha256=r["sha256"], run_id=r["run_id"], footprint=gpkg.from_blob(r["geom"]), collection=r["collection"],
         href=r["href"], status=r["status"], error=r["error"], grid_res_m=r["grid_res_m"],
-        shift_x_px=r["shift_x_px"], shift_y_px=r["shift_y_px"], properties=json.loads(r["properties"] or "{}"))
+        shift_x_px=r["shift_x_px"], shift_y_px=r["shift_y_px"], properties=json.loads(r["properties"] or "{}"),
+        image_href=r["image_href"])
 
 
 def _detection(r: sqlite3.Row) -> DetectionRecord:
@@ -669,7 +726,7 @@ def _detection(r: sqlite3.Row) -> DetectionRecord:
         before_scene_id=r["before_scene_id"], after_scene_id=r["after_scene_id"], area_m2=r["area_m2"],
         length_m=r["length_m"], score=r["score"], geometry=gpkg.from_blob(r["geom"]),  # type: ignore[arg-type]
         run_id=r["run_id"], status=r["status"], evidence=json.loads(r["evidence"] or "{}"),
-        created_at=r["created_at"] or "")
+        created_at=r["created_at"] or "", detector=r["detector"] or "")
 
 
 def _check_geom(g: BaseGeometry | None, types: tuple[type, ...], what: str) -> None:

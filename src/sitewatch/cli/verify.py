@@ -15,15 +15,22 @@ from .options import EXISTING_DB_OPTION
 @click.option("--head", "expect_head", metavar="HASH",
               help="Fail unless the chain still holds this review hash (as printed by an earlier verify): "
                    "catches removed newest reviews and rewritten chains.")
-def command(db: str, rehash: bool, expect_head: str | None) -> None:
-    """Check the review hash chain, every detection's status, and the GeoPackage.
+@click.option("--upgrade", is_flag=True,
+              help="Upgrade a file written by an earlier sitewatch: checks its old chain, then re-chains every "
+                   "review over the claim it judged, in one transaction (every row kept), then verifies.")
+def command(db: str, rehash: bool, expect_head: str | None, upgrade: bool) -> None:
+    """Check the review hash chain, what each review judged, every detection's status, and the GeoPackage.
 
     Exits non-zero naming the first broken record when a review was edited, deleted or
-    reordered, or when a status is not the latest decision; prints OK with counts otherwise.
+    reordered, when a reviewed detection changed (naming the detection and the field), or
+    when a status is not the latest decision; prints OK with counts otherwise.
     """
     from ..verify import rehash as do_rehash
+    from ..verify import upgrade as do_upgrade
     from ..verify import verify
 
+    if upgrade:
+        click.echo(do_upgrade(db))
     report = verify(db, expect_head)
     report.raise_for_problems()
     click.echo(report.summary())
