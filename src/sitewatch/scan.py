@@ -43,6 +43,7 @@ from .reader import default_scale, source_window
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRef
 from .sites import Site
 from .store import DetectionRecord, RunParams, ScanTile, SceneRecord, Store
+from .vrt import one_file_image
 
 #: Tile side in pixels: ~1 M pixels keeps a tile's stack of dates well under 100 MB.
 TILE_PX = 1024
@@ -787,7 +788,7 @@ def scan_tile(job: TileJob, run_id: str) -> TileResult:
                 gsd_m=job.transform.a, grid_res_m=job.transform.a, cloud_fraction=round(1 - ts.clear_fraction, 4),
                 valid_fraction=round(ts.clear_fraction, 4), sha256=sha, run_id=run_id,
                 collection=ts.ref.collection, href=ts.ref.href, footprint=outline,  # type: ignore[arg-type]
-                status="observed",
+                status="observed", image_href=one_file_image(ts.ref),
                 properties={"tile_id": job.tile_id, "pixels": "site window, native grid (as sitewatch.reader reads it)"})
         change = Change("building_new", c.geometry, b.ref.scene_id, b.ref.date, a.ref.scene_id, a.ref.date,
                         c.area_m2, None, c.score,

@@ -32,18 +32,27 @@ def vrt_folder(db: str | os.PathLike[str]) -> Path:
     return p.parent / f"{p.stem}-scenes"
 
 
-def image_href(ref: SceneRef, folder: Path) -> str | None:
-    """The href (or written VRT path) a GIS opens to show the scene in colour; None if it cannot be made.
-
-    Never fails the scene: a VRT that cannot be written (read-only folder, bands in different
-    CRSs, an unreachable header) leaves the field empty.
-    """
+def one_file_image(ref: SceneRef) -> str | None:
+    """The file holding red, green and blue as bands 1-3, if there is one."""
     bands = [ref.assets.get(n) for n in RGB]
     if any(b is None for b in bands):
         return None
     red, green, blue = bands  # type: ignore[misc]
     if red.href == green.href == blue.href and (red.band, green.band, blue.band) == (1, 2, 3):
         return red.href
+    return None
+
+
+def image_href(ref: SceneRef, folder: Path | None) -> str | None:
+    """The href (or written VRT path) a GIS opens to show the scene in colour; None if it cannot be made.
+
+    Never fails the scene: a VRT that cannot be written (no folder, read-only folder, bands in
+    different CRSs, an unreachable header) leaves the field empty.
+    """
+    one = one_file_image(ref)
+    if one is not None or folder is None or not all(n in ref.assets for n in RGB):
+        return one
+    red, green, blue = (ref.assets[n] for n in RGB)
     try:
         return str(write_vrt(ref.scene_id, (red, green, blue), folder))  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - a convenience link must never fail the scene
