@@ -673,14 +673,15 @@ class Store:
 
 def current_claim(con: sqlite3.Connection, detection_id: str) -> dict[str, Any] | None:
     """The claim a detection makes now (see :func:`sitewatch.reviews.claim_of`), or None if it is not stored."""
-    con.row_factory = sqlite3.Row
-    d = con.execute("SELECT * FROM detections WHERE detection_id=?", (detection_id,)).fetchone()
-    if d is None:
+    cur = con.execute("SELECT * FROM detections WHERE detection_id=?", (detection_id,))
+    row = cur.fetchone()
+    if row is None:
         return None
-    shas = {r["scene_id"]: r["sha256"] for r in con.execute(
+    d = dict(zip([c[0] for c in cur.description], tuple(row)))
+    shas = {str(r[0]): r[1] for r in con.execute(
         "SELECT scene_id, sha256 FROM scenes WHERE site_id=? AND scene_id IN (?, ?)",
         (d["site_id"], d["before_scene_id"], d["after_scene_id"]))}
-    return claim_of(dict(d), gpkg.from_blob(d["geom"]), shas)
+    return claim_of(d, gpkg.from_blob(d["geom"]), shas)
 
 
 # --- row conversion and checks -------------------------------------------------------------
