@@ -83,7 +83,7 @@ class SceneRecord:
         href: where the original can be fetched again (STAC item or file).
         image_href: the image itself, to add as a raster layer in QGIS in one step: the file
             holding red, green and blue as bands 1-3, else a VRT of the separate band files
-            (see :func:`sitewatch.scenes.image_href`).
+            (see :func:`sitewatch.vrt.image_href`).
         shift_x_px / shift_y_px: co-registration shift applied.
     """
 
@@ -229,6 +229,7 @@ FORMAT_COLUMNS = {"reviews": ("claim", "TEXT"), "detections": ("detector", "TEXT
 
 
 def upgrade_hint(path: Path | str) -> str:
+    """The one line every command gives for a file that needs ``verify --upgrade``."""
     return (f"{path}: written by an earlier sitewatch (its review hashes do not cover the detections they judged); "
             f"upgrade it with `sitewatch verify --db {path} --upgrade` (checks the old chain first, keeps every row)")
 
