@@ -672,6 +672,21 @@ class Store:
                        r["at"], r["prev_hash"], r["hash"], r["claim"] or "") for r in rows]
 
 
+def reviewed_claims(con: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """The claim each reviewed detection makes now, in two queries (what ``verify`` compares)."""
+    cur = con.execute("SELECT * FROM detections WHERE detection_id IN (SELECT detection_id FROM reviews)")
+    cols = [c[0] for c in cur.description]
+    dets = [dict(zip(cols, tuple(r))) for r in cur.fetchall()]
+    shas = {(str(r[0]), str(r[1])): r[2] for r in con.execute(
+        "SELECT site_id, scene_id, sha256 FROM scenes WHERE site_id IN "
+        "(SELECT site_id FROM detections WHERE detection_id IN (SELECT detection_id FROM reviews))")}
+    out = {}
+    for d in dets:
+        mine = {sid: shas.get((d["site_id"], sid)) for sid in (d["before_scene_id"], d["after_scene_id"])}
+        out[d["detection_id"]] = claim_of(d, gpkg.from_blob(d["geom"]), {k: v for k, v in mine.items() if v})
+    return out
+
+
 def current_claim(con: sqlite3.Connection, detection_id: str) -> dict[str, Any] | None:
     """The claim a detection makes now (see :func:`sitewatch.reviews.claim_of`), or None if it is not stored."""
     cur = con.execute("SELECT * FROM detections WHERE detection_id=?", (detection_id,))

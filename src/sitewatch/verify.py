@@ -23,7 +23,7 @@ from . import __version__, gpkg
 from .errors import ChainError, InputError, StoreError, UpgradeNeededError
 from .reviews import (GENESIS, Review, chain_problems, claim_changes, claim_json, latest_decisions, review_hash,
                       review_hash_v1)
-from .store import FORMAT_COLUMNS, current_claim, missing_format_columns, upgrade_hint, utc_now
+from .store import FORMAT_COLUMNS, current_claim, missing_format_columns, reviewed_claims, upgrade_hint, utc_now
 
 
 @dataclass
@@ -146,14 +146,12 @@ def _reviews(con: sqlite3.Connection, with_claim: bool = True) -> list[Review]:
 def _claim_problems(con: sqlite3.Connection, reviews: list[Review]) -> list[str]:
     """One line per reviewed detection that differs from what a review of it judged (first such review)."""
     out: list[str] = []
-    now: dict[str, dict[str, Any] | None] = {}
+    now = reviewed_claims(con)
     named: set[str] = set()
     for i, r in enumerate(reviews, start=1):
         if r.detection_id in named:
             continue
-        if r.detection_id not in now:
-            now[r.detection_id] = current_claim(con, r.detection_id)
-        current = now[r.detection_id]
+        current = now.get(r.detection_id)
         if current is None:
             continue  # a missing detection is named with the statuses
         where = f"reviews record {i} (review_id={r.review_id}, {r.decision} by {r.reviewer})"
