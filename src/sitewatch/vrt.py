@@ -5,7 +5,8 @@ red, green and blue are bands 1-3 of one file (a ``visual`` asset, a multi-band 
 that file is the image. When they are separate files (Sentinel-2 COGs on Earth Search), a
 small GDAL VRT stacking them in red, green, blue order is written beside the GeoPackage
 (``<name>-scenes/<scene_id>.vrt``) and named instead; http(s) bands are referenced through
-``/vsicurl/`` so the VRT streams them as the reader does.
+``/vsicurl/`` so the VRT streams them as the reader does. Bands that need a short-lived
+token (Planetary Computer SAS) get no link: it would stop working when the token expires.
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ def vrt_folder(db: str | os.PathLike[str]) -> Path:
 def one_file_image(ref: SceneRef) -> str | None:
     """The file holding red, green and blue as bands 1-3, if there is one."""
     bands = [ref.assets.get(n) for n in RGB]
-    if any(b is None for b in bands):
-        return None
+    if any(b is None or getattr(b, "sas", None) for b in bands):
+        return None  # missing, or needs a short-lived token (Planetary Computer): no lasting link
     red, green, blue = bands  # type: ignore[misc]
     if red.href == green.href == blue.href and (red.band, green.band, blue.band) == (1, 2, 3):
         return red.href
@@ -50,7 +51,8 @@ def image_href(ref: SceneRef, folder: Path | None) -> str | None:
     different CRSs, an unreachable header) leaves the field empty.
     """
     one = one_file_image(ref)
-    if one is not None or folder is None or not all(n in ref.assets for n in RGB):
+    if one is not None or folder is None or not all(n in ref.assets for n in RGB) \
+            or any(getattr(ref.assets[n], "sas", None) for n in RGB):
         return one
     red, green, blue = (ref.assets[n] for n in RGB)
     try:
