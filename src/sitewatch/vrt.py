@@ -65,10 +65,14 @@ def write_vrt(scene_id: str, bands: tuple[AssetRef, AssetRef, AssetRef], folder:
     """Write ``folder/<scene_id>.vrt`` stacking the three bands on the red band's grid (atomically)."""
     import rasterio
 
+    from . import httpio
+
     metas = []
-    for b in bands:
-        with rasterio.open(gdal_path(b.href)) as ds:
-            metas.append((ds.crs, ds.transform, ds.width, ds.height, ds.dtypes[b.band - 1], ds.nodatavals[b.band - 1]))
+    with rasterio.Env(**httpio.gdal_env()):  # the reader's timeouts and retries for the headers
+        for b in bands:
+            with rasterio.open(gdal_path(b.href)) as ds:
+                metas.append((ds.crs, ds.transform, ds.width, ds.height, ds.dtypes[b.band - 1],
+                              ds.nodatavals[b.band - 1]))
     crs, tr, width, height, _, _ = metas[0]
     if any(m[0] != crs for m in metas):
         raise ValueError("bands in different CRSs")
