@@ -105,3 +105,24 @@ def test_chip_respects_downscaled_quicklook(fx):
     h, w = before.shape[:2]
     centre = (slice(h // 3, 2 * h // 3), slice(w // 3, 2 * w // 3))
     assert before[centre].mean() > after[centre].mean() + 40
+
+
+def test_second_reviewer_disagreeing_is_a_dispute(fx):
+    """Two reviewers' contradicting decisions: said at the second decision, listed as disputed."""
+    db = str(fx.path)
+    out = invoke("review", "confirm", "det-b1", "--db", db, "--reviewer", "ana")
+    assert "disputed" not in out
+    out = invoke("review", "confirm", "det-b1", "--db", db, "--reviewer", "ANA ")  # same person: no dispute
+    assert "disputed" not in out
+    r = run("review", "reject", "det-b1", "--db", db, "--reviewer", "bo", "--note", "a shed")
+    assert r.returncode == 0 and "det-b1 is disputed" in r.stdout and "ana confirmed; bo rejected" in r.stdout.lower()
+    invoke("review", "reject", "det-w1", "--db", db, "--reviewer", "ana")
+    invoke("review", "reject", "det-w1", "--db", db, "--reviewer", "bo")  # agreeing: no dispute
+    rows = json.loads(invoke("review", "list", "--db", db, "--status", "disputed", "--format", "json"))
+    assert [(x["detection_id"], x["status"], x["disputed"]) for x in rows] == [("det-b1", "rejected", True)]
+    assert "disputed" in invoke("review", "list", "--db", db, "--site", "kashgar-01")
+    assert "det-b1 is disputed" in invoke("review", "show", "det-b1", "--db", db, "--out", str(fx.path.parent))
+    # bo comes round: agreed again, no longer disputed
+    invoke("review", "confirm", "det-b1", "--db", db, "--reviewer", "bo")
+    assert json.loads(invoke("review", "list", "--db", db, "--status", "disputed", "--format", "json")) == []
+    assert verify(fx.path).ok

@@ -6,13 +6,14 @@ import http.client
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import pytest
 from fixtures_review import build_findings
 
-from sitewatch.reviewweb import ReviewServer
+from sitewatch.reviewweb import ReviewServer, _Handler
 from sitewatch.verify import verify
 
 CHROMIUM = "/usr/bin/chromium"
@@ -150,7 +151,8 @@ def test_review_in_the_browser(served):
             expect(page.locator("#queue li.current")).not_to_have_attribute("data-id", first)
             page.keyboard.press("p")
             expect(page.locator("#title")).to_contain_text(f"({first})")
-            # confirm with the keyboard
+            # confirm with the keyboard, once the pictures are in (the buttons wait for them)
+            expect(page.locator("#confirm")).to_be_enabled()
             page.keyboard.press("c")
             expect(page.locator("#queue li")).to_have_count(3)
             second = page.locator("#queue li.current").get_attribute("data-id")
@@ -158,6 +160,7 @@ def test_review_in_the_browser(served):
             # reject with a hostile note, also by keyboard (Esc leaves the note field)
             page.locator("#note").fill(NOTE)
             page.keyboard.press("Escape")
+            expect(page.locator("#reject")).to_be_enabled()
             page.keyboard.press("r")
             expect(page.locator("#queue li")).to_have_count(2)
 
@@ -202,3 +205,114 @@ def test_review_in_the_browser(served):
         finally:
             browser.close()
     assert seen and all(urlsplit(u).hostname == "127.0.0.1" for u in seen), seen
+
+
+class _SlowHandler(_Handler):
+    """The real handler, with a detection's facts held back (to deliver responses out of order)."""
+
+    def _detection(self, detection_id: str) -> None:
+        time.sleep(self.server.json_delay.get(detection_id, 0.0))  # type: ignore[attr-defined]
+        super()._detection(detection_id)
+
+
+class _SlowServer(ReviewServer):
+    """The real review server whose chips of chosen detections come slowly, as from a slow disk."""
+
+    def __init__(self, *args: object, **kw: object):
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self.chip_delay: dict[str, float] = {}
+        self.json_delay: dict[str, float] = {}
+        self.RequestHandlerClass = _SlowHandler
+
+    def chips(self, detection_id: str) -> object:
+        time.sleep(self.chip_delay.get(detection_id, 0.0))
+        return super().chips(detection_id)
+
+
+#: Pictures on the page that are visible but are not a fully loaded chip of the detection in the title.
+_STALE = """(id) => [...document.querySelectorAll('#compare img, .more img')]
+  .filter((i) => i.offsetParent !== null && i.getClientRects().length > 0)
+  .filter((i) => !(i.complete && i.naturalWidth > 0 && decodeURIComponent(i.src).includes('/' + id + '/')))
+  .map((i) => i.id)"""
+
+
+@pytest.mark.browser
+def test_no_decision_on_stale_pictures(tmp_path):
+    """Slow chips: while they load, no picture of the previous detection and no decision."""
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} not installed")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    expect = sync_api.expect
+    fx = build_findings(tmp_path / "f.gpkg")
+    server = _SlowServer(fx.store, port=0, token="t0k3n")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host, port = server.server_address[:2]
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(10_000)
+                page.goto(f"http://{host}:{port}/?token=t0k3n")
+                page.locator("#identity-input").fill("Ana")
+                page.locator("#identity-form button").click()
+                # queue order: det-b2 (hotan-02), then kashgar-01's det-b1, det-t1, det-w1
+                expect(page.locator("#queue li")).to_have_count(4)
+                expect(page.locator("#confirm")).to_be_enabled()
+                texts = page.locator("#queue li").all_text_contents()
+                assert texts[0].startswith("1. ") and texts[1].startswith("2. ")
+                for text, did in zip(texts, ("det-b2", "det-b1")):  # told apart by size too
+                    assert f" · {round(fx.store.detection(did).area_m2)} m² · " in text, text
+
+                # slow chips: pressing n must not leave det-b2's pictures under det-b1's title
+                server.chip_delay["det-b1"] = 3.0
+                page.keyboard.press("n")
+                expect(page.locator("#queue li.current")).to_have_attribute("data-id", "det-b1")
+                page.wait_for_timeout(600)
+                assert page.evaluate(_STALE, "det-b1") == []
+                expect(page.locator("#confirm")).to_be_disabled()
+                expect(page.locator("#reject")).to_be_disabled()
+                assert "det-b2" not in (page.locator("#title").text_content() or "")
+                page.keyboard.press("c")  # a decision now would rest on no (or stale) pictures
+                page.wait_for_timeout(300)
+                assert fx.store.reviews() == []
+                expect(page.locator("#confirm")).to_be_enabled(timeout=10_000)
+                assert page.evaluate(_STALE, "det-b1") == []
+                expect(page.locator("#img-after")).to_be_visible()
+                page.keyboard.press("c")
+                expect(page.locator("#queue li")).to_have_count(3)
+                assert [r.detection_id for r in fx.store.reviews()] == ["det-b1"]
+
+                # out of order: det-t1's facts and chips come late, after det-w1's; det-w1 must stay
+                server.json_delay["det-t1"] = 2.0
+                server.chip_delay["det-t1"] = 2.0
+                expect(page.locator("#queue li.current")).to_have_attribute("data-id", "det-t1")
+                page.keyboard.press("n")
+                expect(page.locator("#title")).to_contain_text("(det-w1)")
+                expect(page.locator("#confirm")).to_be_enabled()
+                page.wait_for_timeout(4500)  # det-t1's responses arrive now
+                expect(page.locator("#title")).to_contain_text("(det-w1)")
+                assert page.evaluate(_STALE, "det-w1") == []
+                expect(page.locator("#img-after")).to_be_visible()
+
+                # a second reviewer disagrees: the page says so, and the queue can show disputed ones
+                server.chip_delay.clear()
+                server.json_delay.clear()
+                fx.store.add_review("det-b2", "Bo", "rejected", "a shed")
+                page.locator("#queue li[data-id='det-b2']").click()
+                expect(page.locator("#confirm")).to_be_enabled()
+                page.keyboard.press("c")
+                expect(page.locator("#message")).to_contain_text("det-b2 is disputed", timeout=20_000)
+                expect(page.locator("#message")).to_contain_text("Bo rejected")
+                page.select_option("#filter", "disputed")
+                expect(page.locator("#queue li")).to_have_count(1)
+                expect(page.locator("#queue li")).to_contain_text("disputed")
+                expect(page.locator("#dispute")).to_be_visible()
+                expect(page.locator("#dispute")).to_contain_text("Ana confirmed; Bo rejected")
+                expect(page.locator("#counts")).to_contain_text("1 disputed")
+                assert fx.store.detection("det-b2").status == "confirmed" and verify(fx.path).ok
+            finally:
+                browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()

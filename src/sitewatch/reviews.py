@@ -150,3 +150,25 @@ def latest_decisions(rows: Iterable[Review]) -> dict[str, str]:
     for r in rows:
         out[r.detection_id] = r.decision
     return out
+
+
+def disputes(rows: Iterable[Review]) -> dict[str, dict[str, str]]:
+    """Detections whose reviewers disagree: detection_id to each reviewer's latest decision.
+
+    A reviewer changing their own mind is a correction; two reviewers whose latest decisions
+    differ is a dispute, and stays one (whatever the latest review says) until they agree.
+    """
+    by_det: dict[str, dict[str, str]] = {}
+    names: dict[tuple[str, str], str] = {}
+    for r in rows:
+        key = (r.detection_id, r.reviewer.strip().casefold())
+        names[key] = r.reviewer.strip()
+        by_det.setdefault(r.detection_id, {})[key[1]] = r.decision
+    return {det: {names[(det, k)]: v for k, v in who.items()}
+            for det, who in by_det.items() if len(set(who.values())) > 1}
+
+
+def dispute_line(detection_id: str, decisions: Mapping[str, str]) -> str:
+    """One line naming who decided what on a disputed detection."""
+    who = "; ".join(f"{name} {decision}" for name, decision in sorted(decisions.items()))
+    return f"{detection_id} is disputed: reviewers disagree ({who}); the latest decision sets its status"

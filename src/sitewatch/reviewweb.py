@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import InputError, NotFoundError, SitewatchError
-from .reviews import DECISIONS, STATUSES
+from .reviews import DECISIONS, STATUSES, dispute_line, disputes
 
 #: Hostnames the Host header may carry: anything else is a rebinding attempt or a proxy.
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -43,14 +43,18 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def detection_row(d: Any) -> dict[str, Any]:
-    """A detection as JSON-safe facts (the list and the web queue share this)."""
+def detection_row(d: Any, *, disputed: bool) -> dict[str, Any]:
+    """A detection as JSON-safe facts (the list and the web queue share this).
+
+    ``disputed``: its reviewers disagree (:func:`sitewatch.reviews.disputes`), which its
+    status alone (the latest decision) does not say.
+    """
     return {"detection_id": d.detection_id, "site_id": d.site_id, "kind": d.kind,
             "before_date": d.before_date.isoformat(), "after_date": d.after_date.isoformat(),
             "before_scene_id": d.before_scene_id, "after_scene_id": d.after_scene_id,
             "area_m2": None if d.area_m2 is None else round(d.area_m2, 1),
             "length_m": None if d.length_m is None else round(d.length_m, 1),
-            "score": d.score, "status": d.status, "run_id": d.run_id}
+            "score": d.score, "status": d.status, "disputed": disputed, "run_id": d.run_id}
 
 
 def _json_bytes(obj: Any) -> bytes:
@@ -234,16 +238,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _queue(self, query: dict[str, list[str]]) -> None:
         status = (query.get("status") or ["pending"])[0]
-        if status not in (*STATUSES, "all"):
+        if status not in (*STATUSES, "disputed", "all"):
             self._error(HTTPStatus.BAD_REQUEST, f"unknown status {status!r}")
             return
         site = (query.get("site") or [None])[0] or None
         kind = (query.get("kind") or [None])[0] or None
-        dets = self.server.store.detections(status=None if status == "all" else status, site_id=site, kind=kind)
-        counts = {s: 0 for s in STATUSES}
-        for d in self.server.store.detections():
+        store = self.server.store
+        disputed = disputes(store.reviews())
+        dets = store.detections(status=status if status in STATUSES else None, site_id=site, kind=kind)
+        if status == "disputed":
+            dets = [d for d in dets if d.detection_id in disputed]
+        counts = {s: 0 for s in (*STATUSES, "disputed")}
+        for d in store.detections():
             counts[d.status] = counts.get(d.status, 0) + 1
-        self._json({"detections": [detection_row(d) for d in dets], "counts": counts})
+            counts["disputed"] += d.detection_id in disputed
+        self._json({"detections": [detection_row(d, disputed=d.detection_id in disputed) for d in dets],
+                    "counts": counts})
 
     def _detection(self, detection_id: str) -> None:
         store = self.server.store
@@ -263,8 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
             site_name = store.site(d.site_id).name
         except NotFoundError:
             site_name = None
-        self._json({**detection_row(d), "site_name": site_name, "evidence": dict(d.evidence), "scenes": scenes,
-                    "metrics": metrics, "reviews": [r.__dict__ for r in store.reviews(d.detection_id)]})
+        reviews = store.reviews(d.detection_id)
+        dispute = disputes(reviews).get(d.detection_id)
+        self._json({**detection_row(d, disputed=dispute is not None), "site_name": site_name,
+                    "evidence": dict(d.evidence), "scenes": scenes, "metrics": metrics,
+                    "reviews": [r.__dict__ for r in reviews], "dispute": dispute})
 
     # --- POST ----------------------------------------------------------------------------
 
@@ -308,11 +321,14 @@ class _Handler(BaseHTTPRequestHandler):
                                                 "reviewer (up to 200 characters) and an optional note")
             return
         try:
-            review = self.server.store.add_review(detection_id, reviewer, decision, note)
+            store = self.server.store
+            review = store.add_review(detection_id, reviewer, decision, note)
+            dispute = disputes(store.reviews(detection_id)).get(detection_id)
         except NotFoundError as exc:
             self._error(HTTPStatus.NOT_FOUND, str(exc))
             return
         except SitewatchError as exc:
             self._error(HTTPStatus.CONFLICT, str(exc))
             return
-        self._json({"review": review.__dict__, "status": decision})
+        self._json({"review": review.__dict__, "status": decision,
+                    "dispute": None if dispute is None else dispute_line(detection_id, dispute)})

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ..reviews import DECISIONS, STATUSES
+from ..reviews import DECISIONS, STATUSES, dispute_line, disputes
 from ..structures import CHANGE_KINDS
 from ..reviewweb import detection_row
 from .options import EXISTING_DB_OPTION
@@ -32,13 +32,18 @@ def command() -> None:
 
 @command.command("list")
 @EXISTING_DB_OPTION
-@click.option("--status", type=click.Choice(STATUSES), help="Only detections with this status.")
+@click.option("--status", type=click.Choice((*STATUSES, "disputed")),
+              help="Only detections with this status; disputed: reviewers disagree (any status).")
 @click.option("--site", "site_id", help="Only detections at this site.")
 @click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only detections of this kind.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fmt: str) -> None:
     """The detections, by site and date."""
-    rows = [detection_row(d) for d in _store(db).detections(site_id=site_id, status=status, kind=kind)]
+    store = _store(db)
+    disputed = disputes(store.reviews())
+    dets = store.detections(site_id=site_id, status=status if status in STATUSES else None, kind=kind)
+    rows = [detection_row(d, disputed=d.detection_id in disputed) for d in dets
+            if status != "disputed" or d.detection_id in disputed]
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -54,7 +59,7 @@ def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fm
     for r in rows:
         table.add_row(r["detection_id"], r["site_id"], r["kind"], r["before_date"], r["after_date"],
                       "" if r["area_m2"] is None else f"{r['area_m2']:.0f}", f"{r['score']:.2f}",
-                      f"[{colour[r['status']]}]{r['status']}[/]")
+                      f"[{colour[r['status']]}]{r['status']}[/]" + (" [bold red]disputed[/]" if r["disputed"] else ""))
     console = Console()
     if not console.is_terminal:  # piped or captured: no terminal width to respect
         console = Console(width=200)
@@ -72,8 +77,10 @@ def show(detection_id: str, db: str, out: str) -> None:
 
     store = _store(db)
     d = store.detection(detection_id)
+    history = store.reviews(d.detection_id)
+    dispute = disputes(history).get(d.detection_id)
     click.echo(f"detection {d.detection_id}")
-    for k, v in detection_row(d).items():
+    for k, v in detection_row(d, disputed=dispute is not None).items():
         if k != "detection_id" and v is not None:
             click.echo(f"  {k:16} {v}")
     for k, v in sorted(d.evidence.items()):
@@ -87,10 +94,11 @@ def show(detection_id: str, db: str, out: str) -> None:
         click.echo(f"{role} scene {s.scene_id}: acquired {s.acquired.isoformat()}, source {s.source}, "
                    f"gsd {s.gsd_m} m, cloud {s.cloud_fraction}, sha256 {s.sha256}"
                    + (f", href {s.href}" if s.href else ""))
-    history = store.reviews(d.detection_id)
     click.echo(f"reviews: {len(history) or 'none'}")
     for r in history:
         click.echo(f"  {r.at} {r.reviewer}: {r.decision}" + (f" ({r.note})" if r.note else ""))
+    if dispute:
+        click.echo(dispute_line(d.detection_id, dispute))
     chips = detection_chips(store, d.detection_id)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,8 +123,12 @@ def _decide(decision: str) -> click.Command:
         if not reviewer.strip():
             raise click.BadParameter("a reviewer's name is needed: it is recorded with the decision",
                                      param_hint="--reviewer")
-        r = _store(db).add_review(detection_id, reviewer, decision, note)
+        store = _store(db)
+        r = store.add_review(detection_id, reviewer, decision, note)
         click.echo(f"{detection_id}: {decision} by {r.reviewer} (review {r.review_id}, hash {r.hash[:12]})")
+        dispute = disputes(store.reviews(detection_id)).get(detection_id)
+        if dispute:  # the second opinion contradicts the first: a finding no one should cite yet
+            click.echo(dispute_line(detection_id, dispute))
 
     decide.help = f"Record that a detection is {decision} (appends to the review log)."
     return decide
