@@ -19,7 +19,7 @@ from sitewatch.timeline import write_index, write_site
 @task(name="timeline-site", task_run_name="timeline {site_id}", retries=1, retry_delay_seconds=5,
       cache_policy=NONE)
 def timeline_site_task(db: str, site_id: str, out: str, include_pending: bool) -> str:
-    return str(write_site(db, site_id, out, include_pending))
+    return str(write_site(db, site_id, out, include_pending, index=False))  # the flow writes the index once
 
 
 @flow(name="sitewatch-timeline", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)

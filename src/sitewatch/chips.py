@@ -169,8 +169,17 @@ def context_chip(png: bytes, grid: Mapping[str, Any], geometry_wgs84: BaseGeomet
 def detection_chips(store: Any, detection_id: str) -> Chips:
     """Before, after and context chips of a stored detection, from its scenes' quicklooks."""
     det = store.detection(detection_id)
-    before = store.quicklook(det.site_id, det.before_scene_id)
-    after = store.quicklook(det.site_id, det.after_scene_id)
+    return scene_pair_chips(store, det, det.before_scene_id, det.after_scene_id)
+
+
+def scene_pair_chips(store: Any, det: Any, before_scene_id: str | None, after_scene_id: str | None) -> Chips:
+    """Chips of a detection's ground from two chosen scenes of its site (None: no chip).
+
+    A publication may picture a detection on other scenes than the ones that dated it,
+    when those were not clear over its outline.
+    """
+    before = store.quicklook(det.site_id, before_scene_id) if before_scene_id else None
+    after = store.quicklook(det.site_id, after_scene_id) if after_scene_id else None
     ref = after or before
     if ref is None:
         return Chips(None, None, None)

@@ -9,7 +9,13 @@ Content-Security-Policy forbids loading anything, so opening it makes no network
 and nothing from the database can run in a reader's browser.
 
 Files under ``OUT/SITE_ID/``: ``index.html``, ``metrics.png``, ``timelapse.gif``,
-``findings.csv``, ``findings.geojson`` and ``provenance.csv``.
+``findings.csv``, ``findings.geojson`` and ``provenance.csv``; ``OUT/index.html`` links them.
+
+What a page must not claim: local paths are printed relative to the imagery source (a
+user's home folder is nobody's business); a scene that saw only part of the site is a
+partial view, marked, and never plotted or compared as a measurement of the whole site;
+a change is pictured only on scenes clear over its outline; on the confirmed-only page an
+estimated fall in security level shows only where a confirmed removal backs it.
 """
 
 from __future__ import annotations
@@ -22,16 +28,19 @@ import io
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+import numpy as np
 
 from PIL import Image, ImageDraw, ImageFont
 from shapely.geometry import mapping
 from shapely.geometry.polygon import orient
 
 from . import __version__
-from .chips import detection_chips
+from .catalog import is_url
+from .chips import scene_pair_chips
 from .grid import Grid, to_crs
 from .reviews import Review
 from .security import RULE, DatedLevel, Desecuritisation, desecuritisation, site_levels
@@ -48,6 +57,16 @@ CHIP_SIDE = 260
 FRAME_SIDE = 512
 #: Outline colours in the time-lapse: new structures, removed structures.
 NEW_RGB, REMOVED_RGB = (255, 40, 40), (255, 210, 0)
+#: A scene that saw less than this fraction of the site as clear ground is a partial view:
+#: shown and marked, never plotted as a measurement of the whole site nor used for level falls.
+FULL_VIEW = 0.95
+#: A scene pictures a change only if at least this fraction of the change's outline was clear in it.
+CLEAR_OVER_OUTLINE = 0.99
+#: Most scenes shown as chips on a page and as frames of the time-lapse; beyond it scenes are
+#: sampled evenly in time (every shown change's scenes kept) and the page says so.
+MAX_SCENES_SHOWN = 60
+#: Kinds whose removal can back a fall in the estimated security level.
+SECURITY_REMOVALS = ("wall_removed", "fence_removed", "tower_removed")
 
 KIND_WORDS = {
     "building_new": "New building", "building_removed": "Building removed",
@@ -94,10 +113,69 @@ class SiteTimeline:
     levels: list[DatedLevel]
     falls: list[Desecuritisation]
     runs: list[RunRecord]
+    include_pending: bool = False
+    #: level falls left off the confirmed-only page: no confirmed removal backs them
+    unbacked_falls: int = 0
+    shown: list[SceneRecord] = field(default_factory=list)
 
     @property
     def used(self) -> list[SceneRecord]:
         return self.clear
+
+    @property
+    def sampled(self) -> bool:
+        return len(self.shown) < len(self.clear)
+
+
+def is_partial(s: SceneRecord) -> bool:
+    """The scene saw too little of the site as clear ground to stand for all of it."""
+    return s.valid_fraction is not None and s.valid_fraction < FULL_VIEW
+
+
+def public_source(source: str | None) -> str | None:
+    """A scene's source as a page may print it: URLs as they are, local paths by their last name only."""
+    if not source or is_url(source):
+        return source
+    return f"{PurePosixPath(source.replace(os.sep, '/')).name} (local)"
+
+
+def public_href(source: str | None, href: str | None) -> str | None:
+    """A scene's href as a page may print it: URLs as they are, local paths relative to the source."""
+    if not href or is_url(href):
+        return href
+    h = PurePosixPath(href.replace(os.sep, "/"))
+    if not h.is_absolute():
+        return str(h)
+    if source and not is_url(source):
+        root = PurePosixPath(source.replace(os.sep, "/"))
+        if root.suffix.lower() == ".json":  # a static catalog or collection file: its folder
+            root = root.parent
+        try:
+            return str(h.relative_to(root))
+        except ValueError:
+            pass
+    return h.name  # outside the source: the file's name alone, never the folders above it
+
+
+def _sample(scenes: list[SceneRecord], keep: set[str], cap: int) -> list[SceneRecord]:
+    """At most ``cap`` scenes, date order: those in ``keep`` first, the rest evenly spaced in time."""
+    if len(scenes) <= cap:
+        return list(scenes)
+    must = [i for i, s in enumerate(scenes) if s.scene_id in keep or i in (0, len(scenes) - 1)]
+    if len(must) >= cap:
+        pick = {must[int(j)] for j in np.linspace(0, len(must) - 1, cap).round()}
+    else:
+        rest = [i for i in range(len(scenes)) if i not in set(must)]
+        extra = cap - len(must)
+        pick = set(must) | {rest[int(j)] for j in np.linspace(0, len(rest) - 1, extra).round()}
+    return [scenes[i] for i in sorted(pick)]
+
+
+def _backed(fall: Desecuritisation, findings: Sequence[Finding]) -> bool:
+    """A confirmed removal of a wall, fence or tower dated within the fall backs it."""
+    return any(not f.unverified and f.detection.kind in SECURITY_REMOVALS
+               and f.detection.after_date > fall.date_from and f.detection.before_date < fall.date_to
+               for f in findings)
 
 
 def _e(v: Any) -> str:
@@ -128,12 +206,21 @@ def collect(store: Store, site_id: str, include_pending: bool = False) -> SiteTi
     findings.sort(key=lambda f: (f.detection.after_date, f.detection.before_date, f.detection.kind,
                                  f.detection.detection_id))
     clear_ids = {s.scene_id for s in clear}
+    full_ids = {s.scene_id for s in clear if not is_partial(s)}
     metrics = [m for m in store.metrics(site_id) if m.scene_id in clear_ids]
     levels = [x for x in site_levels(store, site_id) if x.scene_id in clear_ids]
+    # a partial view's lower level is what it could not see, not a fall
+    falls = desecuritisation([x for x in levels if x.scene_id in full_ids])
+    unbacked = 0
+    if not include_pending:  # levels are unreviewed estimates: only a confirmed removal lets one print
+        backed = [f for f in falls if _backed(f, findings)]
+        unbacked, falls = len(falls) - len(backed), backed
     used_runs = {s.run_id for s in clear} | {f.detection.run_id for f in findings}
     runs = [r for r in store.runs() if r.run_id in used_runs]
+    keep = {f.detection.before_scene_id for f in findings} | {f.detection.after_scene_id for f in findings}
     return SiteTimeline(site_id, site.name, site.notes, clear, [s for s in scenes if s.status != "observed"],
-                        findings, metrics, levels, desecuritisation(levels), runs)
+                        findings, metrics, levels, falls, runs, include_pending, unbacked,
+                        _sample(clear, keep, MAX_SCENES_SHOWN))
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -218,7 +305,7 @@ def timelapse(tl: SiteTimeline, quicklooks: Mapping[str, tuple[bytes, dict[str, 
     font = _font(max(14, size[1] // 22))
     width = max(2, size[0] // 240)
     frames = []
-    for s in tl.clear:
+    for s in tl.shown:
         q = quicklooks.get(s.scene_id)
         img = _view(q[0], q[1], window, size) if q else Image.new("RGB", size, (96, 96, 96))
         draw = ImageDraw.Draw(img)
@@ -226,7 +313,8 @@ def timelapse(tl: SiteTimeline, quicklooks: Mapping[str, tuple[bytes, dict[str, 
             if f.detection.after_date <= s.date:
                 colour = REMOVED_RGB if f.detection.kind.endswith("_removed") else NEW_RGB
                 _outline(draw, f.detection.geometry, grid, window, size, colour, width)
-        label = s.date.isoformat() + ("" if q else "  (no quicklook stored)")
+        label = s.date.isoformat() + ("" if q else "  (no quicklook stored)") + (
+            f"  partial view ({(s.valid_fraction or 0):.0%} clear)" if is_partial(s) else "")
         x0, y0, x1, y1 = draw.textbbox((8, 8), label, font=font)
         draw.rectangle((x0 - 5, y0 - 5, x1 + 5, y1 + 5), fill=(0, 0, 0))
         draw.text((8, 8), label, fill=(255, 255, 255), font=font)
@@ -247,7 +335,10 @@ def metrics_chart(tl: SiteTimeline) -> bytes:
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
 
-    ms = sorted(tl.metrics, key=lambda m: m.acquired)
+    partial = {s.scene_id for s in tl.clear if is_partial(s)}
+    every = sorted(tl.metrics, key=lambda m: m.acquired)
+    ms = [m for m in every if m.scene_id not in partial]  # whole-site measurements only
+    part = [m for m in every if m.scene_id in partial]
     dates = [m.acquired.astimezone(dt.timezone.utc).date() for m in ms]
     lv = {x.scene_id: x.level for x in tl.levels}
     panels = [
@@ -267,12 +358,20 @@ def metrics_chart(tl: SiteTimeline) -> bytes:
             if pts:
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker=marker, linestyle=ls, color="black",
                         markerfacecolor="white" if ls == "--" else "black", label=label)
+        for label, ys, marker, ls in series:  # partial views: hollow grey, unjoined, never a drop
+            key = {"built": "built_area_m2", "walls": "wall_length_m", "fences": "fence_length_m",
+                   "towers": "tower_count", "enclosed": "enclosed_area_m2"}.get(label)
+            pts = [(m.acquired.astimezone(dt.timezone.utc).date(), getattr(m, key)) for m in part
+                   if key and getattr(m, key) is not None]
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="x", linestyle="none", color="0.55",
+                        label="partial view" if label in ("built", "walls") else None)
         for d in changes:
             ax.axvline(d, color="0.45", linestyle=":", linewidth=1.2)
         ax.set_title(title, fontsize=9, loc="left")
         ax.grid(True, color="0.88", linewidth=0.6)
         ax.tick_params(labelsize=8)
-        if len(series) > 1 and ax.get_legend_handles_labels()[0]:
+        if (len(series) > 1 or part) and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="upper left", frameon=False)
     axes[-1].set_ylim(-0.3, 4.3)
     axes[-1].set_yticks(range(5))
@@ -280,9 +379,9 @@ def metrics_chart(tl: SiteTimeline) -> bytes:
         axes[-1].axvspan(f.date_from, f.date_to, facecolor="none", edgecolor="0.7", hatch="//", linewidth=0)
     if not dates:
         axes[0].text(0.5, 0.5, "no clear scenes with metrics", transform=axes[0].transAxes, ha="center")
-    axes[-1].set_xlabel("scene date (dotted lines: changes shown on this timeline; hatched: level fell)",
-                        fontsize=8)
-    fig.suptitle(f"{tl.site_id}: measurements per clear scene", fontsize=10)
+    axes[-1].set_xlabel("scene date (dotted lines: changes shown on this timeline; hatched: level fell; "
+                        "x: partial view, not a whole-site measurement)", fontsize=8)
+    fig.suptitle(f"{tl.site_id}: measurements per scene", fontsize=10)
     fig.autofmt_xdate()
     fig.tight_layout()
     buf = io.BytesIO()
@@ -302,10 +401,10 @@ def _write_csv(path: Path, fields: Sequence[str], rows: Iterable[Mapping[str, An
 
 
 def provenance_rows(tl: SiteTimeline) -> list[dict[str, Any]]:
-    return [{"scene_id": s.scene_id, "source": s.source, "collection": s.collection,
+    return [{"scene_id": s.scene_id, "source": public_source(s.source), "collection": s.collection,
              "acquired": s.acquired.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "gsd_m": s.gsd_m,
              "cloud_fraction": s.cloud_fraction, "valid_fraction": s.valid_fraction, "sha256": s.sha256,
-             "href": s.href} for s in tl.used]
+             "href": public_href(s.source, s.href)} for s in tl.used]
 
 
 def findings_geojson(tl: SiteTimeline) -> dict[str, Any]:
@@ -320,11 +419,20 @@ def findings_geojson(tl: SiteTimeline) -> dict[str, Any]:
 
 
 def citation(tl: SiteTimeline, accessed: dt.date) -> str:
-    sources = sorted({f"{s.collection} ({s.source})" if s.collection else str(s.source) for s in tl.used})
+    """One line to cite: confirmed changes counted apart from unverified detections, never as changes."""
+    sources = sorted({f"{s.collection} ({public_source(s.source)})" if s.collection else str(public_source(s.source))
+                      for s in tl.used})
     versions = sorted({r.version for r in tl.runs if r.version}) or [__version__]
     runs = ", ".join(r.run_id for r in tl.runs) or "none"
     name = f"{tl.name} ({tl.site_id})" if tl.name else tl.site_id
-    return (f"{name}: timeline of {len(tl.used)} clear scenes and {len(tl.findings)} changes. sitewatch "
+    confirmed = sum(1 for f in tl.findings if not f.unverified)
+    pending = len(tl.findings) - confirmed
+    partial = sum(1 for s in tl.used if is_partial(s))
+    what = (f"{len(tl.used)} scenes" + (f" ({partial} partial views)" if partial else "")
+            + f", {confirmed} confirmed change{'s' if confirmed != 1 else ''}"
+            + (f" and {pending} unverified machine detection{'s' if pending != 1 else ''} (pending review)"
+               if pending else ""))
+    return (f"{name}: timeline of {what}. sitewatch "
             f"{', '.join(versions)} (timeline built with {__version__}); monitoring runs {runs}. "
             f"Imagery: {'; '.join(sources) or 'none'}. Accessed {accessed.isoformat()}.")
 
@@ -359,9 +467,56 @@ def _scene_chip(s: SceneRecord, q: tuple[bytes, dict[str, Any]] | None, level: D
     else:
         pic = '<p class="muted">no quicklook stored</p>'
     lv = f"security level {_level(level.level)}" if level else "security level n/a"
-    return (f'<figure class="chip" data-scene-id="{_e(s.scene_id)}" data-date="{s.date.isoformat()}">{pic}'
-            f'<figcaption><b>{s.date.isoformat()}</b> · {lv}<br><span class="muted">{_e(s.scene_id)} · '
+    part = (f'<br><span class="tag">partial view</span> only {(s.valid_fraction or 0):.0%} of the site seen clear'
+            if is_partial(s) else "")
+    cls = "chip partial" if is_partial(s) else "chip"
+    return (f'<figure class="{cls}" data-scene-id="{_e(s.scene_id)}" data-date="{s.date.isoformat()}">{pic}'
+            f'<figcaption><b>{s.date.isoformat()}</b> · {lv}{part}<br><span class="muted">{_e(s.scene_id)} · '
             f'{_e(s.gsd_m)} m</span></figcaption></figure>')
+
+
+class ClearOver:
+    """Which scenes saw a detection's outline as clear ground (from the stored observed masks)."""
+
+    def __init__(self, store: Store, tl: SiteTimeline):
+        self.store, self.tl = store, tl
+        self._observed: dict[str, tuple[np.ndarray, Grid] | None] = {}
+
+    def _mask(self, scene_id: str) -> tuple[np.ndarray, Grid] | None:
+        if scene_id not in self._observed:
+            from .structures import StructureMaps
+
+            with self.store.read() as con:
+                r = con.execute("SELECT maps FROM sitewatch_scene_maps WHERE site_id=? AND scene_id=?",
+                                (self.tl.site_id, scene_id)).fetchone()
+            m = StructureMaps.from_bytes(bytes(r[0])) if r is not None and r[0] else None
+            self._observed[scene_id] = None if m is None else (np.asarray(m.observed, bool), m.grid)
+        return self._observed[scene_id]
+
+    def fraction(self, d: DetectionRecord, s: SceneRecord) -> float:
+        """Share of the outline seen clear in ``s``; without stored maps, the scene's clear share."""
+        if s.valid_fraction is not None and s.valid_fraction >= 0.9999:
+            return 1.0
+        got = self._mask(s.scene_id)
+        if got is None:
+            return 0.0 if s.valid_fraction is None else float(s.valid_fraction)
+        observed, grid = got
+        from rasterio.features import rasterize
+
+        inside = rasterize([to_crs(d.geometry, "EPSG:4326", grid.crs)], out_shape=observed.shape,
+                           transform=grid.transform, all_touched=True, dtype="uint8").astype(bool)
+        return float(observed[inside].mean()) if inside.any() else 0.0
+
+    def pick(self, d: DetectionRecord, own: str, before: bool) -> SceneRecord | None:
+        """The detection's own scene if clear over it, else the nearest one on the same side that is."""
+        by_id = {s.scene_id: s for s in self.tl.clear}
+        own_scene = by_id.get(own)
+        if own_scene is not None and self.fraction(d, own_scene) >= CLEAR_OVER_OUTLINE:
+            return own_scene
+        when = d.before_date if before else d.after_date
+        side = [s for s in self.tl.clear if (s.date <= when if before else s.date >= when) and s.scene_id != own]
+        side.sort(key=lambda s: abs((s.date - when).days))
+        return next((s for s in side if self.fraction(d, s) >= CLEAR_OVER_OUTLINE), None)
 
 
 def _measure(d: DetectionRecord) -> str:
@@ -374,18 +529,28 @@ def _measure(d: DetectionRecord) -> str:
     return text[:1].upper() + text[1:] + "." if text else ""
 
 
-def _pair(store: Store, f: Finding) -> str:
+def _pair(store: Store, f: Finding, clear: ClearOver) -> str:
     d = f.detection
-    ch = detection_chips(store, d.detection_id)
+    sb = clear.pick(d, d.before_scene_id, before=True)
+    sa = clear.pick(d, d.after_scene_id, before=False)
+    ch = scene_pair_chips(store, d, sb.scene_id if sb else None, sa.scene_id if sa else None)
     removed = d.kind.endswith("_removed")
     word_b, word_a = ("present", "gone") if removed else ("absent", "present")
     figs = []
-    for label, png, date, sid in (("before", ch.before, d.before_date, d.before_scene_id),
-                                  ("after", ch.after, d.after_date, d.after_scene_id)):
-        pic = (f'<img alt="{label}: {_e(sid)}" src="{_data_uri(png, "image/png")}">' if png
-               else '<p class="muted">no quicklook stored</p>')
-        figs.append(f'<figure class="{label}">{pic}<figcaption>{label.capitalize()}: {date.isoformat()} '
-                    f'({word_b if label == "before" else word_a}) · <span class="muted">{_e(sid)}</span>'
+    for label, png, date, own, shown in (("before", ch.before, d.before_date, d.before_scene_id, sb),
+                                         ("after", ch.after, d.after_date, d.after_scene_id, sa)):
+        if shown is None:
+            pic = '<p class="muted">no stored scene was clear over this outline</p>'
+        elif png:
+            pic = f'<img alt="{label}: {_e(shown.scene_id)}" src="{_data_uri(png, "image/png")}">'
+        else:
+            pic = '<p class="muted">no quicklook stored</p>'
+        other = ("" if shown is None or shown.scene_id == own else
+                 f'<br><span class="tag">pictured on {shown.date.isoformat()}</span> scene '
+                 f'{_e(shown.scene_id)}: the dating scene was not clear over the outline')
+        figs.append(f'<figure class="{label}" data-scene-id="{_e(shown.scene_id if shown else "")}">{pic}'
+                    f'<figcaption>{label.capitalize()}: {date.isoformat()} '
+                    f'({word_b if label == "before" else word_a}) · <span class="muted">{_e(own)}</span>{other}'
                     f'</figcaption></figure>')
     if f.review is not None:
         who = (f'Confirmed by <span class="reviewer">{_e(f.review.reviewer)}</span> on '
@@ -423,14 +588,18 @@ def render_page(store: Store, tl: SiteTimeline, quicklooks: Mapping[str, tuple[b
     confirmed = sum(1 for f in tl.findings if not f.unverified)
     pending = len(tl.findings) - confirmed
     title = f"{tl.name} ({tl.site_id})" if tl.name else tl.site_id
+    files = " · ".join(f'<a href="{n}">{n}</a>' for n in
+                       ("findings.csv", "findings.geojson", "provenance.csv", "metrics.png")
+                       + (("timelapse.gif",) if gif else ()))
     out = [f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
            f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
            f'<meta name="referrer" content="no-referrer">'
            f'<title>{_e(title)} · sitewatch timeline</title><style>{_STYLE}</style></head><body>',
+           f'<nav><a id="to-index" href="../index.html">← all site timelines</a> · data: {files}</nav>',
            f'<h1>{_e(title)}</h1><p class="muted">Site <code>{_e(tl.site_id)}</code>'
            f'{" · " + _e(tl.notes) if tl.notes else ""}</p>',
-           f'<p class="note">{len(tl.clear)} clear scenes, {confirmed} confirmed change'
+           f'<p class="note">{len(tl.clear)} scenes, {confirmed} confirmed change'
            f'{"s" if confirmed != 1 else ""}'
            + (f' and {pending} <b>unverified</b> machine detection{"s" if pending != 1 else ""} (marked; not findings '
               f'until a reviewer confirms them)' if pending else '')
@@ -440,20 +609,34 @@ def render_page(store: Store, tl: SiteTimeline, quicklooks: Mapping[str, tuple[b
     if tl.falls:
         items = "".join(f"<li>level {f.level_from} on {f.date_from.isoformat()} → level {f.level_to} on "
                         f"{f.date_to.isoformat()}</li>" for f in tl.falls)
+        backing = ("each backed by a confirmed removal of a wall, fence or tower" if not tl.include_pending else
+                   "<b>unreviewed estimates</b>, not findings")
         out.append(f'<p class="note" id="desecuritisation"><b>Desecuritisation (estimated):</b> the estimated '
-                   f'security level fell between clear scenes:</p><ul>{items}</ul>')
-    out.append('<h2 id="scenes">Clear scenes</h2><p class="muted">Every scene in which the site was clearly seen, '
-               'in date order, as stored with the findings (one fixed colour stretch for all dates).</p>'
-               '<div class="strip">' + "".join(_scene_chip(s, quicklooks.get(s.scene_id), levels.get(s.scene_id))
-                                               for s in tl.clear) + "</div>")
+                   f'security level fell between scenes of the whole site ({backing}):</p><ul>{items}</ul>')
+    if tl.unbacked_falls:
+        out.append(f'<p class="muted" id="unbacked-falls">{tl.unbacked_falls} estimated fall'
+                   f'{"s" if tl.unbacked_falls != 1 else ""} in security level rest only on unreviewed estimates '
+                   'and are not reported here.</p>')
+    partial = sum(1 for s in tl.clear if is_partial(s))
+    sampled = (f' <b id="sampled">Showing {len(tl.shown)} of {len(tl.clear)} scenes</b> here and in the '
+               'time-lapse, evenly spread in time and keeping every shown change\'s scenes; provenance lists all.'
+               if tl.sampled else "")
+    out.append('<h2 id="scenes">Scenes</h2><p class="muted">Scenes in which the site was seen, in date order, as '
+               'stored with the findings (one fixed colour stretch for all dates)'
+               + (f'; {partial} marked <span class="tag">partial view</span> saw less than {FULL_VIEW:.0%} of the '
+                  'site as clear ground (cloud or no data) and are not whole-site measurements' if partial else "")
+               + f'.{sampled}</p><div class="strip">'
+               + "".join(_scene_chip(s, quicklooks.get(s.scene_id), levels.get(s.scene_id)) for s in tl.shown)
+               + "</div>")
     out.append('<h2 id="changes">Changes</h2>')
     if tl.findings:
-        out += [_pair(store, f) for f in tl.findings]
+        clear = ClearOver(store, tl)
+        out += [_pair(store, f, clear) for f in tl.findings]
     else:
         out.append('<p>No confirmed changes at this site yet.</p>')
     if gif:
-        out.append(f'<h2 id="timelapse">Time-lapse</h2><p class="muted">One frame per clear scene, date in the '
-                   f'corner; red outlines new structures, yellow where removed ones stood.</p>'
+        out.append(f'<h2 id="timelapse">Time-lapse</h2><p class="muted">One frame per scene shown above, date in '
+                   f'the corner; red outlines new structures, yellow where removed ones stood.</p>'
                    f'<img alt="time-lapse of the clear scenes" src="{_data_uri(gif, "image/gif")}" '
                    f'style="max-width:100%">')
     out.append(f'<h2 id="metrics">Measurements over time</h2><img alt="metrics chart" style="max-width:100%" '
@@ -482,8 +665,8 @@ def render_page(store: Store, tl: SiteTimeline, quicklooks: Mapping[str, tuple[b
             for r in tl.runs]
     out.append('<h3>Runs</h3>' + _table(["run", "flow", "started", "finished", "status", "version"], runs))
     out.append(f'<h2 id="cite">Suggested citation</h2><p class="cite">{_e(citation(tl, accessed))}</p>')
-    out.append('<p class="muted">Files beside this page: findings.csv, findings.geojson (EPSG:4326), '
-               'provenance.csv, metrics.png, timelapse.gif.</p></body></html>')
+    out.append(f'<p class="muted">Files beside this page: {files} (GeoJSON in EPSG:4326). '
+               '<a href="../index.html">All site timelines</a>.</p></body></html>')
     return "\n".join(out)
 
 
@@ -497,8 +680,9 @@ def _write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_site(db: str | os.PathLike[str] | Store, site_id: str, out_dir: str | os.PathLike[str],
-               include_pending: bool = False, *, accessed: dt.date | None = None) -> Path:
-    """Write a site's timeline under ``out_dir/SITE_ID/``; returns the page's path."""
+               include_pending: bool = False, *, accessed: dt.date | None = None, index: bool = True) -> Path:
+    """Write a site's timeline under ``out_dir/SITE_ID/`` (and refresh ``out_dir/index.html``
+    unless ``index`` is False); returns the page's path."""
     store = db if isinstance(db, Store) else Store(db, create=False)
     tl = collect(store, site_id, include_pending)
     folder = Path(out_dir) / _site_dir(site_id)
@@ -517,6 +701,8 @@ def write_site(db: str | os.PathLike[str] | Store, site_id: str, out_dir: str | 
     accessed = accessed or dt.datetime.now(dt.timezone.utc).date()
     page = render_page(store, tl, quicklooks, chart, gif, accessed)
     _write_bytes(folder / "index.html", page.encode("utf-8"))
+    if index:  # the page links back to it
+        write_index(store, out_dir, include_pending)
     return folder / "index.html"
 
 
@@ -525,7 +711,7 @@ def write_all(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[str
     """Every site's timeline and an index page linking them; returns the index page's path."""
     store = db if isinstance(db, Store) else Store(db, create=False)
     for site in store.sites():
-        write_site(store, site.site_id, out_dir, include_pending)
+        write_site(store, site.site_id, out_dir, include_pending, index=False)
     return write_index(store, out_dir, include_pending)
 
 
@@ -538,6 +724,8 @@ def write_index(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[s
     rows = []
     for site in store.sites():
         page = out / _site_dir(site.site_id) / "index.html"
+        if not page.exists():  # a single site was built: the index lists what is there
+            continue
         tl = collect(store, site.site_id, include_pending)
         last = next((x.level for x in reversed(tl.levels) if x.level is not None), None)
         href = html.escape(f"{_site_dir(site.site_id)}/index.html", quote=True)
@@ -545,7 +733,6 @@ def write_index(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[s
                      str(sum(1 for f in tl.findings if not f.unverified)),
                      str(sum(1 for f in tl.findings if f.unverified)), _level(last),
                      "yes" if tl.falls else ""])
-        assert page.exists()
     head = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
             f'<meta http-equiv="Content-Security-Policy" content="{_CSP}"><title>sitewatch timelines</title>'
             f'<style>{_STYLE}</style></head><body><h1>Site timelines</h1>'
@@ -559,4 +746,5 @@ def write_index(db: str | os.PathLike[str] | Store, out_dir: str | os.PathLike[s
 
 
 __all__ = ["write_site", "write_all", "write_index", "collect", "timelapse", "metrics_chart", "findings_geojson",
-           "provenance_rows", "citation", "FINDING_FIELDS", "PROVENANCE_FIELDS"]
+           "provenance_rows", "citation", "public_href", "public_source", "is_partial", "FINDING_FIELDS",
+           "PROVENANCE_FIELDS"]
