@@ -170,3 +170,45 @@ def build_timeline_db(path: Path) -> TimelineFixture:
             store.add_review(did, reviewer, decision, note)
     store.finish_run(run, "completed", {})
     return fx
+
+
+#: A scene seen only in part: cloud over the compound's west (columns < CLOUD_COL), recorded observed.
+PARTIAL = ("AER_20181201", _t("2018-12-01"))
+CLOUD_COL = 300
+#: A change dated by that partial scene, whose outline lies under its cloud, confirmed by a reviewer.
+ANNEX = ("det-annex", "building_new", (160, 150, 190, 200))
+
+
+def add_partial_scene(fx: TimelineFixture) -> None:
+    """Add PARTIAL (white cloud over the west, so its metrics fall) and ANNEX dated by it, confirmed.
+
+    The partial scene sees fences and towers only in the east: read as a whole-site measurement
+    its built area, lengths and tower count drop, and its estimated level falls.
+    """
+    store, grid, res = fx.store, fx.grid, RES_M
+    sid, when = PARTIAL
+    p = _presence(grid, ("blocks", "wall", "fences", "towers"))
+    observed = np.ones(grid.shape, bool)
+    observed[:, :CLOUD_COL] = False
+    seen = {k: v & observed for k, v in p.items()}
+    maps = StructureMaps(grid, KINDS, seen, {k: v.astype(np.float32) for k, v in seen.items()}, observed)
+    metrics = MetricsRecord(SITE_ID, sid, when, float(seen["building"].sum()) * res * res,
+                            float(seen["wall"].sum()) / 2 * res, float(seen["fence"].sum()) / 2 * res,
+                            int(ndimage.label(seen["tower"])[1]), 0.0, fx.run_id, grid_res_m=res)
+    bands = _bands(p, np.random.default_rng(5), 3)
+    for b in bands.values():
+        b[:, :CLOUD_COL] = 1.0  # the cloud: white
+    rec = SceneRecord(scene_id=sid, site_id=SITE_ID, source="https://example.org/aerial/catalog.json",
+                      acquired=when, gsd_m=0.5, cloud_fraction=round(1 - float(observed.mean()), 4),
+                      valid_fraction=round(float(observed.mean()), 4), sha256="e" * 64, run_id=fx.run_id,
+                      footprint=to_crs(grid.footprint(), grid.crs, "EPSG:4326"), collection="demo-aerial",
+                      href=f"https://example.org/aerial/{sid}.tif", grid_res_m=res)
+    store.save_scene(rec, maps=maps.to_bytes(), detector="fixture 0", metrics=metrics,
+                     quicklook=quicklook.png(quicklook.rgb8(bands)), grid=grid.to_dict())
+    did, kind, px = ANNEX
+    r0, c0, r1, c1 = px
+    store.save_detections([DetectionRecord(
+        detection_id=did, site_id=SITE_ID, kind=kind, before_date=CLEAR[3][1].date(), after_date=when.date(),
+        before_scene_id=CLEAR[3][0], after_scene_id=sid, area_m2=float((r1 - r0) * (c1 - c0)) * res * res,
+        length_m=None, score=0.7, geometry=_pixels_to_wgs84(grid, *px), run_id=fx.run_id, evidence={})])
+    store.add_review(did, "eve", "confirmed", "annex")

@@ -27,6 +27,7 @@ import html
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -132,29 +133,36 @@ def is_partial(s: SceneRecord) -> bool:
     return s.valid_fraction is not None and s.valid_fraction < FULL_VIEW
 
 
+def _local(path: str) -> str:
+    """A local path with forward slashes (a file may have been made on Windows)."""
+    return path.replace("\\", "/")
+
+
+def _is_absolute(path: str) -> bool:
+    return path.startswith("/") or bool(re.match(r"^[A-Za-z]:/", path))
+
+
 def public_source(source: str | None) -> str | None:
     """A scene's source as a page may print it: URLs as they are, local paths by their last name only."""
     if not source or is_url(source):
         return source
-    return f"{PurePosixPath(source.replace(os.sep, '/')).name} (local)"
+    return f"{PurePosixPath(_local(source)).name} (local)"
 
 
 def public_href(source: str | None, href: str | None) -> str | None:
     """A scene's href as a page may print it: URLs as they are, local paths relative to the source."""
     if not href or is_url(href):
         return href
-    h = PurePosixPath(href.replace(os.sep, "/"))
-    if not h.is_absolute():
-        return str(h)
+    h = _local(href)
+    if not _is_absolute(h):
+        return h
     if source and not is_url(source):
-        root = PurePosixPath(source.replace(os.sep, "/"))
-        if root.suffix.lower() == ".json":  # a static catalog or collection file: its folder
-            root = root.parent
-        try:
-            return str(h.relative_to(root))
-        except ValueError:
-            pass
-    return h.name  # outside the source: the file's name alone, never the folders above it
+        root = _local(source).rstrip("/")
+        if root.lower().endswith(".json"):  # a static catalog or collection file: its folder
+            root = root.rsplit("/", 1)[0]
+        if h.startswith(root + "/"):
+            return h[len(root) + 1:]
+    return PurePosixPath(h).name  # outside the source: the file's name alone, never the folders above it
 
 
 def _sample(scenes: list[SceneRecord], keep: set[str], cap: int) -> list[SceneRecord]:
@@ -489,7 +497,10 @@ class ClearOver:
             with self.store.read() as con:
                 r = con.execute("SELECT maps FROM sitewatch_scene_maps WHERE site_id=? AND scene_id=?",
                                 (self.tl.site_id, scene_id)).fetchone()
-            m = StructureMaps.from_bytes(bytes(r[0])) if r is not None and r[0] else None
+            try:
+                m = StructureMaps.from_bytes(bytes(r[0])) if r is not None and r[0] else None
+            except Exception:  # unreadable or foreign maps: judged by the scene's clear share instead
+                m = None
             self._observed[scene_id] = None if m is None else (np.asarray(m.observed, bool), m.grid)
         return self._observed[scene_id]
 
