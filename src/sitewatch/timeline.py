@@ -656,7 +656,8 @@ def render_page(store: Store, tl: SiteTimeline, quicklooks: Mapping[str, tuple[b
     for s in tl.clear:
         x = levels.get(s.scene_id)
         fall = fall_to.get(s.scene_id)
-        rows.append([s.date.isoformat(), _e(s.scene_id), _level(x.level if x else None),
+        rows.append([s.date.isoformat(), _e(s.scene_id),
+                     _level(x.level if x else None) + (" (partial view)" if is_partial(s) else ""),
                      ("<b>fell from %d</b>" % fall.level_from) if fall else "", _e("; ".join(x.reasons) if x else "")])
         cls.append("fall" if fall else "")
     out.append('<h2 id="security">Security level (estimate)</h2>'

@@ -52,13 +52,15 @@ def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fm
 
     table = Table(title=f"{len(rows)} detection{'s' if len(rows) != 1 else ''}", title_justify="left")
     for col, just in (("detection_id", "left"), ("site_id", "left"), ("kind", "left"), ("before", "left"),
-                      ("after", "left"), ("area m²", "right"), ("score", "right"), ("status", "left")):
+                      ("after", "left"), ("area m²", "right"), ("length m", "right"), ("score", "right"),
+                      ("status", "left")):
         # ids are what people copy into `review show`: fold them, never cut them short
         table.add_column(col, justify=just, overflow="fold", min_width=len(col))  # type: ignore[arg-type]
     colour = {"pending": "yellow", "confirmed": "green", "rejected": "red"}
     for r in rows:
         table.add_row(r["detection_id"], r["site_id"], r["kind"], r["before_date"], r["after_date"],
-                      "" if r["area_m2"] is None else f"{r['area_m2']:.0f}", f"{r['score']:.2f}",
+                      "" if r["area_m2"] is None else f"{r['area_m2']:.0f}",
+                      "" if r["length_m"] is None else f"{r['length_m']:.0f}", f"{r['score']:.2f}",
                       f"[{colour[r['status']]}]{r['status']}[/]" + (" [bold red]disputed[/]" if r["disputed"] else ""))
     console = Console()
     if not console.is_terminal:  # piped or captured: no terminal width to respect
