@@ -15,9 +15,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image, ImageSequence
-from shapely.geometry import box
+from shapely.geometry import MultiPolygon, box
 
 from fixtures_timeline import ANNEX, CLEAR, PARTIAL, SITE_ID, add_partial_scene, build_timeline_db
 from sitewatch import quicklook, timeline
@@ -96,7 +95,7 @@ def _img(page: str, section: str, role: str) -> Image.Image:
 def test_partial_view_marked_not_a_drop_and_chips_clear_over_the_outline(tmp_path):
     fx = build_timeline_db(tmp_path / "f.gpkg")
     add_partial_scene(fx)
-    pid, pwhen = PARTIAL
+    pid = PARTIAL[0]
     page = _cli(fx.path, tmp_path / "o").read_text()
     # the strip marks it; it is no whole-site measurement, so no level fall ends on it
     chip = page.split(f'data-scene-id="{pid}"')[0].rsplit("<figure", 1)[1]
@@ -120,7 +119,8 @@ def test_partial_view_marked_not_a_drop_and_chips_clear_over_the_outline(tmp_pat
     from sitewatch.chips import scene_pair_chips
 
     cloudy = scene_pair_chips(fx.store, fx.store.detection(did), None, pid).after
-    assert cloudy is not None and (np.asarray(Image.open(io.BytesIO(cloudy)).convert("RGB")).min(axis=2) > 245).mean() > 0.3
+    assert cloudy is not None
+    assert (np.asarray(Image.open(io.BytesIO(cloudy)).convert("RGB")).min(axis=2) > 245).mean() > 0.3
 
 
 def test_page_links_index_and_data(tmp_path):
@@ -164,8 +164,7 @@ def _years_of_scenes(path: Path, n: int) -> tuple[Store, list[str]]:
                         before_date=(dt.date(2016, 1, 4) + dt.timedelta(days=7 * b)),
                         after_date=(dt.date(2016, 1, 4) + dt.timedelta(days=7 * a)), before_scene_id=ids[b],
                         after_scene_id=ids[a], area_m2=400.0, length_m=None, score=0.9,
-                        geometry=__import__("shapely.geometry", fromlist=["MultiPolygon"]).MultiPolygon(
-                            [box(lon - 0.0002, lat - 0.0002, lon + 0.0002, lat + 0.0002)]),
+                        geometry=MultiPolygon([box(lon - 0.0002, lat - 0.0002, lon + 0.0002, lat + 0.0002)]),
                         run_id=run, evidence={})
     store.save_detections([d])
     store.add_review("det-w", "ana", "confirmed")

@@ -436,7 +436,7 @@ def citation(tl: SiteTimeline, accessed: dt.date) -> str:
     confirmed = sum(1 for f in tl.findings if not f.unverified)
     pending = len(tl.findings) - confirmed
     partial = sum(1 for s in tl.used if is_partial(s))
-    what = (f"{len(tl.used)} scenes" + (f" ({partial} partial views)" if partial else "")
+    what = (f"{len(tl.used)} scenes" + (f" ({partial} partial view{'s' if partial != 1 else ''})" if partial else "")
             + f", {confirmed} confirmed change{'s' if confirmed != 1 else ''}"
             + (f" and {pending} unverified machine detection{'s' if pending != 1 else ''} (pending review)"
                if pending else ""))
