@@ -114,6 +114,7 @@ def test_review_in_the_browser(served):
         pytest.skip(f"{CHROMIUM} not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
+    expect.set_options(timeout=15_000)  # a loaded shared machine can take seconds per chip
     server, fx = served
     host, port = server.server_address[:2]
     base = f"http://{host}:{port}"
@@ -243,6 +244,7 @@ def test_no_decision_on_stale_pictures(tmp_path):
         pytest.skip(f"{CHROMIUM} not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
     expect = sync_api.expect
+    expect.set_options(timeout=15_000)  # a loaded shared machine can take seconds per chip
     fx = build_findings(tmp_path / "f.gpkg")
     server = _SlowServer(fx.store, port=0, token="t0k3n")
     threading.Thread(target=server.serve_forever, daemon=True).start()
