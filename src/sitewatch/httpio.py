@@ -136,8 +136,12 @@ def gdal_env() -> dict[str, Any]:
         "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in RETRY_STATUS),
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # never list a remote folder to open one file
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
-        "GDAL_HTTP_MULTIRANGE": "YES",
-        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-        # /vsicurl/ keeps its own block cache; VSI_CACHE would add 25 MB per open file, local ones too
+        "GDAL_HTTP_MULTIRANGE": "YES",  # a window's non-adjacent tiles fetched in parallel
+        "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",  # adjacent tiles in one request
+        "GDAL_HTTP_MULTIPLEX": "YES",  # HTTP/2 servers: many ranges over one connection
+        # /vsicurl/ keeps one block cache per process, keyed by URL (headers and file sizes too): a
+        # file reopened in the same run (the red band's resolution, then its window; two sites in one
+        # tile) is not fetched again while it fits. VSI_CACHE would add 25 MB per open file, local too.
+        "CPL_VSIL_CURL_CACHE_SIZE": 128 * 1024 * 1024,
         "GDAL_HTTP_USERAGENT": USER_AGENT,
     }

@@ -9,9 +9,12 @@ same imagery adds nothing and a run killed half-way is finished by the next one.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import os
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,7 @@ from . import __version__, quicklook
 from .changes import Observation, measure, track
 from .detections import detection_record
 from .errors import ImageryError, SceneError
-from .grid import to_crs
+from .grid import site_resolution, to_crs
 from .progress import reporter
 from .scenes import SceneRaster, SceneRef
 from .sites import Site
@@ -152,11 +155,50 @@ def _scene_overlaps(site: Site, ref: SceneRef) -> bool:
     return ref.footprint is None or ref.footprint.intersects(site.geometry)
 
 
+def scenes_ahead() -> int:
+    """Scenes of one site read ahead of the one being mapped (``SITEWATCH_SCENES_AHEAD``, default 4):
+    remote reads wait on round trips, so several are kept in flight; each waiting raster is small."""
+    return max(1, int(os.environ.get("SITEWATCH_SCENES_AHEAD", "4")))
+
+
+def _read_ahead(read: Callable[[SceneRef], SceneRaster], refs: Sequence[SceneRef]
+                ) -> Iterator[tuple[SceneRef, SceneRaster | SceneError]]:
+    """``(ref, raster or the SceneError reading it raised)`` in ``refs`` order, reading a bounded
+    number ahead on threads. Nothing is stored here, so a run stopped part-way loses nothing."""
+    ahead = scenes_ahead()
+
+    def one(ref: SceneRef) -> SceneRaster | SceneError:
+        try:
+            return read(ref)
+        except SceneError as exc:
+            return exc
+
+    pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="sitewatch-scene")
+    try:
+        pending: deque[tuple[SceneRef, Future[SceneRaster | SceneError]]] = deque()
+        it = iter(refs)
+        for ref in it:
+            pending.append((ref, pool.submit(one, ref)))
+            if len(pending) >= ahead:
+                break
+        while pending:
+            ref, fut = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(one, nxt)))
+            yield ref, fut.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector: Detector, run_id: str,
                  read: Reader | None = None) -> SiteResult:
     """Process one site's new scenes, then re-date its changes over its whole stored history."""
     if read is None:
-        from .reader import read_scene as read
+        from .reader import read_scene
+
+        # scl first: a scene it shows unusable is not read further (it would be unusable anyway)
+        read = partial(read_scene, min_valid=MIN_VALID_FRACTION)
     from .catalog import MAX_CLOUD_COVER, same_acquisition
 
     found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
@@ -176,32 +218,46 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     failures: list[str] = []
     unusable: list[str] = []
     new = 0
-    for ref in todo:
-        rep.update(task, description=f"{site.site_id} {ref.date}")
+    def overcast(ref: SceneRef) -> bool:
         cc = ref.properties.get("eo:cloud_cover")
-        if isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER:
-            why = f"eo:cloud_cover {cc:g}% > {MAX_CLOUD_COVER:g}%: overcast, not read"
-            unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
-            store.save_scene(scene_record(site, ref, run_id, status="unusable", error=why))
+        return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
+
+    for ref in (r for r in todo if overcast(r)):
+        why = f"eo:cloud_cover {ref.properties['eo:cloud_cover']:g}% > {MAX_CLOUD_COVER:g}%: overcast, not read"
+        unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
+        store.save_scene(scene_record(site, ref, run_id, status="unusable", error=why))
+        rep.advance(task)
+    ahead = _read_ahead(lambda r: read(r, site.geometry, site_res=tuple(site_res)),  # type: ignore[misc]
+                        [r for r in todo if not overcast(r)])
+    for ref, got in ahead:
+        rep.update(task, description=f"{site.site_id} {ref.date}")
+        if isinstance(got, SceneError):
+            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {got}")
+            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(got)))
             rep.advance(task)
             continue
-        try:
-            raster = read(ref, site.geometry, site_res=tuple(site_res))
-        except SceneError as exc:
-            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
-            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
-            rep.advance(task)
-            continue
+        raster = got
+        if raster.grid.res != site_resolution(raster.native_gsd_m, tuple(site_res)):
+            # read ahead before an earlier scene chose the site's grid: read again on that grid
+            try:
+                raster = read(ref, site.geometry, site_res=tuple(site_res))
+            except SceneError as exc:
+                failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
+                store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
+                rep.advance(task)
+                continue
         if raster.grid.res not in site_res:
             site_res.append(raster.grid.res)
-        ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
         if raster.valid_fraction < MIN_VALID_FRACTION:
             why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
+            if not raster.bands:
+                why += "; by scl, its bands not read"
             unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
             store.save_scene(replace(scene_record(site, ref, run_id, raster, status="unusable", error=why),
                                      image_href=image_href(ref, vrt_folder(store.path))))
             rep.advance(task)
             continue
+        ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
         earlier = history[raster.grid.res]
         maps = detector.maps(raster, tuple(earlier))
         shift = maps.info.get("shift_px")

@@ -5,14 +5,23 @@ for a remote COG that is a few HTTP range requests, not the whole file — hashe
 (the evidence: ``scenes.sha256`` is over these source pixels, before any resampling) and
 then reprojected onto the site's local-UTM grid. Clouds, shadows, snow and no-data are
 masked from ``scl`` when the scene has it, else by :mod:`sitewatch.clouds`.
+
+Remote reads are bound by latency and bytes, not decoding, so ``scl`` (one 20 m file, a
+quarter of a 10 m band's pixels) is read first: a site window too cloudy to use costs that
+mask and not the five bands. The bands are then read concurrently on a shared, bounded
+pool (``SITEWATCH_READ_THREADS``), each thread with its own GDAL handle; the hash is taken
+in :data:`~sitewatch.scenes.BANDS` order whatever order the reads finish in.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -104,6 +113,36 @@ def default_scale(dtype: str, asset: AssetRef) -> tuple[float, float]:
     return 1.0, 0.0
 
 
+class _Hash:
+    """Collects what :func:`_read_band` feeds a hash, so concurrent reads hash in a fixed order."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def update(self, b: bytes) -> None:
+        self.parts.append(b)
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def read_threads() -> int:
+    """How many band windows are read at once in this process (``SITEWATCH_READ_THREADS``, default 16):
+    enough to keep several 80 ms round trips in flight, few enough for a 2-core machine."""
+    return max(1, int(os.environ.get("SITEWATCH_READ_THREADS", "16")))
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One pool for every band read in the process, so concurrent sites and scenes stay bounded.
+    Band reads never wait on other pool work, so callers on other threads cannot deadlock it."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=read_threads(), thread_name_prefix="sitewatch-read")
+        return _POOL
+
+
 def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tuple[np.ndarray, float]:
     """One band on the grid (float32, NaN where no data) and its native resolution."""
     import rasterio
@@ -144,36 +183,72 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
 
 
 def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
-               site_res: Sequence[float] = ()) -> SceneRaster:
+               site_res: Sequence[float] = (), min_valid: float | None = None) -> SceneRaster:
     """The scene over ``aoi`` (EPSG:4326) on the site grid; SceneError/FetchError when unreadable.
 
     ``res_m`` fixes the grid's pixel size; without it the size is the site's (``site_res``: the
     resolutions its scenes are already on, see :func:`sitewatch.grid.site_resolution`), or one
     from the scene's own pixels for a site's first scene.
+
+    With ``min_valid``, a scene whose ``scl`` leaves less than that fraction of the site clear
+    is returned after reading ``scl`` alone: no bands (``bands`` empty), its ``sha256`` over the
+    ``scl`` pixels read. Clear ground needs a clear ``scl`` pixel, so such a scene would have
+    been unusable with every band read too.
     """
     if "red" not in ref.assets:
         raise SceneError(f"scene {ref.scene_id}: no red band")
+    native: float | None = None
     if res_m is None:
         with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
-            res_m = site_resolution(native_gsd(ds), site_res)
+            native = native_gsd(ds)
+            res_m = site_resolution(native, site_res)
     grid = grid_for(aoi, res_m)
     h = hashlib.sha256()
-    bands: dict[str, np.ndarray] = {}
-    gsd = res_m
-    for name in BANDS:
-        if name in ref.assets:
-            bands[name], g = _read_band(ref.assets[name], grid, h)
-            if name == "red":
-                gsd = g
+    scl_code: np.ndarray | None = None
+    scl_hash = _Hash()
+    cc = ref.properties.get("eo:cloud_cover")
+    # a tile its source calls cloud-free gains nothing from waiting for the mask: read it with the bands
+    mask_first = min_valid is not None and not (isinstance(cc, (int, float)) and cc == 0)
+    scl_future: Future[tuple[np.ndarray, float]] | None = None
+    if "scl" in ref.assets and not mask_first:
+        scl_future = _pool().submit(_read_band, ref.assets["scl"], grid, scl_hash, True)
+    elif "scl" in ref.assets:
+        scl, _ = _read_band(ref.assets["scl"], grid, scl_hash, nearest=True)
+        scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
+        if min_valid is not None:
+            seen = ~np.isin(scl_code, SCL_MASKED)
+            if float(seen.mean()) < min_valid:
+                for b in scl_hash.parts:
+                    h.update(b)
+                cloud = np.isin(scl_code, SCL_CLOUD)
+                return SceneRaster(ref, grid, {}, seen, cloud, h.hexdigest(), float(native or res_m))
+    names = [n for n in BANDS if n in ref.assets]
+    hashes = {n: _Hash() for n in names}
+    pool = _pool()
+    futures: dict[str, Future[tuple[np.ndarray, float]]] = {
+        n: pool.submit(_read_band, ref.assets[n], grid, hashes[n]) for n in names}
+    try:
+        results = {n: futures[n].result() for n in names}
+    finally:
+        for f in (*futures.values(), scl_future):
+            if f is not None:
+                f.cancel()
+    if scl_future is not None:
+        scl_code = np.nan_to_num(scl_future.result()[0], nan=0).astype(np.uint8)
+    bands = {n: results[n][0] for n in names}
+    gsd = results["red"][1]
+    for n in names:
+        for b in hashes[n].parts:
+            h.update(b)
+    for b in scl_hash.parts:
+        h.update(b)
     have = np.isfinite(bands["red"])
     for name in ("green", "blue"):
         if name in bands:
             have &= np.isfinite(bands[name])
-    if "scl" in ref.assets:
-        scl, _ = _read_band(ref.assets["scl"], grid, h, nearest=True)
-        code = np.nan_to_num(scl, nan=0).astype(np.uint8)
-        cloud = np.isin(code, SCL_CLOUD) & have
-        valid = have & ~np.isin(code, SCL_MASKED)
+    if scl_code is not None:
+        cloud = np.isin(scl_code, SCL_CLOUD) & have
+        valid = have & ~np.isin(scl_code, SCL_MASKED)
     else:
         from .clouds import detect
 
