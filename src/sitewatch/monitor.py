@@ -96,7 +96,10 @@ class RunSummary:
 
 
 def valid_footprint(raster: SceneRaster) -> Polygon | None:
-    """Outline (EPSG:4326) of where the scene has data over the site."""
+    """Outline (EPSG:4326) of where the scene has data over the site; None for a scene judged
+    by its mask alone (no band read to say where data is, as for an overcast scene not read)."""
+    if "red" not in raster.bands:
+        return None
     has_data = np.isfinite(raster.bands["red"])
     if not has_data.any():
         return None
