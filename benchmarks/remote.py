@@ -1,0 +1,307 @@
+"""Remote reads at the network's speed: a monitor run against an Earth Search-like source on 127.0.0.1.
+
+    nice .venv/bin/python benchmarks/remote.py [--sites 20] [--dates 40] [--latency-ms 80] [--mbps 50]
+
+A child process writes Sentinel-2 L2A-like COGs laid out as Earth Search's (10 m bands in
+1024-px internal tiles, the 20 m ``swir16`` and ``scl`` in 512-px tiles, internal overviews, DEFLATE) and
+serves them, with the recorded Earth Search v1 API (``tests/servers.replay_api``: recorded
+landing page and collections, ``next``-token paging), adding a fixed latency to every request
+and sharing one bandwidth cap between all connections. It counts requests, bytes and the time
+requests spend in flight. The parent runs the real monitor (plain path, sites on threads as the
+flow runs them) and prints reads per second, requests and bytes per read, bytes fetched over
+bytes the windows need, CPU per read, peak memory and the two floors.
+
+B11 (``swir16``) is 20 m as on Earth Search. Scenes: ``--dates`` acquisitions of one 4096-px (41 km) tile; ``--cloudy`` of them have a site
+window wholly cloudy in ``scl`` (cloud cover 60-95 %), the rest clear (0-20 %). Band files are
+drawn from a few written variants per band behind per-scene URLs (symlinks), so every scene is
+its own set of URLs for GDAL's cache, as on the real service.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import multiprocessing as mp
+import os
+import resource
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+CRS = "EPSG:32645"
+X0, Y0 = 600_000.0, 4_900_000.0  # UTM 45N, about 44.2 N 87.3 E
+HOST = "sentinel-cogs.s3.us-west-2.amazonaws.com"
+FILES = {"red": "B04", "green": "B03", "blue": "B02", "nir": "B08", "swir16": "B11", "scl": "SCL"}
+VARIANTS = 3
+SITE_M = 2500.0
+
+
+def _write_data(root: Path, tile_px: int, dates: int, cloudy: float, seed: int) -> list[dict[str, Any]]:
+    """The COG pool, per-scene symlinks and the items (hrefs relative to the server, filled in later)."""
+    import numpy as np
+    from rasterio.transform import from_origin
+    from rasterio.warp import transform_bounds
+    from servers import write_cog
+
+    rng = np.random.default_rng(seed)
+    pool = root / "pool"
+    pool.mkdir(parents=True)
+    yy, xx = np.mgrid[0:tile_px, 0:tile_px].astype(np.float32)
+    field = 300 * np.sin(xx / 37.0) * np.cos(yy / 53.0) + 200 * np.sin((xx + yy) / 211.0)
+    for v in range(VARIANTS):
+        for i, (name, band) in enumerate(FILES.items()):
+            if name == "scl":
+                continue
+            data = (1500 + 300 * i + 50 * v + field + rng.normal(0, 15, field.shape)).clip(1, 10000)
+            if name == "swir16":  # B11 is a 20 m band
+                write_cog(pool / f"{band}-{v}.tif", data[::2, ::2].astype("uint16"), CRS,
+                          from_origin(X0, Y0, 20, 20), blocksize=512)
+                continue
+            write_cog(pool / f"{band}-{v}.tif", data.astype("uint16"), CRS, from_origin(X0, Y0, 10, 10),
+                      blocksize=1024)
+    for name, code in (("clear", 4), ("cloudy", 9)):
+        write_cog(pool / f"SCL-{name}.tif", np.full((tile_px // 2, tile_px // 2), code, "uint8"), CRS,
+                  from_origin(X0, Y0, 20, 20), blocksize=512)
+    bbox = transform_bounds(CRS, "EPSG:4326", X0, Y0 - tile_px * 10, X0 + tile_px * 10, Y0)
+    items = []
+    day0 = dt.date(2024, 1, 1)
+    for k in range(dates):
+        day = day0 + dt.timedelta(days=5 * k)
+        sat = "S2A" if k % 2 == 0 else "S2B"
+        iid = f"{sat}_45TXN_{day:%Y%m%d}_0_L2A"
+        is_cloudy = rng.random() < cloudy
+        v = int(rng.integers(VARIANTS))
+        rel = {}
+        for name, band in FILES.items():
+            path = Path(HOST) / "sentinel-s2-l2a-cogs/45/T/XN" / str(day.year) / str(day.month) / iid / f"{band}.tif"
+            (root / path).parent.mkdir(parents=True, exist_ok=True)
+            target = pool / (f"SCL-{'cloudy' if is_cloudy else 'clear'}.tif" if name == "scl" else f"{band}-{v}.tif")
+            (root / path).symlink_to(target)
+            rel[name] = str(path)
+        cc = round(float(rng.uniform(60, 95) if is_cloudy else rng.uniform(0, 20)), 2)
+        items.append({"id": iid, "when": f"{day}T05:07:31.024000Z", "bbox": list(bbox), "rel": rel,
+                      "cloud_cover": cc, "cloudy": is_cloudy})
+    return items
+
+
+class Net:
+    """One link: a latency on every request and one bandwidth cap shared by every connection."""
+
+    def __init__(self, latency_s: float, bytes_per_s: float):
+        self.latency_s, self.bps = latency_s, bytes_per_s
+        self.lock = threading.Lock()
+        self.free_at = 0.0
+        self.stats = {"requests": 0, "api_requests": 0, "bytes": 0, "busy_s": 0.0}
+
+    def pace(self, n: int) -> None:
+        """Wait until ``n`` bytes have gone through the shared pipe (first come, first served)."""
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.free_at)
+            self.free_at = start + n / self.bps
+            wait = self.free_at - now
+            self.stats["bytes"] += n
+        time.sleep(wait)
+
+
+def _serve_child(root: str, args: dict[str, Any], q: Any, stop: Any) -> None:
+    """Write the data, then serve it until ``stop`` is set; report the URL and items on ``q``."""
+    from servers import _replay_handler, _serve, earth_search_item
+
+    t0 = time.monotonic()
+    specs = _write_data(Path(root), args["tile_px"], args["dates"], args["cloudy"], args["seed"])
+    write_s = time.monotonic() - t0
+    net = Net(args["latency_ms"] / 1000, args["mbps"] * 1e6)
+    items: list[dict[str, Any]] = []
+
+    def throttled(state: Any) -> Any:
+        base = _replay_handler("earth-search-v1", items, state, Path(root).resolve(), None, (), True,
+                               args["page_size"])
+
+        class T(base):  # type: ignore[misc,valid-type]
+            def handle_one_request(self) -> None:
+                t = time.monotonic()
+                super().handle_one_request()
+                with net.lock:
+                    net.stats["busy_s"] += time.monotonic() - t
+
+            def _record(self) -> Any:
+                if self.path == "/_stats":
+                    return super()._record()
+                with net.lock:
+                    net.stats["requests"] += 1
+                    net.stats["api_requests"] += 0 if self.path.startswith("/files/") else 1
+                time.sleep(net.latency_s)
+                return super()._record()
+
+            def do_GET(self) -> None:
+                if self.path == "/_stats":
+                    with net.lock:
+                        body = json.dumps(net.stats).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super().do_GET()
+
+            def _send(self, code: int, body: bytes, ctype: str, headers: Any = None, truncate: bool = False) -> None:
+                net.pace(len(body) if self.command != "HEAD" else 0)
+                super()._send(code, body, ctype, headers, truncate)
+
+        return T
+
+    with _serve(throttled) as srv:
+        for s in specs:
+            hrefs = {k: f"{srv.url}/files/{r}" for k, r in s["rel"].items()}
+            items.append(earth_search_item(s["id"], s["when"], s["bbox"], hrefs, cloud_cover=s["cloud_cover"]))
+        q.put({"url": srv.url, "write_s": write_s, "specs": specs})
+        stop.wait()
+
+
+def _sites(n: int, tile_px: int, seed: int, path: Path) -> list[Any]:
+    """``n`` 2.5 km squares at random places in the tile (windows straddle internal tiles as they fall)."""
+    import numpy as np
+    from rasterio.warp import transform_geom
+    from shapely.geometry import box, mapping
+
+    rng = np.random.default_rng(seed + 1)
+    span = tile_px * 10 - SITE_M - 400
+    feats = []
+    for i in range(n):
+        x, y = X0 + 200 + rng.uniform(0, span), Y0 - 200 - rng.uniform(0, span)
+        g = transform_geom(CRS, "EPSG:4326", mapping(box(x, y - SITE_M, x + SITE_M, y)))
+        feats.append({"type": "Feature", "properties": {"site_id": f"site-{i:03d}"}, "geometry": g})
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return feats
+
+
+def _needed(root: Path, specs: list[dict[str, Any]], sites: list[Any], res_m: float = 10.0) -> tuple[int, int]:
+    """Bytes the windows need: (compressed internal tiles under each window, raw window pixels).
+
+    Per site and scene: ``scl`` for every scene, the five bands for clear ones (what a reader
+    that skips cloudy scenes' bands must fetch at least, headers aside).
+    """
+    import numpy as np
+    import rasterio
+    from shapely.geometry import shape
+
+    from sitewatch.grid import grid_for
+    from sitewatch.reader import source_window
+
+    pool = root / "pool"
+    cost: dict[tuple[str, str], tuple[int, int]] = {}
+    for f in sites:
+        grid = grid_for(shape(f["geometry"]), res_m)
+        for p in sorted(pool.glob("*.tif")):
+            with rasterio.open(p) as ds:
+                c0, r0, c1, r1 = source_window(ds, grid)  # type: ignore[misc]
+                bw, bh = ds.block_shapes[0]
+                tiles = 0
+                for by in range(r0 // bh, (r1 - 1) // bh + 1):
+                    for bx in range(c0 // bw, (c1 - 1) // bw + 1):
+                        tiles += int(ds.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=1) or 0)
+                raw = (c1 - c0) * (r1 - r0) * np.dtype(ds.dtypes[0]).itemsize
+                cost[(f["properties"]["site_id"], p.stem)] = (tiles, raw)
+    tiles_total = raw_total = 0
+    for f in sites:
+        sid = f["properties"]["site_id"]
+        for s in specs:
+            names = ["SCL-cloudy" if s["cloudy"] else "SCL-clear"]
+            if not s["cloudy"]:
+                v = Path(os.readlink(root / s["rel"]["red"])).stem.rsplit("-", 1)[1]
+                names += [f"{FILES[b]}-{v}" for b in ("red", "green", "blue", "nir", "swir16")]
+            for n in names:
+                t, r = cost[(sid, n)]
+                tiles_total += t
+                raw_total += r
+    return tiles_total, raw_total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sites", type=int, default=20)
+    ap.add_argument("--dates", type=int, default=40)
+    ap.add_argument("--cloudy", type=float, default=0.4, help="fraction of dates cloudy over the whole tile")
+    ap.add_argument("--tile-px", type=int, default=4096)
+    ap.add_argument("--latency-ms", type=float, default=80.0)
+    ap.add_argument("--mbps", type=float, default=50.0, help="bandwidth cap, MB/s (10^6 bytes)")
+    ap.add_argument("--site-threads", type=int, default=2, help="sites at once (the flow runs two)")
+    ap.add_argument("--page-size", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=17)
+    a = ap.parse_args()
+
+    import requests
+
+    from sitewatch.monitor import MonitorParams, run, scenes_ahead
+    from sitewatch.reader import read_threads
+
+    work = Path(tempfile.mkdtemp(prefix="sitewatch-remote-"))
+    ctx = mp.get_context("spawn")
+    q, stop = ctx.Queue(), ctx.Event()
+    child = ctx.Process(target=_serve_child, args=(str(work / "srv"), vars(a), q, stop), daemon=True)
+    child.start()
+    info = q.get(timeout=1800)
+    url, specs = info["url"], info["specs"]
+    sites = _sites(a.sites, a.tile_px, a.seed, work / "sites.geojson")
+    tiles_needed, raw_needed = _needed(work / "srv", specs, sites)
+    params = MonitorParams(sites=str(work / "sites.geojson"), imagery=f"{url}/v1", db=str(work / "f.gpkg"),
+                           collection="sentinel-2-l2a")
+
+    def threads(fn: Any, xs: list[Any]) -> list[Any]:
+        with ThreadPoolExecutor(a.site_threads) as ex:
+            return list(ex.map(fn, xs))
+
+    before = requests.get(f"{url}/_stats").json()
+    load0 = os.getloadavg()
+    c0, w0 = time.process_time(), time.monotonic()
+    summary = run(params, map_sites=threads)
+    wall, cpu = time.monotonic() - w0, time.process_time() - c0
+    load1 = os.getloadavg()
+    after = requests.get(f"{url}/_stats").json()
+    stop.set()
+    child.join(10)
+    d = summary.as_dict()
+    reads = d["scenes_found"] - 0
+    req = after["requests"] - before["requests"]
+    api = after["api_requests"] - before["api_requests"]
+    got = after["bytes"] - before["bytes"]
+    inflight = (after["busy_s"] - before["busy_s"]) / wall
+    clear = sum(not s["cloudy"] for s in specs) * a.sites
+    conc = min(read_threads(), a.site_threads * scenes_ahead() * 5)
+    floor_bytes = got / (a.mbps * 1e6)
+    floor_lat = req * a.latency_ms / 1000 / conc
+    print(f"data: {a.sites} sites of 2.5 km, {a.dates} dates of one {a.tile_px}-px tile ({a.tile_px * 10 / 1000:.0f} km),"
+          f" {a.dates - clear // max(1, a.sites)} cloudy; {reads} site-scene reads ({clear} clear);"
+          f" written in {info['write_s']:.0f} s")
+    print(f"link: {a.latency_ms:g} ms per request, {a.mbps:g} MB/s shared; {a.site_threads} site threads, "
+          f"{scenes_ahead()} scenes ahead, {read_threads()} band reads at once")
+    print(f"run: {d['scenes_new']} observed, {d['scenes_unusable']} unusable, {d['scenes_failed']} failed; "
+          f"status {summary.status}")
+    print(f"wall {wall:.1f} s -> {reads / wall:.1f} site-scene reads/s")
+    print(f"requests {req} ({api} API) -> {(req - api) / reads:.1f} file requests per read; "
+          f"mean requests in flight {inflight:.1f}")
+    print(f"bytes {got / 1e6:.1f} MB -> {got / reads / 1e3:.0f} kB per read; fetched / internal tiles under "
+          f"the windows {got / tiles_needed:.2f}; / raw window pixels {got / raw_needed:.2f}")
+    print(f"CPU {cpu:.1f} s -> {cpu / reads * 1000:.0f} ms per read; peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (client process)")
+    print(f"floors: bytes / bandwidth {floor_bytes:.1f} s; requests x latency / {conc} {floor_lat:.1f} s; "
+          f"wall / larger floor {wall / max(floor_bytes, floor_lat):.2f}")
+    print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores)")
+    print(json.dumps({"reads": reads, "clear": clear, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                      "requests": req, "api_requests": api, "bytes": got, "tiles_needed": tiles_needed,
+                      "raw_needed": raw_needed, "load": [load0[0], load1[0]]}))
+
+
+if __name__ == "__main__":
+    main()
