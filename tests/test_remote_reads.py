@@ -118,3 +118,29 @@ def test_the_monitor_stores_a_scene_the_mask_rules_out_as_unusable_with_why(scen
     assert rec["cloudy"].status == "unusable" and "by scl, its bands not read" in (rec["cloudy"].error or "")
     assert rec["cloudy"].sha256 and rec["cloudy"].valid_fraction == 0.0
     assert rec["clear-1"].status == rec["clear-2"].status == "observed"
+
+
+def test_no_byte_of_a_file_is_fetched_twice_in_a_run(scenes, tmp_path):
+    """The red band is opened for its resolution and again for its window; two sites share each file:
+    GDAL's /vsicurl/ cache serves the repeats, so no range of any file is asked for twice."""
+    store = Store(tmp_path / "f.gpkg")
+    west = SITE_UTM
+    east = box(X0 + 3000, Y0 - 4500, X0 + 5000, Y0 - 2500)  # overlaps the first site
+    sites = [Site(f"s{i}", shape(transform_geom(CRS, "EPSG:4326", mapping(g)))) for i, g in enumerate((west, east))]
+    store.upsert_sites(sites)
+    run_id = store.start_run("monitor", {})
+    with serve_dir(scenes) as srv:
+        refs = [_ref(srv.url, n, d) for n, d in (("clear-1", 1), ("cloudy", 2), ("clear-2", 3))]
+        for site in sites:
+            monitor_site(store, site, refs, default_detector(), run_id)
+        got: dict[str, list[tuple[int, int]]] = {}
+        for q in srv.seen():
+            if q.method == "GET" and q.range:
+                for part in q.range[6:].split(","):
+                    a, _, b = part.partition("-")
+                    got.setdefault(q.path, []).append((int(a), int(b)))
+    assert got
+    for path, spans in got.items():
+        spans.sort()
+        for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
+            assert a1 > b0, f"{path}: bytes {a1}-{min(b0, b1)} fetched twice"

@@ -136,7 +136,10 @@ def gdal_env() -> dict[str, Any]:
         "GDAL_HTTP_RETRY_CODES": ",".join(str(c) for c in RETRY_STATUS),
         "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",  # never list a remote folder to open one file
         "CPL_VSIL_CURL_ALLOWED_EXTENSIONS": ".tif,.tiff,.TIF,.TIFF",
-        "GDAL_HTTP_MULTIRANGE": "YES",  # a window's non-adjacent tiles fetched in parallel
+        # a window's non-adjacent tiles one after another through /vsicurl/'s block cache: "YES" fetches
+        # them in parallel but past the cache, so a reopened file or a neighbouring site fetched them
+        # again. Latency is hidden by reading bands and scenes concurrently instead.
+        "GDAL_HTTP_MULTIRANGE": "SERIAL",
         "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",  # adjacent tiles in one request
         "GDAL_HTTP_MULTIPLEX": "YES",  # HTTP/2 servers: many ranges over one connection
         # /vsicurl/ keeps one block cache per process, keyed by URL (headers and file sizes too): a
