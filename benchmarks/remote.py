@@ -25,7 +25,9 @@ import json
 import math
 import multiprocessing as mp
 import os
+import queue
 import resource
+import shutil
 import sys
 import tempfile
 import threading
@@ -251,7 +253,13 @@ def main() -> None:
     q, stop = ctx.Queue(), ctx.Event()
     child = ctx.Process(target=_serve_child, args=(str(work / "srv"), vars(a), q, stop), daemon=True)
     child.start()
-    info = q.get(timeout=1800)
+    while True:  # the child writes the data first (minutes on a busy machine); stop if it dies
+        try:
+            info = q.get(timeout=5)
+            break
+        except queue.Empty:
+            if not child.is_alive():
+                sys.exit(f"the server process stopped (exit code {child.exitcode}) before serving")
     url, specs = info["url"], info["specs"]
     sites = _sites(a.sites, a.tile_px, a.seed, work / "sites.geojson")
     tiles_needed, raw_needed = _needed(work / "srv", specs, sites)
@@ -298,6 +306,7 @@ def main() -> None:
     print(f"floors: bytes / bandwidth {floor_bytes:.1f} s; requests x latency / {conc} {floor_lat:.1f} s; "
           f"wall / larger floor {wall / max(floor_bytes, floor_lat):.2f}")
     print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores)")
+    shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"reads": reads, "clear": clear, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                       "requests": req, "api_requests": api, "bytes": got, "tiles_needed": tiles_needed,
                       "raw_needed": raw_needed, "load": [load0[0], load1[0]]}))
