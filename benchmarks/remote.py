@@ -118,7 +118,7 @@ class Net:
 
 def _serve_child(root: str, args: dict[str, Any], q: Any, stop: Any) -> None:
     """Write the data, then serve it until ``stop`` is set; report the URL and items on ``q``."""
-    from servers import _replay_handler, _serve, earth_search_item
+    from servers import _ranges, _replay_handler, _serve, earth_search_item
 
     t0 = time.monotonic()
     specs = _write_data(Path(root), args["tile_px"], args["dates"], args["cloudy"], args["seed"])
@@ -156,6 +156,25 @@ def _serve_child(root: str, args: dict[str, Any], q: Any, stop: Any) -> None:
                     self.wfile.write(body)
                     return
                 super().do_GET()
+
+            def _file(self, path: str, qs: Any) -> None:
+                """The file's asked-for range only (the test server reads whole files: too slow here)."""
+                f = (Path(root) / path[len("/files/"):]).resolve()
+                size = f.stat().st_size
+                rng = _ranges(self.headers.get("Range") or "", size)
+                if self.command == "HEAD" or not rng:
+                    self.send_response(200 if self.command == "HEAD" else 416)
+                    self.send_header("Content-Type", "image/tiff")
+                    self.send_header("Content-Length", str(size if self.command == "HEAD" else 0))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.end_headers()
+                    return
+                a, b = rng[0]
+                with f.open("rb") as fh:
+                    fh.seek(a)
+                    body = fh.read(b - a + 1)
+                self._send(206, body, "image/tiff", {"Accept-Ranges": "bytes",
+                                                     "Content-Range": f"bytes {a}-{b}/{size}"})
 
             def _send(self, code: int, body: bytes, ctype: str, headers: Any = None, truncate: bool = False) -> None:
                 net.pace(len(body) if self.command != "HEAD" else 0)
