@@ -264,8 +264,12 @@ def main() -> None:
 
     import requests
 
-    from sitewatch.monitor import MonitorParams, run, scenes_ahead
-    from sitewatch.reader import read_threads
+    from sitewatch import monitor, reader
+    from sitewatch.monitor import MonitorParams, run
+
+    # the same script measures a tree from before concurrent reads (one scene, one band at a time)
+    scenes_ahead = getattr(monitor, "scenes_ahead", lambda: 1)
+    read_threads = getattr(reader, "read_threads", lambda: 1)
 
     work = Path(tempfile.mkdtemp(prefix="sitewatch-remote-"))
     ctx = mp.get_context("spawn")
@@ -305,7 +309,8 @@ def main() -> None:
     got = after["bytes"] - before["bytes"]
     inflight = (after["busy_s"] - before["busy_s"]) / wall
     clear = sum(not s["cloudy"] for s in specs) * a.sites
-    conc = min(read_threads(), a.site_threads * scenes_ahead() * 5)
+    conc = min(read_threads(), a.site_threads * scenes_ahead() * 5) if hasattr(reader, "read_threads") \
+        else a.site_threads
     floor_bytes = got / (a.mbps * 1e6)
     floor_lat = req * a.latency_ms / 1000 / conc
     print(f"data: {a.sites} sites of 2.5 km, {a.dates} dates of one {a.tile_px}-px tile ({a.tile_px * 10 / 1000:.0f} km),"
