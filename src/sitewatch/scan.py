@@ -19,6 +19,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -207,20 +208,32 @@ def _env() -> Any:
     return rasterio.Env(GDAL_CACHEMAX=SCAN_CACHE_MB, **gdal_env())
 
 
-_DATASETS: dict[str, Any] = {}
+class _PerThread(threading.local):
+    """This thread's open datasets. A GDAL dataset must not be read by two threads at once
+    (Prefect's thread runner runs tiles side by side in one process: shared datasets gave
+    "Read failed" and lost tiles), so each thread keeps its own."""
+
+    def __init__(self) -> None:
+        self.datasets: dict[str, Any] = {}
+
+
+_LOCAL = _PerThread()
+#: Datasets kept open per thread; past this, the thread's datasets are closed and reopened as needed.
+MAX_OPEN = 64
 
 
 def _open(href: str) -> Any:
-    """Datasets stay open per worker process: a tile re-uses the header a previous tile fetched."""
+    """Datasets stay open per worker thread: a tile re-uses the header a previous tile fetched."""
     import rasterio
 
-    ds = _DATASETS.get(href)
+    cache = _LOCAL.datasets
+    ds = cache.get(href)
     if ds is None or ds.closed:
-        if len(_DATASETS) > 64:
-            for old in list(_DATASETS.values()):
+        if len(cache) > MAX_OPEN:
+            for old in list(cache.values()):
                 old.close()
-            _DATASETS.clear()
-        ds = _DATASETS[href] = rasterio.open(href)
+            cache.clear()
+        ds = cache[href] = rasterio.open(href)
     return ds
 
 
