@@ -47,7 +47,7 @@ def scan_flow(region: str, imagery: str, db: str = "findings.gpkg", collection: 
     """
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
                         tile_px=tile_px, batch_tiles=batch_tiles)
-    store, run_id, jobs, failed = prepare(params)
+    store, run_id, jobs, failed, notes = prepare(params)
     batches = [jobs[i:i + TILES_PER_TASK] for i in range(0, len(jobs), TILES_PER_TASK)]
 
     def results() -> Iterator[TileResult]:
@@ -56,4 +56,4 @@ def scan_flow(region: str, imagery: str, db: str = "findings.gpkg", collection: 
             for fut in as_completed(futures):
                 yield from fut.result()
 
-    return drain(store, params, run_id, jobs, failed, results()).as_dict()
+    return drain(store, params, run_id, jobs, failed, results(), notes).as_dict()

@@ -174,6 +174,9 @@ def probe(imagery: str, collection: str | None = None) -> str:
             else:
                 if not _tiffs(p):
                     raise ImageryError(f"{imagery}: folder holds no GeoTIFF (.tif/.tiff) and no catalog.json")
+                if collection is not None:
+                    raise ImageryError(f"{imagery}: a folder of GeoTIFFs has no collections; drop "
+                                       f"--collection {collection}")
                 return "folder"
     url = _api_root(imagery) if is_url(imagery) else imagery
     doc = read_json(url)
@@ -184,8 +187,41 @@ def probe(imagery: str, collection: str | None = None) -> str:
     kind = doc.get("type")
     if kind in ("Catalog", "Collection", "FeatureCollection", "Feature") and ("stac_version" in doc or
                                                                              kind == "FeatureCollection"):
+        if collection is not None:  # refused as a STAC API refuses it, not ignored (a typo read everything)
+            have = static_collections(url, doc)
+            if collection not in have:
+                held = ", ".join(sorted(have)) if have else "none"
+                raise ImageryError(f"{imagery}: collection {collection!r} is not in this static catalog "
+                                   f"(its collections: {held})")
         return "static"
     raise ImageryError(f"{imagery}: not a STAC catalog, collection or API (no STAC type/stac_version)")
+
+
+def static_collections(url: str, doc: Mapping[str, Any]) -> set[str]:
+    """Ids of the collections a static catalog holds: its Collections (by child links; items are
+    not opened) and the ``collection`` of the items or features it embeds."""
+    out: set[str] = set()
+    seen: set[str] = set()
+    stack: list[tuple[str, Any]] = [(url, doc)]
+    while stack:
+        href, d = stack.pop()
+        if href in seen or not isinstance(d, dict):
+            continue
+        seen.add(href)
+        if d.get("type") == "Collection" and isinstance(d.get("id"), str):
+            out.add(d["id"])
+        for f in ([d] if d.get("type") == "Feature" else d.get("features") or []):
+            if isinstance(f, dict) and isinstance(f.get("collection"), str):
+                out.add(f["collection"])
+        for link in d.get("links") or []:
+            if isinstance(link, dict) and link.get("rel") == "child" and link.get("href"):
+                child = resolve(str(link["href"]), href)
+                if child not in seen:
+                    try:
+                        stack.append((child, read_json(child)))
+                    except ImageryError:
+                        continue  # discovery names a child it cannot read
+    return out
 
 
 def _tiffs(folder: Path) -> list[Path]:
@@ -521,14 +557,15 @@ def discover(imagery: str, *, collection: str | None = None, aoi: BaseGeometry, 
         if target is not None:
             found = _discover_api(target, aoi, since, until, imagery)
         else:
-            found = _discover_static(url, doc, aoi, since, until, imagery)
+            found = _discover_static(url, doc, aoi, since, until, imagery, collection)
     scenes = one_per_acquisition(found.scenes, aoi) if per_acquisition else list(found.scenes)
     scenes.sort(key=lambda s: (s.acquired, s.scene_id))
     return Discovery(scenes, found.problems)
 
 
 def _discover_static(url: str, doc: Any, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None,
-                     source: str) -> Discovery:
+                     source: str, collection: str | None = None) -> Discovery:
+    """Every item under the catalog over ``aoi``; of ``collection`` only, when one is asked for."""
     out = Discovery()
     seen: set[str] = set()
     stack: list[tuple[str, Any, str | None]] = [(url, doc, None)]
@@ -539,12 +576,12 @@ def _discover_static(url: str, doc: Any, aoi: BaseGeometry, since: dt.date | Non
         seen.add(href)
         t = d.get("type")
         if t == "Feature":
-            _add_item(out, d, href, source, coll, aoi, since, until)
+            _add_item(out, d, href, source, coll, aoi, since, until, collection)
             continue
         if t == "FeatureCollection":
             for f in d.get("features") or []:
                 if isinstance(f, dict):
-                    _add_item(out, f, href, source, coll, aoi, since, until)
+                    _add_item(out, f, href, source, coll, aoi, since, until, collection)
             continue
         if t == "Collection":
             coll = d.get("id") or coll
@@ -562,7 +599,9 @@ def _discover_static(url: str, doc: Any, aoi: BaseGeometry, since: dt.date | Non
 
 
 def _add_item(out: Discovery, item: Mapping[str, Any], href: str, source: str, coll: str | None,
-              aoi: BaseGeometry, since: dt.date | None, until: dt.date | None) -> None:
+              aoi: BaseGeometry, since: dt.date | None, until: dt.date | None, wanted: str | None = None) -> None:
+    if wanted is not None and (item.get("collection") if isinstance(item.get("collection"), str) else coll) != wanted:
+        return
     if item.get("bbox") and len(item["bbox"]) >= 4:
         b = item["bbox"]
         bb = box(b[0], b[1], b[2], b[3]) if len(b) == 4 else box(b[0], b[1], b[3], b[4])

@@ -64,6 +64,8 @@ class SiteResult:
     detections_new: int = 0
     unusable: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    #: what the user should know that is not a failure (the site matched no scene)
+    notes: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -89,6 +91,7 @@ class RunSummary:
             "failures": [f for s in self.sites for f in s.failures],
             "unusable": [u for s in self.sites for u in s.unusable],
             "warnings": [w for s in self.sites for w in s.warnings],
+            "notes": [n for s in self.sites for n in s.notes],
         }
 
 
@@ -410,6 +413,12 @@ def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector 
     result = monitor_site(Store(params.db), site, found.scenes, detector or default_detector(), run_id)
     if found.problems:  # items the source lists but that cannot be used: named, and the run is partial
         result = replace(result, failures=(*result.failures, *(f"site {site.site_id}: {p}" for p in found.problems)))
+    if not found.scenes:  # named, with where it is: "0 scenes found" alone hides a site in the wrong place
+        from .extent import no_scene_note
+
+        result = replace(result, notes=(no_scene_note(f"site {site.site_id}", site.geometry, params.imagery,
+                                                      collection=params.collection, since=params.since,
+                                                      until=params.until),))
     return result
 
 
@@ -427,7 +436,8 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     return [f"{d['sites']} sites, {d['scenes_found']} scenes found, {d['scenes_new']} new, "
             f"{d['scenes_unusable']} unusable (cloud or no data), {d['scenes_failed']} failed; "
             f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]],
-            *[f"unusable: {u}" for u in d.get("unusable", [])], *[f"warning: {w}" for w in d.get("warnings", [])]]
+            *[f"unusable: {u}" for u in d.get("unusable", [])], *[f"warning: {w}" for w in d.get("warnings", [])],
+            *d.get("notes", [])]
 
 
 __all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",

@@ -73,8 +73,18 @@ def read_region(region: str) -> BaseGeometry:
             minx, miny, maxx, maxy = (float(p) for p in parts)
         except ValueError:
             raise InputError(f"region {region!r}: expected minlon,minlat,maxlon,maxlat as numbers") from None
-        if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-            raise InputError(f"region {region!r}: not a lon/lat box with min < max")
+        for lat in (miny, maxy):
+            if not -90 <= lat <= 90:
+                hint = ""
+                if -90 <= minx <= 90 and -90 <= maxx <= 90 and -180 <= miny <= 180 and -180 <= maxy <= 180:
+                    hint = (f"; it reads as minlat,minlon,maxlat,maxlon: for lon/lat order give "
+                            f"{miny:g},{minx:g},{maxy:g},{maxx:g}")
+                raise InputError(f"region {region!r}: latitude {lat:g} is outside -90..90{hint}")
+        for lon in (minx, maxx):
+            if not -180 <= lon <= 180:
+                raise InputError(f"region {region!r}: longitude {lon:g} is outside -180..180")
+        if not (minx < maxx and miny < maxy):
+            raise InputError(f"region {region!r}: expected minlon,minlat,maxlon,maxlat with each min below its max")
         return box(minx, miny, maxx, maxy)
     path = Path(region)
     if not path.exists():
@@ -850,6 +860,8 @@ class ScanSummary:
     detections_new: int = 0
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: what the user should know that is not a failure (a region that matched no scene)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -858,7 +870,7 @@ class ScanSummary:
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "status": self.status, "tiles": self.tiles, "tiles_skipped": self.tiles_skipped,
                 "area_km2": round(self.area_km2, 1), "scenes": self.scenes, "detections_new": self.detections_new,
-                "failures": _counted(self.failures), "seconds": round(self.seconds, 2)}
+                "failures": _counted(self.failures), "seconds": round(self.seconds, 2), "notes": list(self.notes)}
 
 
 def _counted(lines: Sequence[str]) -> list[str]:
@@ -869,9 +881,14 @@ def _counted(lines: Sequence[str]) -> list[str]:
     return [f"{ln} ({n} tiles)" if n > 1 else ln for ln, n in counts.items()]
 
 
-def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
-    """Check inputs, discover and plan before writing; then register the run. Skips tiles done before."""
+def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str], list[str]]:
+    """Check inputs, discover and plan before writing; then register the run. Skips tiles done before.
+
+    Returns the store, the run id, the tiles to scan, the failures so far and notes (a region
+    that matched no scene is named, with where it is: a silent "0 tiles" hides swapped lon/lat).
+    """
     from .catalog import discover, probe
+    from .extent import no_scene_note
 
     region = read_region(params.region)
     probe(params.imagery, collection=params.collection)
@@ -879,10 +896,13 @@ def prepare(params: ScanParams) -> tuple[Store, str, list[TileJob], list[str]]:
                      until=params.until)
     jobs, failed = plan(found.scenes, region, params.tile_px)
     failed = [*found.problems, *failed]
+    notes = [] if found.scenes else [no_scene_note(f"region {params.region!r}", region, params.imagery,
+                                                   collection=params.collection, since=params.since,
+                                                   until=params.until)]
     store = Store(params.db)
     done = store.done_scan_tiles(params.key)
     run_id = store.start_run("scan", {**params.as_dict(), "scan_key": params.key})
-    return store, run_id, [j for j in jobs if j.tile_id not in done], failed
+    return store, run_id, [j for j in jobs if j.tile_id not in done], failed, notes
 
 
 class TileWriter:
@@ -954,12 +974,12 @@ def dask_map(client: Any) -> MapUnordered:
 
 
 def drain(store: Store, params: ScanParams, run_id: str, jobs: Sequence[TileJob], failed: Sequence[str],
-          results: Iterable[TileResult]) -> ScanSummary:
+          results: Iterable[TileResult], notes: Sequence[str] = ()) -> ScanSummary:
     """Write tile results as they arrive, under a progress bar in km², then close the run."""
     from .progress import reporter
 
     t0 = time.perf_counter()
-    summary = ScanSummary(run_id, failures=list(failed))
+    summary = ScanSummary(run_id, failures=list(failed), notes=list(notes))
     writer = TileWriter(store, params, run_id, summary, batch=params.batch_tiles)
     rep = reporter()
     task = rep.start("scan", total=sum(j.area_km2 for j in jobs))
@@ -977,8 +997,8 @@ def drain(store: Store, params: ScanParams, run_id: str, jobs: Sequence[TileJob]
 
 def run(params: ScanParams, map_unordered: MapUnordered = serial) -> ScanSummary:
     """A whole scan without Prefect: tiles run wherever ``map_unordered`` runs them."""
-    store, run_id, jobs, failed = prepare(params)
-    return drain(store, params, run_id, jobs, failed, map_unordered(partial(scan_tile, run_id=run_id), jobs))
+    store, run_id, jobs, failed, notes = prepare(params)
+    return drain(store, params, run_id, jobs, failed, map_unordered(partial(scan_tile, run_id=run_id), jobs), notes)
 
 
 def summary_line(s: ScanSummary | dict[str, Any]) -> str:

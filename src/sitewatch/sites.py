@@ -85,6 +85,8 @@ def _check_lonlat(g: BaseGeometry, where: str) -> None:
     if not (-180 <= minx <= maxx <= 180):
         raise SitesError(f"{where}: longitude {minx if minx < -180 else maxx:g} is outside -180..180{hint}")
     if not (-90 <= miny <= maxy <= 90):
+        if not hint and -90 <= minx <= maxx <= 90:
+            hint = " (lon and lat swapped?)"
         raise SitesError(f"{where}: latitude {miny if miny < -90 else maxy:g} is outside -90..90{hint}")
 
 

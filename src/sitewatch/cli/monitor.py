@@ -58,6 +58,16 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
         sys.exit(1)
 
 
+def where(path: str, sites: list) -> None:
+    """Where the sites are, on stderr, and a warning when their lon and lat look swapped."""
+    from ..extent import extent_text, swap_warning
+
+    click.echo(f"{path}: {len(sites)} sites in {extent_text(s.geometry for s in sites)}", err=True)
+    warning = swap_warning([(s.site_id, s.geometry) for s in sites])
+    if warning:
+        click.echo(warning, err=True)
+
+
 def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
                 until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False,
                 workers: int | None = None, cluster: str | None = None) -> dict:
@@ -71,7 +81,7 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
 
     # Unusable input fails here, before Prefect starts and before anything is written.
     check_dates(since, until)
-    read_sites(sites)
+    where(sites, read_sites(sites))
     probe(imagery, collection=collection)
     Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
     quiet_prefect(verbose)

@@ -57,7 +57,13 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
     from ..store import Store
 
     check_dates(since, until)
-    read_region(region)  # unusable input fails before anything starts or is written
+    area = read_region(region)  # unusable input fails before anything starts or is written
+    from ..extent import extent_text, swap_warning
+
+    click.echo(f"region: {extent_text([area])}", err=True)
+    warning = swap_warning([(region, area)], "region")
+    if warning:
+        click.echo(warning, err=True)
     probe(imagery, collection=collection)
     Store(db)  # a --db that cannot be a findings GeoPackage is refused before the flow starts
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
@@ -75,6 +81,8 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
     click.echo(f"{db}: scan {result['run_id']} {result['status']}: {summary_line(result)}")
     for f in result["failures"]:
         click.echo(f"failed: {f}", err=True)
+    for note in result.get("notes", []):
+        click.echo(note, err=True)
     if result["status"] != "completed":
         sys.exit(1)
 

@@ -52,7 +52,14 @@ def check(file: str) -> None:
     sites = read_sites(file)
     kinds = Counter(str(s.properties.get("geometry_source", "")) for s in sites)
     how = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()) if k)
-    click.echo(f"{file}: {len(sites)} sites OK" + (f" ({how})" if how else ""))
+    from ..extent import extent_text, swap_warning
+
+    warning = swap_warning([(s.site_id, s.geometry) for s in sites])
+    verdict = "read, see the warning" if warning else "OK"
+    click.echo(f"{file}: {len(sites)} sites {verdict}" + (f" ({how})" if how else "")
+               + f"; {extent_text(s.geometry for s in sites)}")
+    if warning:
+        click.echo(warning, err=True)
 
 
 @command.command("add")
