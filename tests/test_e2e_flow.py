@@ -49,7 +49,8 @@ def demo_run(tmp_path_factory):
         second = monitor_flow(**args)
         timelines = _timelines_and_deployments(db, tmp / "timelines")
         scan = _scan_on_dask(tmp)
-    return bundle, db, first, second, snapshot, timelines, scan
+        threads = _scan_on_threads(tmp)
+    return bundle, db, first, second, snapshot, timelines, scan, threads
 
 
 def _timelines_and_deployments(db, out):
@@ -79,6 +80,21 @@ def _scan_on_dask(tmp):
     result = scan_flow.with_options(task_runner=task_runner(workers=2))(
         region=region.region, imagery=str(region.catalog_path), db=str(db), tile_px=128)
     return region, db, result
+
+
+def _scan_on_threads(tmp):
+    """The scan as ``sitewatch scan`` runs it by default: the flow on Prefect's thread runner, over a
+    two-date region of 2,000 x 2,000 px tiled GeoTIFFs (8 MB a band); and the same scan without Prefect."""
+    from pipelines.runners import task_runner
+    from pipelines.scan import scan_flow
+    from sitewatch.scan import ScanParams, run, serial
+    from sitewatch.synth_region import make_region
+
+    region = make_region(tmp / "region20", 20.0, seed=5, blocks_per_100km2=3)
+    args = dict(region=region.region, imagery=str(region.catalog_path), tile_px=512)
+    flow = scan_flow.with_options(task_runner=task_runner(None, None))(db=str(tmp / "threads.gpkg"), **args)
+    plain = run(ScanParams(db=str(tmp / "plain.gpkg"), **args), serial).as_dict()
+    return region, tmp / "threads.gpkg", flow, tmp / "plain.gpkg", plain
 
 
 def _rows(db):
@@ -153,7 +169,7 @@ def test_times_are_utc_iso(demo_run):
 def test_scan_flow_on_a_dask_cluster(demo_run, gpkg_valid):
     from shapely.geometry import shape
 
-    region, db, result = demo_run[-1]
+    region, db, result = demo_run[6]
     assert result["status"] == "completed" and result["tiles"] > 4, result
     dets = Store(db).detections()
     planted = [shape(p["geometry"]) for p in region.planted]
@@ -161,6 +177,24 @@ def test_scan_flow_on_a_dask_cluster(demo_run, gpkg_valid):
     assert len(dets) == len(planted)
     assert [r.flow for r in Store(db).runs()] == ["scan"]
     gpkg_valid(db)
+
+
+def test_scan_flow_on_threads_equals_the_plain_scan(demo_run):
+    """The default path (threads) loses no tile and finds what the plain library finds."""
+    from shapely.geometry import shape
+
+    region, db, flow, plain_db, plain = demo_run[7]
+    assert flow["status"] == "completed" and not flow["failures"], flow["failures"][:3]
+    assert flow["tiles"] == plain["tiles"] == 16 and flow["scenes"] == plain["scenes"] == 32
+
+    def claims(path):
+        return sorted((d.detection_id, d.kind, d.before_date, d.after_date, round(d.area_m2))
+                      for d in Store(path).detections())
+
+    assert claims(db) == claims(plain_db)
+    dets = Store(db).detections()
+    planted = [shape(p["geometry"]) for p in region.planted]
+    assert len(dets) == len(planted) and all(any(d.geometry.intersects(p) for d in dets) for p in planted)
 
 
 def test_timeline_flow_writes_every_site_and_the_index(demo_run):
