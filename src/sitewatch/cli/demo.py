@@ -23,6 +23,9 @@ def command(out: str, seed: int, no_prefect: bool, verbose: bool) -> None:
     site that does not change but has seasons, sun, misregistration and cloud (0.5 m), and
     a Sentinel-2-like 10 m series with an `scl` band. It takes exactly the code path real
     imagery takes. Open DIR/findings.gpkg in QGIS; open DIR/timelines/index.html in a browser.
+    The findings are checked against what the generator planted (DIR/data/truth.json): the
+    check is printed and written to DIR/truth-check.json, naming every planted change missed,
+    misdated or found in pieces, and every false alarm.
     """
     from ..demo import make_demo
     from .monitor import run_monitor
@@ -37,10 +40,17 @@ def command(out: str, seed: int, no_prefect: bool, verbose: bool) -> None:
     from ..monitor import summary_lines
 
     click.echo(f"run {summary['run_id']} {summary['status']}: {summary_lines(summary)[0]}")
+    from ..truthcheck import check_store, write
+
+    checked = check_store(db, bundle.truth_path)  # the demo says where it does not match what it planted
+    for line in checked.lines():
+        click.echo(line)
+    report = write(checked, out_dir / "truth-check.json")
     timelines = _timelines(db, out_dir / "timelines")
     click.echo(f"findings:  {db}   (open in QGIS: Layer > Add Layer > Add Vector Layer)")
     click.echo(f"sites:     {bundle.sites_path}")
     click.echo(f"imagery:   {bundle.catalog_path}")
+    click.echo(f"truth:     {bundle.truth_path}   (checked: {report})")
     if timelines:
         click.echo(f"timelines: {timelines}")
     click.echo(f"review:    sitewatch review list --db {db}   |   sitewatch review serve --db {db}")
