@@ -148,6 +148,25 @@ def test_detections_match_the_demo_truth(demo_run):
     assert quiet and not [d for d in dets if d.site_id in quiet]
 
 
+def test_demo_is_checked_against_what_it_planted(demo_run, tmp_path):
+    """Every planted change gets one verdict and every detection is matched or named a false alarm;
+    the report the demo writes says the same (a demo must match its truth or say where it does not)."""
+    from sitewatch.truthcheck import check_store, write
+
+    bundle, db, *_ = demo_run
+    res = check_store(db, bundle.truth_path)
+    truth = json.loads(bundle.truth_path.read_text())
+    assert len(res.matches) == len(truth) > 10
+    verdicts = len(res.right) + len(res.misdated) + len(res.pieces) + len(res.missed)
+    assert verdicts == len(truth)
+    matched = {d.detection_id for _, ds in res.matches for d in ds}
+    assert matched | {d.detection_id for d in res.false} == {d.detection_id for d in Store(db).detections()}
+    assert not matched & {d.detection_id for d in res.false}
+    report = json.loads(write(res, tmp_path / "truth-check.json").read_text())
+    assert report["summary"] == res.lines()[0] and report["ok"] == res.ok
+    assert len(res.lines()) == 1 + len(res.missed) + len(res.misdated) + len(res.pieces) + len(res.false)
+
+
 def test_second_run_adds_nothing(demo_run):
     _, db, first, second, snapshot, *_ = demo_run
     assert second["scenes_new"] == 0 and second["detections_new"] == 0

@@ -154,6 +154,34 @@ def test_scl_masks_cloud_shadow_snow_nodata(tmp_path):
     assert 0 < r.cloud_fraction < 0.5
 
 
+def test_ground_next_to_a_scl_cloud_is_not_clear_ground(tmp_path):
+    """A cloud's thin edge and its shadow's fringe pass a scene classification as clear: ground within
+    CLOUD_BUFFER_M of a cloud or shadow pixel is not used (nor called cloud: cloud_fraction is scl's)."""
+    from sitewatch.reader import CLOUD_BUFFER_M
+
+    hrefs = _rgb(tmp_path, "EPSG:32645", 10.0, 400)
+    grid = grid_for(AOI, 10.0)
+    left, bottom, right, top = grid.bounds
+    t = Affine(20, 0, left - 400, 0, -20, top + 400)
+    scl = np.full((160, 160), 5, "uint8")  # bare ground
+    scl[25:55, 25:55] = 8  # cloud, medium probability
+    scl[100:110, 25:45] = 3  # cloud shadow
+    write_cog(tmp_path / "scl.tif", scl, "EPSG:32645", t, nodata=None)
+    r = read_scene(_scene("s", {**hrefs, "scl": str(tmp_path / "scl.tif")}), AOI, res_m=10.0)
+
+    def at(row20: float, col20: float) -> tuple[bool, bool]:
+        x, y = t @ (col20, row20)
+        c, rr = ~grid.transform @ (x, y)
+        return bool(r.valid[int(rr), int(c)]), bool(r.cloud[int(rr), int(c)])
+
+    step = CLOUD_BUFFER_M / 20  # the buffer in 20 m scl pixels
+    assert at(40, 55 + 0.5 * step) == (False, False)  # haze beside the cloud: not clear ground, not cloud
+    assert at(55 + 0.5 * step, 40) == (False, False)
+    assert at(110 + 0.5 * step, 35) == (False, False)  # beside the shadow
+    assert at(40, 55 + 2 * step) == (True, False)  # twice the buffer away: clear
+    assert at(80, 40) == (True, False)
+
+
 def test_sha256_stable_and_sensitive(tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

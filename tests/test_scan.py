@@ -311,3 +311,25 @@ def test_threads_give_the_serial_result(tmp_path):
         out[name] = sorted((d.detection_id, d.before_date, d.after_date, round(d.area_m2)) for d in dets)
     assert out["threads"] == out["serial"]
     assert len(out["serial"]) == len(region.planted)
+
+
+def test_demo_10_m_series_halls_once_with_their_dates_and_nothing_else(tmp_path):
+    """The demo's Sentinel-2-like site through the scan: four halls appear under a cloud (2019-07-08),
+    seen clear on 2019-09-21; later the seasons lengthen their shadows. One block, dated by the clear
+    scenes (2019-03-30..2019-09-21), covering every hall; no second report of the same halls on a later
+    date (a shadow seen once and gone at the next clear look is not construction), no cloud edge."""
+    from sitewatch.demo import demo_sites, write_series
+    from sitewatch.truthcheck import Found, check, read_truth
+
+    site = next(s for s in demo_sites() if s.site_id == "demo-s2")
+    bundle = write_series(tmp_path / "data", [site], 2017)
+    area = shape(json.loads(bundle.sites_path.read_text())["features"][0]["geometry"])
+    params = scan.ScanParams(region=",".join(f"{v:.6f}" for v in area.bounds), imagery=str(bundle.catalog_path),
+                             db=str(tmp_path / "s.gpkg"), tile_px=256)
+    s = scan.run(params)
+    assert s.status == "completed" and s.scenes == len(site.epochs)
+    dets = Store(params.db).detections()
+    res = check(read_truth(bundle.truth_path), [Found(d.detection_id, "demo-s2", d.kind, d.before_date, d.after_date,
+                                                      d.geometry, d.area_m2, d.score) for d in dets])
+    assert res.ok, res.lines()
+    assert len(dets) == 1 and (dets[0].before_date, dets[0].after_date) == (dt.date(2019, 3, 30), dt.date(2019, 9, 21))

@@ -42,6 +42,22 @@ warnings.filterwarnings("ignore", message="Dataset has no geotransform")
 SCL_CLOUD = (3, 8, 9, 10)
 #: Extra source pixels read around the site so bilinear resampling has neighbours at the edge.
 MARGIN_PX = 2
+#: Ground this close to a pixel ``scl`` calls cloud or cloud shadow is not used, metres. A scene
+#: classification marks a cloud's dense part; its thin edge (haze that brightens the ground) and
+#: the fringe of its shadow pass as clear, and a bright ring of haze looks like new roofs. Cloud
+#: masks are buffered for this as a rule: Fmask dilates by 3 Landsat pixels (90 m), sen2r's and
+#: rgeeExtra's defaults are 250 m; 100 m is at the cautious end (it costs the least clear ground).
+CLOUD_BUFFER_M = 100.0
+
+
+def near_cloud(cloud: np.ndarray, res_m: float, buffer_m: float = CLOUD_BUFFER_M) -> np.ndarray:
+    """Pixels within ``buffer_m`` of a cloud pixel (the cloud included); the cloud itself when there is none."""
+    if buffer_m <= 0 or not cloud.any():
+        return cloud
+    from scipy import ndimage
+
+    r = buffer_m / res_m
+    return ndimage.distance_transform_edt(~cloud) <= r
 
 
 def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
@@ -216,11 +232,12 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
         scl, _ = _read_band(ref.assets["scl"], grid, scl_hash, nearest=True)
         scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
         if min_valid is not None:
-            seen = ~np.isin(scl_code, SCL_MASKED)
+            cloud = np.isin(scl_code, SCL_CLOUD)
+            # as the full read would judge it (its clear ground is inside this), so no result changes
+            seen = ~np.isin(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
             if float(seen.mean()) < min_valid:
                 for b in scl_hash.parts:
                     h.update(b)
-                cloud = np.isin(scl_code, SCL_CLOUD)
                 return SceneRaster(ref, grid, {}, seen, cloud, h.hexdigest(), float(native or res_m))
     names = [n for n in BANDS if n in ref.assets]
     hashes = {n: _Hash() for n in names}
@@ -248,7 +265,7 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
             have &= np.isfinite(bands[name])
     if scl_code is not None:
         cloud = np.isin(scl_code, SCL_CLOUD) & have
-        valid = have & ~np.isin(scl_code, SCL_MASKED)
+        valid = have & ~np.isin(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
     else:
         from .clouds import detect
 

@@ -40,7 +40,7 @@ from .components import components
 from .detections import Change, detection_record
 from .errors import InputError, SceneError
 from .grid import Grid, to_crs
-from .reader import default_scale, source_window
+from .reader import SCL_CLOUD, default_scale, source_window
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRef
 from .sites import Site
 from .store import DetectionRecord, RunParams, ScanTile, SceneRecord, Store
@@ -430,6 +430,17 @@ def _scl_clear(scl: np.ndarray) -> np.ndarray:
     return clear
 
 
+def _clear_of_cloud_edges(clear: np.ndarray, scl: np.ndarray, res: float) -> None:
+    """Take ground near cloud or cloud shadow out of ``clear``, in place (:data:`sitewatch.reader.CLOUD_BUFFER_M`,
+    as a watched site's reader does): a cloud's thin edge passes ``scl`` as clear and looks like new roofs.
+    Only scenes with a cloud over the tile pay for it."""
+    from .reader import near_cloud
+
+    cloud = np.isin(scl, SCL_CLOUD)
+    if cloud.any():
+        clear &= ~near_cloud(cloud, res)
+
+
 def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
     """Decode one scene over one tile: the bands as stored, and where the ground is clear."""
     dn: dict[str, np.ndarray] = {}
@@ -461,6 +472,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
                     source["scl"] = scl
                 clear = _scl_clear(scl)
                 clear &= have
+                _clear_of_cloud_edges(clear, scl, job.transform.a)
             else:
                 clear = have & ~_clouds({k: _reflectance(v, *cal[k]) for k, v in dn.items()})
     except SceneError:
@@ -707,20 +719,75 @@ def score_of(magnitude: float, area_m2: float) -> float:
     return round(1.0 / (1.0 + math.exp(-z)), 4)
 
 
+#: Share of an object's ground a later scene must see clearly to confirm or refute it (the monitor's rule).
+CLEAR_SHARE = 0.95
+
+
+class _Levels:
+    """Each scene's tile-wide median per band (clear pixels, sampled), computed when first asked:
+    dividing by it cancels sensor gain and sun between scenes, as the change statistic's gain fit does."""
+
+    def __init__(self, stack: Sequence[TileScene]):
+        self.stack, self.cache = stack, {}  # type: ignore[var-annotated]
+
+    def __call__(self, i: int, band: str) -> float:
+        if (i, band) not in self.cache:
+            ts = self.stack[i]
+            sub = ts.clear[::_STEP, ::_STEP]
+            vals = ts.dn[band][::_STEP, ::_STEP][sub]
+            m = _median_of(vals, *ts.cal[band]) if vals.size else math.nan
+            self.cache[(i, band)] = m if m > 1e-4 else math.nan
+        return self.cache[(i, band)]
+
+
+def persists(stack: Sequence[TileScene], sl: Window2D, part: np.ndarray, before: int, after: int,
+             bands: Sequence[str], levels: _Levels | None = None) -> bool:
+    """Whether the next scene that saw the object's ground clearly still shows the change: over the
+    object, that scene's pixels are nearer to the scene that found it than to the scene before
+    (each scene divided by its tile-wide level, so gain and sun cancel). A change seen once and
+    gone at the next clear look (a shadow lengthening with the season, a haze) is not
+    construction: the monitor's rule (:func:`sitewatch.changes.track`), applied to the scan. A
+    change in the newest scene has no next look and is kept."""
+    levels = levels or _Levels(stack)
+    for j in range(after + 1, len(stack)):
+        seen = stack[j].clear[sl][part]
+        if seen.mean() < CLEAR_SHARE:
+            continue
+        use = seen & stack[after].clear[sl][part] & stack[before].clear[sl][part]
+        if not use.any():
+            continue
+        to_after = to_before = 0.0
+        for k in bands:
+            lv = [levels(i, k) for i in (before, after, j)]
+            if not all(math.isfinite(v) for v in lv):
+                continue
+            x = [_reflectance(stack[i].dn[k][sl][part][use], *stack[i].cal[k]) / np.float32(v)
+                 for i, v in zip((before, after, j), lv)]
+            to_before += float(((x[2] - x[0]) ** 2).sum())
+            to_after += float(((x[2] - x[1]) ** 2).sum())
+        return to_after < to_before
+    return True
+
+
 def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MIN_AREA_M2) -> list[Candidate]:
-    """New building blocks as polygons (tile CRS), one per connected object."""
+    """New building blocks as polygons (tile CRS), one per connected object that the next clear
+    scene still shows (:func:`persists`)."""
     import rasterio.features
 
     res = job.transform.a
     found: list[Candidate] = []
+    bands = [b for b in BANDS if all(b in s.dn and b not in s.resampled for s in stack)]
+    levels = _Levels(stack)
     for pc in new_blocks(stack, res, min_area_m2):
         for sl, part in pc.objects:
+            before = int(np.bincount(pc.before[sl][part].clip(0)).argmax())
+            if not persists(stack, sl, part, before, pc.after, bands, levels):
+                continue
             t = job.transform @ Affine.translation(sl[1].start, sl[0].start)
             polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t) if v]
             geom = unary_union(polys)
             if job.region is not None and not job.region.contains(geom.centroid):
                 continue
-            before = int(np.bincount(pc.before[sl][part].clip(0)).argmax())
             mag = float(np.sqrt(pc.magnitude2[sl][part]).mean())
             area = float(part.sum()) * res * res
             mp = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
