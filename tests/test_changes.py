@@ -343,3 +343,32 @@ def test_enclosure_under_partial_cloud_is_unknown_not_zero():
     seen[10:60, 100:160] = False  # a cloud over the northern wall
     got = measure(maps(grid=g, wall=ring & seen, observed=seen))
     assert got.enclosed_area_m2 is None or got.enclosed_area_m2 == pytest.approx(99 * 99, rel=0.1)
+
+
+def _fence(rows: list[slice], strong_rows: slice | None = None) -> StructureMaps:
+    """A fence run down column 60 (1 px wide) present over ``rows``; ``strong_rows``: a strong but
+    unmapped fence response there (a wall beside it)."""
+    m = maps()
+    for r in rows:
+        m.presence["fence"][r, 60] = True
+    m.strength["fence"][:] = m.presence["fence"] * np.float32(0.8)
+    if strong_rows is not None:
+        m.strength["fence"][strong_rows, 60] = 0.8
+    return m
+
+
+def test_one_fence_run_is_one_change_when_a_wall_made_one_piece_look_further_back():
+    """Two pieces of one fence (a gap at a junction): in s1 the upper piece's ground is clearly empty,
+    while a wall beside the lower piece makes s1 ambiguous there (strong, not present), so that piece
+    alone would be dated from s0. The run was not present in s1 anywhere: one change, s1..s2."""
+    pieces = [slice(10, 50), slice(53, 93)]
+    obs = series(_fence([]), _fence([], strong_rows=pieces[1]), _fence(pieces), _fence(pieces))
+    c = _only(track(obs), "fence_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s1", "s2") and c.evidence["pieces"] == 2
+    assert c.length_m is not None and c.length_m >= 75
+    # a piece whose ground s1 did not see: nobody saw the run absent in s1, so the pieces keep their dates
+    hidden = _fence([])
+    hidden.observed[52:100, 50:70] = False
+    got = sorted((c.before_scene_id, c.after_scene_id) for c in track(series(_fence([]), hidden, _fence(pieces),
+                                                                          _fence(pieces))) if c.kind == "fence_new")
+    assert got == [("s0", "s2"), ("s1", "s2")]

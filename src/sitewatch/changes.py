@@ -93,8 +93,10 @@ def _merge_runs(changes: list[Change]) -> list[Change]:
         while merged:
             merged = False
             for other in list(pool):
-                if (other.kind, other.before_scene_id, other.after_scene_id) != (c.kind, c.before_scene_id,
-                                                                                  c.after_scene_id):
+                if (other.kind, other.after_scene_id) != (c.kind, c.after_scene_id):
+                    continue
+                before = _common_before(c, other)
+                if before is None:
                     continue
                 d = abs(_orientation(c.geometry) - _orientation(other.geometry)) % 180
                 if min(d, 180 - d) > 15 or c.geometry.distance(other.geometry) > MERGE_GAP_M:
@@ -104,14 +106,32 @@ def _merge_runs(changes: list[Change]) -> list[Change]:
                     continue
                 g = unary_union([c.geometry, other.geometry])
                 g = g if isinstance(g, MultiPolygon) else MultiPolygon([g])
-                ev = {**dict(c.evidence), "pieces": int(c.evidence.get("pieces", 1)) + int(other.evidence.get("pieces", 1))}
-                c = Change(c.kind, g, c.before_scene_id, c.before_date, c.after_scene_id, c.after_date,
+                ev = {**dict(before.evidence),
+                      "pieces": int(c.evidence.get("pieces", 1)) + int(other.evidence.get("pieces", 1))}
+                c = Change(c.kind, g, before.before_scene_id, before.before_date, c.after_scene_id, c.after_date,
                            c.area_m2 + other.area_m2, (c.length_m or 0) + (other.length_m or 0),
                            max(c.score, other.score), ev)
                 pool.remove(other)
                 merged = True
         out.append(c)
     return out
+
+
+def _common_before(a: Change, b: Change) -> Change | None:
+    """The piece whose ``before`` holds for both pieces of one run, or None.
+
+    Pieces of one fence can be dated from different scenes: where the fence meets a wall, the
+    wall's response makes the scene before it ambiguous for that piece (strong, not "present"),
+    so its dating looks further back. The run was absent on the later ``before`` when the other
+    piece saw its ground clearly there and did not find it present (its ``not_present_in``):
+    then the run is one change, dated by the later scene, not two with different dates.
+    """
+    if a.before_scene_id == b.before_scene_id:
+        return a
+    late, early = (a, b) if a.before_date > b.before_date else (b, a)
+    if late.before_scene_id in (early.evidence.get("not_present_in") or ()):  # type: ignore[operator]
+        return late
+    return None
 
 
 def _sides(rect: BaseGeometry) -> tuple[float, float]:
@@ -334,6 +354,8 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
           "strength_before": round(mean(S, a), 3), "strength_after": round(now, 3),
           "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
           "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
+    if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
+        ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if mean(Pd, s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"
     return Change(name, geom, obs[a].scene_id, obs[a].acquired.date(), obs[b].scene_id, obs[b].acquired.date(),
                   area, None if length is None else round(length, 1), score(score_features(name, ev, area, res)), ev)

@@ -2,7 +2,8 @@
 
 The demo's ``truth.json`` lists every change its generator planted, dated by the clear scenes
 around it. Findings are matched to it by site, kind and place (a detection within
-:data:`NEAR_M` of a planted structure's footprint): each planted change is found with its
+:data:`NEAR_M` of a planted structure's footprint, and the one it overlaps most when several
+are): each planted change is found with its
 dates, found with other dates, found in several pieces, or missed; each detection that is
 near nothing planted of its kind is a false alarm. A demo that showed only its successes
 would teach users to trust the detector more than it deserves.
@@ -137,23 +138,41 @@ def read_truth(path: str | Path) -> list[Planted]:
                     dt.date.fromisoformat(r["after_date"]), shape(r["geometry"])) for r in rows]
 
 
-def _near(a: BaseGeometry, b: BaseGeometry, metres: float) -> bool:
-    c = a.centroid
-    crs = utm_crs_for(c.x, c.y)
-    return bool(to_crs(a, "EPSG:4326", crs).distance(to_crs(b, "EPSG:4326", crs)) <= metres)
+def _local(g: BaseGeometry, crs: str) -> BaseGeometry:
+    return to_crs(g, "EPSG:4326", crs)
 
 
 def check(planted: Sequence[Planted], found: Iterable[Found], near_m: float = NEAR_M) -> TruthCheck:
-    """Match detections to planted changes by site, kind and place (see the module's docstring)."""
+    """Match detections to planted changes by site, kind and place (see the module's docstring).
+
+    A detection belongs to the one planted change of its site and kind it overlaps most (the
+    footprint grown by ``near_m``), so a fence that touches another where they cross is not
+    taken for a piece of it; a planted change that no detection belongs to is missed.
+    """
     dets = list(found)
+    owner: dict[str, int] = {}
+    for d in dets:
+        c = d.geometry.centroid
+        crs = utm_crs_for(c.x, c.y)
+        dg = _local(d.geometry, crs)
+        best: tuple[float, float, int] | None = None
+        for i, p in enumerate(planted):
+            if p.site_id != d.site_id or p.kind != d.kind:
+                continue
+            pg = _local(p.geometry, crs)
+            if dg.distance(pg) > near_m:
+                continue
+            key = (dg.intersection(pg.buffer(near_m)).area, -dg.centroid.distance(pg.centroid), -i)
+            if best is None or key > best:
+                best = key
+        if best is not None:
+            owner[d.detection_id] = -best[2]
     out = TruthCheck()
-    used: set[str] = set()
-    for p in planted:
-        ds = [d for d in dets if d.site_id == p.site_id and d.kind == p.kind and _near(p.geometry, d.geometry, near_m)]
-        ds.sort(key=lambda d: (d.after_date, d.before_date, d.detection_id))
-        used.update(d.detection_id for d in ds)
+    for i, p in enumerate(planted):
+        ds = sorted((d for d in dets if owner.get(d.detection_id) == i),
+                    key=lambda d: (d.after_date, d.before_date, d.detection_id))
         out.matches.append((p, ds))
-    out.false = [d for d in dets if d.detection_id not in used]
+    out.false = [d for d in dets if d.detection_id not in owner]
     return out
 
 
