@@ -56,7 +56,7 @@ def test_monitor_names_every_site_that_matched_no_scene(region, tmp_path):
             "--no-prefect")
     assert r.returncode == 0, r.stderr
     assert "0 scenes found" in r.stdout
-    assert f"{sites}: 2 sites in lon" in r.stderr
+    assert f"{sites}: 2 sites in lon" in r.stdout
     assert "1 of 2 site(s)" in r.stderr and "swapped-1 (lon" in r.stderr  # warned before the run
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("no scene:")]
     assert len(lines) == 2, r.stderr
@@ -71,7 +71,7 @@ def test_scan_says_where_the_region_is_and_that_it_matched_no_scene(region, tmp_
     flipped = f"{miny},{minx},{maxy},{maxx}"
     r = cli("scan", "--region", flipped, "--imagery", region.catalog_path, "--db", tmp_path / "s.gpkg", "--no-prefect")
     assert "0 tiles" in r.stdout
-    assert f"region: lon {float(miny):.4f}..{float(maxy):.4f}, lat {float(minx):.4f}" in r.stderr, r.stderr
+    assert f"region: lon {float(miny):.4f}..{float(maxy):.4f}, lat {float(minx):.4f}" in r.stdout, r.stdout
     assert "are lon and lat swapped?" in r.stderr  # before the run
     assert f"no scene: region '{flipped}'" in r.stderr and "it would match 2 scene(s)" in r.stderr
 

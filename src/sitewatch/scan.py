@@ -436,6 +436,8 @@ def _clear_of_cloud_edges(clear: np.ndarray, scl: np.ndarray, res: float) -> Non
     Only scenes with a cloud over the tile pay for it."""
     from .reader import near_cloud
 
+    if clear.all():  # nothing masked at all (most tiles): no cloud to grow
+        return
     cloud = np.isin(scl, SCL_CLOUD)
     if cloud.any():
         clear &= ~near_cloud(cloud, res)

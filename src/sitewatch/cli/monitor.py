@@ -59,10 +59,10 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
 
 
 def where(path: str, sites: list) -> None:
-    """Where the sites are, on stderr, and a warning when their lon and lat look swapped."""
+    """Where the sites are, and a warning (stderr) when their lon and lat look swapped."""
     from ..extent import extent_text, swap_warning
 
-    click.echo(f"{path}: {len(sites)} sites in {extent_text(s.geometry for s in sites)}", err=True)
+    click.echo(f"{path}: {len(sites)} sites in {extent_text(s.geometry for s in sites)}")
     warning = swap_warning([(s.site_id, s.geometry) for s in sites])
     if warning:
         click.echo(warning, err=True)
@@ -81,9 +81,10 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
 
     # Unusable input fails here, before Prefect starts and before anything is written.
     check_dates(since, until)
-    where(sites, read_sites(sites))
+    site_list = read_sites(sites)
     probe(imagery, collection=collection)
     Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
+    where(sites, site_list)
     quiet_prefect(verbose)
     flow = flow_or_library("monitor") if use_prefect else None
     with rich_progress():

@@ -58,14 +58,14 @@ def command(region: str, imagery: str, collection: str | None, db: str, since: d
 
     check_dates(since, until)
     area = read_region(region)  # unusable input fails before anything starts or is written
+    probe(imagery, collection=collection)
+    Store(db)  # a --db that cannot be a findings GeoPackage is refused before the flow starts
     from ..extent import extent_text, swap_warning
 
-    click.echo(f"region: {extent_text([area])}", err=True)
+    click.echo(f"region: {extent_text([area])}")
     warning = swap_warning([(region, area)], "region")
     if warning:
         click.echo(warning, err=True)
-    probe(imagery, collection=collection)
-    Store(db)  # a --db that cannot be a findings GeoPackage is refused before the flow starts
     params = ScanParams(region=region, imagery=imagery, db=db, collection=collection, since=since, until=until,
                         tile_px=tile_px, batch_tiles=batch_tiles)
     quiet_prefect(verbose)
