@@ -410,21 +410,21 @@ def test_static_catalog_collection_is_a_filter_and_an_unknown_one_is_refused(tmp
     """A static catalog of two collections: --collection reads only that one; a misspelled one is
     refused in one line naming the collections there are (it used to be ignored: everything read)."""
     a = write_static(tmp_path / "a", [_es("S2A_0301", "2024-03-01T05:10:00Z")])
-    b = write_static(tmp_path / "b", [_es("LC09_0302", "2024-03-02T05:10:00Z", collection="landsat-c2-l2")])
+    b = write_static(tmp_path / "b", [_es("S2B_0302", "2024-03-02T05:10:00Z", collection="sentinel-2-c1-l2a")])
     coll = b.parent / "s2" / "collection.json"
-    coll.write_text(coll.read_text().replace('"id": "sentinel-2-l2a"', '"id": "landsat-c2-l2"'))
+    coll.write_text(coll.read_text().replace('"id": "sentinel-2-l2a"', '"id": "sentinel-2-c1-l2a"'))
     top = tmp_path / "catalog.json"
     top.write_text(json.dumps({"type": "Catalog", "stac_version": "1.0.0", "id": "top", "description": "t",
                                "links": [{"rel": "child", "href": "./a/catalog.json"},
                                          {"rel": "child", "href": "./b/catalog.json"}]}))
-    assert [s.scene_id for s in discover(str(top), aoi=AOI).scenes] == ["S2A_0301", "LC09_0302"]
-    assert probe(str(top), collection="landsat-c2-l2") == "static"
-    assert [s.scene_id for s in discover(str(top), collection="landsat-c2-l2", aoi=AOI).scenes] == ["LC09_0302"]
+    assert [s.scene_id for s in discover(str(top), aoi=AOI).scenes] == ["S2A_0301", "S2B_0302"]
+    assert probe(str(top), collection="sentinel-2-c1-l2a") == "static"
+    assert [s.scene_id for s in discover(str(top), collection="sentinel-2-c1-l2a", aoi=AOI).scenes] == ["S2B_0302"]
     assert [s.scene_id for s in discover(str(a), collection="sentinel-2-l2a", aoi=AOI).scenes] == ["S2A_0301"]
     with pytest.raises(ImageryError) as exc:
         probe(str(top), collection="sentinel-2-l2A")
     line = _one_line_naming(exc, str(top))
-    assert "'sentinel-2-l2A'" in line and "landsat-c2-l2, sentinel-2-l2a" in line
+    assert "'sentinel-2-l2A'" in line and "sentinel-2-c1-l2a, sentinel-2-l2a" in line
     with pytest.raises(ImageryError, match="'nope' is not in this static catalog"):
         discover(str(top), collection="nope", aoi=AOI)
     folder = tmp_path / "tifs"
