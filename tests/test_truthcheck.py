@@ -75,3 +75,15 @@ def test_truth_file_round_trip_and_report(tmp_path):
                                                                              D("2018-04-05"), D("2018-10-02"))
     report = json.loads(write(check([p], []), tmp_path / "check.json").read_text())
     assert report["ok"] is False and report["planted"][0]["verdict"] == "missed" and report["false_alarms"] == []
+
+
+def test_one_detection_of_a_whole_block_finds_each_hall_and_a_crossing_fence_is_not_a_piece():
+    halls = [Planted("s", "building_new", f"hall-{i}", D("2019-03-30"), D("2019-09-21"), _box(45 * i, 0, 30, 100))
+             for i in range(4)]
+    block = Found("b", "s", "building_new", D("2019-03-30"), D("2019-09-21"), _box(-2, -2, 170, 104), 14_000, 1.0)
+    assert check(halls, [block]).right == halls
+    yard = Planted("s", "fence_new", "yard", D("2018-04-05"), D("2018-07-18"), _box(0, 300, 250, 1))
+    cross = Planted("s", "fence_new", "fence-1", D("2018-04-05"), D("2018-07-18"), _box(100, 200, 1, 100))
+    piece = Found("f", "s", "fence_new", D("2018-04-05"), D("2018-07-18"), _box(100, 200, 1, 101), 100, 0.9)
+    res = check([yard, cross], [piece])
+    assert res.right == [cross] and res.missed == [yard]

@@ -145,34 +145,40 @@ def _local(g: BaseGeometry, crs: str) -> BaseGeometry:
 def check(planted: Sequence[Planted], found: Iterable[Found], near_m: float = NEAR_M) -> TruthCheck:
     """Match detections to planted changes by site, kind and place (see the module's docstring).
 
-    A detection belongs to the one planted change of its site and kind it overlaps most (the
-    footprint grown by ``near_m``), so a fence that touches another where they cross is not
-    taken for a piece of it; a planted change that no detection belongs to is missed.
+    A detection belongs to the planted change of its site and kind it overlaps most (the
+    footprint grown by ``near_m``) and to every other one it covers at least half of (a block
+    detected as one object covers each of its halls); so a fence that touches another where they
+    cross is not taken for a piece of it. A planted change no detection belongs to is missed.
     """
     dets = list(found)
-    owner: dict[str, int] = {}
+    owners: dict[str, set[int]] = {}
     for d in dets:
         c = d.geometry.centroid
         crs = utm_crs_for(c.x, c.y)
         dg = _local(d.geometry, crs)
         best: tuple[float, float, int] | None = None
+        mine: set[int] = set()
         for i, p in enumerate(planted):
             if p.site_id != d.site_id or p.kind != d.kind:
                 continue
             pg = _local(p.geometry, crs)
             if dg.distance(pg) > near_m:
                 continue
-            key = (dg.intersection(pg.buffer(near_m)).area, -dg.centroid.distance(pg.centroid), -i)
+            grown = pg.buffer(near_m)
+            shared = dg.intersection(grown).area
+            if grown.area and shared >= 0.5 * grown.area:
+                mine.add(i)
+            key = (shared, -dg.centroid.distance(pg.centroid), -i)
             if best is None or key > best:
                 best = key
         if best is not None:
-            owner[d.detection_id] = -best[2]
+            owners[d.detection_id] = mine | {-best[2]}
     out = TruthCheck()
     for i, p in enumerate(planted):
-        ds = sorted((d for d in dets if owner.get(d.detection_id) == i),
+        ds = sorted((d for d in dets if i in owners.get(d.detection_id, ())),
                     key=lambda d: (d.after_date, d.before_date, d.detection_id))
         out.matches.append((p, ds))
-    out.false = [d for d in dets if d.detection_id not in owner]
+    out.false = [d for d in dets if d.detection_id not in owners]
     return out
 
 
