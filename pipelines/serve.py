@@ -27,6 +27,10 @@ EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 
 def deployments(args: argparse.Namespace) -> list:
     params = {"sites": args.sites, "imagery": args.imagery, "db": args.db, "collection": args.collection}
+    if args.change_model:
+        params.update(change_model=args.change_model, model_only=args.model_only)
+    if args.learn:
+        params["learn_ranking"] = True
     if args.since:
         params["since"] = dt.date.fromisoformat(args.since)
     out = [monitor_flow.to_deployment(name=args.name, cron=args.cron, parameters=params,
@@ -56,6 +60,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--since", default="2017-01-01", help="ignore scenes before this date (YYYY-MM-DD)")
     p.add_argument("--cron", default="0 4 * * *", help="schedule, cron syntax, UTC (default daily 04:00)")
     p.add_argument("--name", default="xinjiang-sentinel-2")
+    p.add_argument("--change-model", default=None, metavar="PATH.onnx",
+                   help="a trained change model (ONNX, contract in the README) beside the default detector")
+    p.add_argument("--model-only", action="store_true", help="with --change-model: the model instead of the detector")
+    p.add_argument("--learn", action="store_true",
+                   help="re-learn the review queue's ranking from the reviews after each scheduled run")
     p.add_argument("--scan-region", default=None,
                    help="also serve a wide-area scan of this region (lon/lat box, polygon file or 'xinjiang')")
     p.add_argument("--scan-cron", default="0 6 * * 0", help="scan schedule (default weekly, Sunday 06:00 UTC)")
