@@ -233,18 +233,23 @@ class ChangeModel:
 
     def prepare(self, raster: SceneRaster) -> np.ndarray:
         """The scene as the model's input: [C, H, W] float32, scaled and normalised; NaN where no data."""
-        c = self.contract
-        missing = [b for b in c.bands if b not in raster.bands]
+        missing = [b for b in self.contract.bands if b not in raster.bands]
         if missing:
             from .errors import SceneError
 
             raise SceneError(f"scene {raster.scene.scene_id} has no {', '.join(missing)} band for change model "
                              f"{self.name}")
-        out = np.empty((len(c.bands), *raster.grid.shape), np.float32)
+        return self.normalise(raster.bands, raster.scales)
+
+    def normalise(self, bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]]) -> np.ndarray:
+        """Reflectance bands (as the reader gives them) to the model's input [C, H, W]."""
+        c = self.contract
+        first = bands[c.bands[0]]
+        out = np.empty((len(c.bands), *first.shape), np.float32)
         for i, b in enumerate(c.bands):
-            x = raster.bands[b].astype(np.float32)
+            x = bands[b].astype(np.float32)
             if c.scale is not None:  # back to the stored values, then the model's own scaling
-                s, o = raster.scales.get(b, (1.0, 0.0))
+                s, o = scales.get(b, (1.0, 0.0))
                 x = (x - np.float32(o)) / np.float32(s) / np.float32(c.scale)
             out[i] = (x - np.float32(c.mean[i])) / np.float32(c.std[i])
         return out
@@ -351,15 +356,59 @@ def open_model(path: str | Path) -> ChangeModel:
         return _OPEN[key]
 
 
-INPUT = "model.input"
 PROB = "model.probability"
+NODATA = "model.nodata"
+
+
+def pack(bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]],
+         names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
+    """The bands a model reads, to keep with a scene's maps: as the source's own integers when the
+    reflectance came from them unchanged (exact, and compressed far faster than floats), else
+    float32. Returns the arrays (features) and the scaling back to reflectance."""
+    out: dict[str, np.ndarray] = {}
+    kept: dict[str, list[float]] = {}
+    nodata = np.zeros(bands[names[0]].shape, bool)
+    for b in names:
+        x = bands[b]
+        ok = np.isfinite(x)
+        nodata |= ~ok
+        s, o = (float(v) for v in scales.get(b, (1.0, 0.0)))
+        raw = (x[ok].astype(np.float64) - o) / s
+        r = np.rint(raw)
+        if s != 1.0 and raw.size and np.abs(raw - r).max() < 1e-3 and r.min() >= 0 and r.max() <= 65535:
+            arr = np.zeros(x.shape, np.uint8 if r.max() <= 255 else np.uint16)
+            arr[ok] = r.astype(arr.dtype)
+            out[f"model.band.{b}"] = arr
+        else:
+            out[f"model.band.{b}"] = np.where(ok, x, 0).astype(np.float32)
+            s, o = 1.0, 0.0
+        kept[b] = [s, o]
+    out[NODATA] = nodata
+    return out, kept
+
+
+def unpack(maps: StructureMaps, model: ChangeModel) -> np.ndarray | None:
+    """The model's input [C, H, W] from a scene's kept bands (None when they are not kept)."""
+    info = _model_info(maps, model)
+    if info is None:
+        return None
+    scales = info.get("band_scales") or {}
+    bands = {}
+    for b in model.contract.bands:
+        a = maps.features.get(f"model.band.{b}")
+        if a is None:
+            return None
+        s, o = scales.get(b, (1.0, 0.0))
+        x = a.astype(np.float32) * np.float32(s) + np.float32(o) if a.dtype != np.float32 else a
+        bands[b] = np.where(maps.features[NODATA], np.nan, x).astype(np.float32)
+    return model.normalise(bands, scales)
 
 
 @dataclass(frozen=True)
 class ModelDetector:
     """The change model, beside a structure detector (``base``) or alone (``base=None``).
 
-    Each scene's maps keep the model's prepared input (float16) so a later run can pair the
+    Each scene's maps keep the bands the model reads (:func:`pack`) so a later run can pair the
     next scene with it without reading old imagery again, and the change probability against
     the scene before it (``info['model']['before_scene_id']`` says which).
     """
@@ -387,9 +436,12 @@ class ModelDetector:
             info["gsd_note"] = (f"imagery at {raster.native_gsd_m:.2f} m, model trained at {c.gsd_m:g} m "
                                 "(more than 2x off; not resampled)")
             log.warning("%s: %s", raster.scene.scene_id, info["gsd_note"])
-        features = {**dict(base.features), INPUT: x.astype(np.float16)}
+        kept, scales = pack(raster.bands, raster.scales, c.bands)
+        info["band_scales"] = scales
+        features = {**dict(base.features), **kept}
         if prev is not None:
-            before = prev.features[INPUT].astype(np.float32)
+            before = unpack(prev, self.model)
+            assert before is not None
             p = self.model.probability(before, x)
             p[~(raster.valid & prev.observed)] = 0.0
             features[PROB] = p.astype(np.float16)
@@ -399,7 +451,7 @@ class ModelDetector:
 
 def _model_info(maps: StructureMaps, model: ChangeModel | None = None) -> Mapping[str, Any] | None:
     m = maps.info.get("model") if isinstance(maps.info, Mapping) else None
-    if not isinstance(m, Mapping) or INPUT not in maps.features:
+    if not isinstance(m, Mapping) or NODATA not in maps.features:
         return None
     if model is not None and m.get("sha256") != model.sha256:
         return None  # maps made with another model: their inputs may be scaled differently
@@ -430,8 +482,7 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
         if _model_info(m).get("before_scene_id") == obs[i - 1].scene_id and PROB in m.features:  # type: ignore[union-attr]
             probs.append(m.features[PROB].astype(np.float32))
         elif model is not None:
-            p = model.probability(obs[i - 1].maps.features[INPUT].astype(np.float32),
-                                  m.features[INPUT].astype(np.float32))
+            p = model.probability(unpack(obs[i - 1].maps, model), unpack(m, model))  # type: ignore[arg-type]
             p[~(m.observed & obs[i - 1].maps.observed)] = 0.0
             probs.append(p)
         else:
