@@ -56,7 +56,10 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
 
 def relearn(db: str) -> str:
     """Fit the review queue's ranking again from the file's reviews; what happened, in one line."""
+    import logging
+
     from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
 
     from sitewatch.errors import SitewatchError
     from sitewatch.rerank import learn
@@ -65,5 +68,8 @@ def relearn(db: str) -> str:
         line = learn(db).summary()
     except SitewatchError as exc:  # too few reviews yet: the queue keeps its current order
         line = f"ranking not learnt: {exc}"
-    get_run_logger().info(line)
+    try:
+        get_run_logger().info(line)
+    except MissingContextError:  # called outside a flow run
+        logging.getLogger("sitewatch").info(line)
     return line

@@ -27,9 +27,9 @@ EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 
 def deployments(args: argparse.Namespace) -> list:
     params = {"sites": args.sites, "imagery": args.imagery, "db": args.db, "collection": args.collection}
-    if args.change_model:
-        params.update(change_model=args.change_model, model_only=args.model_only)
-    if args.learn:
+    if getattr(args, "change_model", None):
+        params.update(change_model=args.change_model, model_only=bool(getattr(args, "model_only", False)))
+    if getattr(args, "learn", False):  # re-learn the review queue's order after each run
         params["learn_ranking"] = True
     if args.since:
         params["since"] = dt.date.fromisoformat(args.since)
@@ -52,6 +52,10 @@ def deployments(args: argparse.Namespace) -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
+    serve(*deployments(parser().parse_args(argv)))
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sites", default="geodata/xinjiang_sites.gpkg")
     p.add_argument("--imagery", default=EARTH_SEARCH)
@@ -72,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timelines", default=None, metavar="DIR",
                    help="also serve a flow that rebuilds every site's timeline into DIR")
     p.add_argument("--timelines-cron", default="0 7 * * *", help="timeline schedule (default daily 07:00 UTC)")
-    args = p.parse_args(argv)
-    serve(*deployments(args))
+    return p
 
 
 if __name__ == "__main__":

@@ -345,3 +345,17 @@ def test_flow_takes_the_model(tmp_path, series):
     finish(store, run_id, [run_site(params, s, run_id) for s in site_list])
     assert json.loads(sqlite3.connect(db).execute("SELECT params FROM runs").fetchone()[0])["change_model"] == str(model)
     assert len(Store(db).detections()) == 1
+
+
+def test_serve_passes_the_model_and_learning_to_the_monitor_deployment(tmp_path):
+    pytest.importorskip("prefect")
+    from pipelines.serve import deployments, parser
+
+    model = om.difference_model(tmp_path / "diff.onnx")
+    args = parser().parse_args(["--sites", "s.gpkg", "--db", "f.gpkg", "--change-model", str(model), "--model-only",
+                                "--learn"])
+    (dep,) = deployments(args)
+    assert dep.parameters["change_model"] == str(model) and dep.parameters["model_only"] is True
+    assert dep.parameters["learn_ranking"] is True
+    (plain,) = deployments(parser().parse_args(["--sites", "s.gpkg"]))
+    assert "change_model" not in plain.parameters and "learn_ranking" not in plain.parameters

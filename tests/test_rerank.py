@@ -153,3 +153,15 @@ def test_review_page_queue_carries_rank_score(tmp_path):
     rows = json.loads(body)["detections"]
     assert len(rows) == 12 and all("score" in r and r["rank_score"] is not None for r in rows)
     assert [r["rank_score"] for r in rows] == sorted((r["rank_score"] for r in rows), reverse=True)
+
+
+def test_scheduled_runs_relearn_or_say_why_not(tmp_path):
+    pytest.importorskip("prefect")
+    from pipelines.monitor import relearn
+
+    store, truth = _store(tmp_path, n=24)
+    assert relearn(str(store.path)).startswith("ranking not learnt: ") and latest(store) is None
+    for did in list(truth)[:12]:
+        store.add_review(did, "ana", "confirmed" if truth[did] else "rejected")
+    line = relearn(str(store.path))
+    assert "learnt from 12 reviews" in line and latest(store) is not None
