@@ -72,7 +72,7 @@ def xbd(work: Path) -> tuple[Path, Path, dict[str, tuple[Path, str]]]:
     feats, truth = [], {}
     for pre in sorted((root / "images").glob("*_pre_disaster.png")):
         tile = pre.name.split("_")[1]
-        sid = f"xbd-{tile}"
+        sid = f"xbd-t{int(tile)}"  # no 8-digit run in the name: it would be read as a date
         for src_path, date, out_name in ((pre, "2009-08-08", f"{sid}_2009-08-08.tif"),
                                          (Path(str(pre).replace("_pre_", "_post_")), "2011-05-29", f"{sid}_2011-05-29.tif"),
                                          (root / "masks" / pre.name.replace("_pre_disaster.png", "_post_disaster_damage.png"),
@@ -187,6 +187,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=None)
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--sets", default="levir,oscd,xbd", help="data sets, comma-separated (levir, oscd, xbd)")
+    ap.add_argument("--reuse", action="store_true", help="keep WORK/pool.gpkg from an earlier run (no monitor runs)")
     args = ap.parse_args()
     import onnx_models as om
 
@@ -197,12 +199,22 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     model = om.difference_model(work / "difference.onnx", tile=256, threshold=0.5)
     db = work / "pool.gpkg"
-    db.unlink(missing_ok=True)
+    reuse = args.reuse and db.exists()
+    if not reuse:
+        db.unlink(missing_ok=True)
     truth: dict[str, tuple[Path, str]] = {}
     sets = {}
-    for name, make in (("LEVIR-CD samples", levir), ("OSCD (5 cities)", oscd), ("xBD Joplin", xbd)):
+    chosen_sets = set(args.sets.split(","))
+    for key, name, make in (("levir", "LEVIR-CD samples", levir), ("oscd", "OSCD (5 cities)", oscd),
+                            ("xbd", "xBD Joplin", xbd)):
+        if key not in chosen_sets:
+            continue
         imagery, sites, t = make(work)
         truth.update(t)
+        if reuse:
+            n = sum(len(Store(db).detections(site_id=sid)) for sid in t)
+            sets[name] = ("reused", n)
+            continue
         s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model)))
         sets[name] = (s.status, s.as_dict()["detections_new"])
     store = Store(db)

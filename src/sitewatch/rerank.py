@@ -95,9 +95,20 @@ def chip_stats(d: DetectionRecord, qls: _Quicklooks) -> list[float]:
 
         b_img = np.asarray(Image.fromarray((b_img * 255).astype(np.uint8)).resize((w, h), Image.BILINEAR),
                            np.float32) / 255.0
+        qls.cache[(d.site_id, d.before_scene_id)] = (b_img, before[1])
     t = grid.transform * Affine.scale(grid.width / w, grid.height / h)
     geom = to_crs(d.geometry, "EPSG:4326", grid.crs)
-    inside = rasterize([geom], out_shape=(h, w), transform=t, all_touched=True).astype(bool)
+    # only the detection's window (and a ring of 4 px) is looked at
+    minx, miny, maxx, maxy = geom.bounds
+    c0, r0 = ~t * (minx, maxy)
+    c1, r1 = ~t * (maxx, miny)
+    c0, r0 = max(0, int(math.floor(min(c0, c1))) - 6), max(0, int(math.floor(min(r0, r1))) - 6)
+    c1, r1 = min(w, int(math.ceil(max(c0 + 6, c1))) + 6), min(h, int(math.ceil(max(r0 + 6, r1))) + 6)
+    if c1 <= c0 or r1 <= r0:
+        return nan
+    a_img, b_img = a_img[r0:r1, c0:c1], b_img[r0:r1, c0:c1]
+    t = t * Affine.translation(c0, r0)
+    inside = rasterize([geom], out_shape=a_img.shape[:2], transform=t, all_touched=True).astype(bool)
     if not inside.any():
         return nan
     ring = ndimage.binary_dilation(inside, iterations=4) & ~inside
