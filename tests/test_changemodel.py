@@ -359,3 +359,14 @@ def test_serve_passes_the_model_and_learning_to_the_monitor_deployment(tmp_path)
     assert dep.parameters["learn_ranking"] is True
     (plain,) = deployments(parser().parse_args(["--sites", "s.gpkg"]))
     assert "change_model" not in plain.parameters and "learn_ranking" not in plain.parameters
+
+
+def test_imagery_far_from_the_training_resolution_is_noted_not_resampled(tmp_path):
+    from sitewatch.changemodel import ModelDetector
+
+    m = ChangeModel.open(om.difference_model(tmp_path / "g.onnx", gsd_m=2.0))
+    bands = {b: np.full((24, 24), 0.2, np.float32) for b in ("red", "green", "blue")}
+    maps = ModelDetector(m).maps(_raster(bands))  # 0.5 m imagery, a model trained at 2 m
+    assert "more than 2x off" in maps.info["model"]["gsd_note"] and maps.observed.shape == (24, 24)
+    ok = ChangeModel.open(om.difference_model(tmp_path / "ok.onnx", gsd_m=0.6))
+    assert "gsd_note" not in ModelDetector(ok).maps(_raster(bands)).info["model"]
