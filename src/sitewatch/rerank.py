@@ -286,7 +286,11 @@ def queue_rows(store: Store, dets: Iterable[DetectionRecord],
     :func:`~sitewatch.reviewweb.detection_row`): each with ``score`` and ``rank_score``;
     best first by ``rank_score`` once a ranking was learnt (else in the order given)."""
     if row is None:
-        from .reviewweb import detection_row as row
+        from .reviewweb import detection_row
+        from .reviews import disputes
+
+        disputed = disputes(store.reviews())
+        row = lambda d: detection_row(d, disputed=d.detection_id in disputed)  # noqa: E731
 
     dets = list(dets)
     rs = rank_scores(store, dets)
