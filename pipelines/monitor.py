@@ -22,7 +22,8 @@ def monitor_site_task(params: MonitorParams, site: Site, run_id: str) -> SiteRes
 
 @flow(name="sitewatch-monitor", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
 def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection: str | None = None,
-                 since: dt.date | None = None, until: dt.date | None = None) -> dict[str, Any]:
+                 since: dt.date | None = None, until: dt.date | None = None, change_model: str | None = None,
+                 model_only: bool = False, learn_ranking: bool = False) -> dict[str, Any]:
     """Watch a list of sites: pull new scenes, map structures, date changes, store for review.
 
     Args:
@@ -31,8 +32,13 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
         db: findings GeoPackage (created when missing).
         collection: STAC collection (default Earth Search ``sentinel-2-l2a`` for APIs).
         since, until: only scenes acquired in this date range.
+        change_model: a trained change model (ONNX file, contract in the README), beside the detector.
+        model_only: the change model instead of the default detector.
+        learn_ranking: re-learn the review queue's ranking from the reviews after the run
+            (skipped, with a log line, while there are too few reviews).
     """
-    params = MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
+    params = MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
+                           change_model=change_model, model_only=model_only)
     store, site_list, run_id = prepare(params)
     futures = monitor_site_task.map(params=unmapped(params), site=site_list, run_id=unmapped(run_id))
     results: list[SiteResult] = []
@@ -42,4 +48,28 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
         except Exception as exc:  # a crash in one site must not lose the others' results
             results.append(SiteResult(site.site_id, failures=(f"site {site.site_id}: {type(exc).__name__}: {exc}",)))
     summary = finish(store, run_id, results)
-    return {"run_id": run_id, "status": summary.status, **summary.as_dict()}
+    out = {"run_id": run_id, "status": summary.status, **summary.as_dict()}
+    if learn_ranking:
+        out["ranking"] = relearn(db)
+    return out
+
+
+def relearn(db: str) -> str:
+    """Fit the review queue's ranking again from the file's reviews; what happened, in one line."""
+    import logging
+
+    from prefect import get_run_logger
+    from prefect.exceptions import MissingContextError
+
+    from sitewatch.errors import SitewatchError
+    from sitewatch.rerank import learn
+
+    try:
+        line = learn(db).summary()
+    except SitewatchError as exc:  # too few reviews yet: the queue keeps its current order
+        line = f"ranking not learnt: {exc}"
+    try:
+        get_run_logger().info(line)
+    except MissingContextError:  # called outside a flow run
+        logging.getLogger("sitewatch").info(line)
+    return line

@@ -27,6 +27,10 @@ EARTH_SEARCH = "https://earth-search.aws.element84.com/v1"
 
 def deployments(args: argparse.Namespace) -> list:
     params = {"sites": args.sites, "imagery": args.imagery, "db": args.db, "collection": args.collection}
+    if getattr(args, "change_model", None):
+        params.update(change_model=args.change_model, model_only=bool(getattr(args, "model_only", False)))
+    if getattr(args, "learn", False):  # re-learn the review queue's order after each run
+        params["learn_ranking"] = True
     if args.since:
         params["since"] = dt.date.fromisoformat(args.since)
     out = [monitor_flow.to_deployment(name=args.name, cron=args.cron, parameters=params,
@@ -48,6 +52,10 @@ def deployments(args: argparse.Namespace) -> list:
 
 
 def main(argv: list[str] | None = None) -> None:
+    serve(*deployments(parser().parse_args(argv)))
+
+
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sites", default="geodata/xinjiang_sites.gpkg")
     p.add_argument("--imagery", default=EARTH_SEARCH)
@@ -56,6 +64,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--since", default="2017-01-01", help="ignore scenes before this date (YYYY-MM-DD)")
     p.add_argument("--cron", default="0 4 * * *", help="schedule, cron syntax, UTC (default daily 04:00)")
     p.add_argument("--name", default="xinjiang-sentinel-2")
+    p.add_argument("--change-model", default=None, metavar="PATH.onnx",
+                   help="a trained change model (ONNX, contract in the README) beside the default detector")
+    p.add_argument("--model-only", action="store_true", help="with --change-model: the model instead of the detector")
+    p.add_argument("--learn", action="store_true",
+                   help="re-learn the review queue's ranking from the reviews after each scheduled run")
     p.add_argument("--scan-region", default=None,
                    help="also serve a wide-area scan of this region (lon/lat box, polygon file or 'xinjiang')")
     p.add_argument("--scan-cron", default="0 6 * * 0", help="scan schedule (default weekly, Sunday 06:00 UTC)")
@@ -63,8 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--timelines", default=None, metavar="DIR",
                    help="also serve a flow that rebuilds every site's timeline into DIR")
     p.add_argument("--timelines-cron", default="0 7 * * *", help="timeline schedule (default daily 07:00 UTC)")
-    args = p.parse_args(argv)
-    serve(*deployments(args))
+    return p
 
 
 if __name__ == "__main__":

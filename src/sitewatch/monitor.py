@@ -50,6 +50,10 @@ class MonitorParams(RunParams):
     collection: str | None = None
     since: dt.date | None = None
     until: dt.date | None = None
+    #: a trained change model (ONNX, see :mod:`sitewatch.changemodel`), beside the default detector
+    change_model: str | None = None
+    #: the change model instead of the default detector (no structure maps, metrics or levels)
+    model_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,19 +269,26 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
             continue
         ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
         earlier = history[raster.grid.res]
-        maps = detector.maps(raster, tuple(earlier))
+        try:
+            maps = detector.maps(raster, tuple(earlier))
+        except SceneError as exc:  # e.g. a band the change model needs is missing from this scene
+            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
+            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
+            rep.advance(task)
+            continue
         shift = maps.info.get("shift_px")
         if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
             raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
         record = replace(scene_record(site, ref, run_id, raster), image_href=image_href(ref, vrt_folder(store.path)))
+        # a change model alone maps no structures: no metrics rather than a false 0 m² built
         store.save_scene(record, maps=maps.to_bytes(), detector=f"{detector.name} {detector.version}",
-                         metrics=metrics_record(site.site_id, ref, maps, run_id), quicklook=ql,
-                         grid=raster.grid.to_dict())
+                         metrics=metrics_record(site.site_id, ref, maps, run_id) if maps.kinds else None,
+                         quicklook=ql, grid=raster.grid.to_dict())
         earlier.append(maps)
         new += 1
         rep.advance(task)
     rep.finish(task)
-    added = redate_site(store, site.site_id, run_id)
+    added = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None))
     steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
     return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable), steps)
 
@@ -311,8 +322,11 @@ def reflectance_steps(records: Sequence[SceneRecord], new: set[str] | None = Non
     return out
 
 
-def redate_site(store: Store, site_id: str, run_id: str) -> int:
-    """Track changes over every stored observation of a site; store the ones not yet stored."""
+def redate_site(store: Store, site_id: str, run_id: str, model: Any = None) -> int:
+    """Track changes over every stored observation of a site; store the ones not yet stored.
+
+    ``model`` (a :class:`~sitewatch.changemodel.ChangeModel`) re-runs pairs whose stored
+    change probability was made against another scene (one that arrived late)."""
     by_res: dict[float, list[Observation]] = defaultdict(list)
     for rec, blob in store.scene_maps(site_id):
         by_res[float(rec.grid_res_m or 0.0)].append(Observation(rec.scene_id, rec.acquired,
@@ -325,6 +339,10 @@ def redate_site(store: Store, site_id: str, run_id: str) -> int:
         made_by = store.scene_detectors(site_id)
         records += [detection_record(site_id, c, grid, run_id, made_by.get(c.after_scene_id, ""))
                     for c in track(obs)]
+        if any("model" in o.maps.info for o in obs):
+            from .changemodel import model_detection_records
+
+            records += model_detection_records(site_id, obs, run_id, model)
     stored = store.detections(site_id=site_id)
     fresh: list[DetectionRecord] = []
     better: dict[str, DetectionRecord] = {}
@@ -372,6 +390,10 @@ def same_event(a: DetectionRecord, b: DetectionRecord, min_iou: float = 0.3) -> 
         return True
     if a.kind != b.kind or a.site_id != b.site_id:
         return False
+    from .changemodel import maker
+
+    if maker(a.evidence) != maker(b.evidence):  # a model's claim and the detector's are two claims
+        return False
     if not (a.before_date < b.after_date and b.before_date < a.after_date):
         return False
     inter = a.geometry.intersection(b.geometry).area
@@ -393,6 +415,14 @@ def prepare(params: MonitorParams) -> tuple[Store, list[Site], str]:
 
     sites = read_sites(params.sites)
     probe(params.imagery, collection=params.collection)
+    if params.change_model:  # a model file that does not meet the contract is refused before any write
+        from .changemodel import open_model
+
+        open_model(params.change_model)
+    elif params.model_only:
+        from .errors import InputError
+
+        raise InputError("model_only needs a change model (--change-model PATH.onnx)")
     db = Path(params.db)
     store = Store(db)
     store.upsert_sites(sites)
@@ -410,7 +440,13 @@ def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector 
                          since=params.since, until=params.until, per_acquisition=True)
     except (SceneError, ImageryError) as exc:
         return SiteResult(site.site_id, failures=(f"site {site.site_id}: imagery search failed: {exc}",))
-    result = monitor_site(Store(params.db), site, found.scenes, detector or default_detector(), run_id)
+    if detector is None:
+        detector = default_detector()
+        if params.change_model:
+            from .changemodel import ModelDetector, open_model
+
+            detector = ModelDetector(open_model(params.change_model), None if params.model_only else detector)
+    result = monitor_site(Store(params.db), site, found.scenes, detector, run_id)
     if found.problems:  # items the source lists but that cannot be used: named, and the run is partial
         result = replace(result, failures=(*result.failures, *(f"site {site.site_id}: {p}" for p in found.problems)))
     if not found.scenes:  # named, with where it is: "0 scenes found" alone hides a site in the wrong place

@@ -159,8 +159,10 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
-def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tuple[np.ndarray, float]:
-    """One band on the grid (float32, NaN where no data) and its native resolution."""
+def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False,
+               scales: dict[str, tuple[float, float]] | None = None, name: str = "") -> tuple[np.ndarray, float]:
+    """One band on the grid (float32, NaN where no data) and its native resolution; the
+    reflectance scaling used goes into ``scales[name]``."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
@@ -195,6 +197,8 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False) -> tu
         if not nearest:
             scale, offset = default_scale(str(raw.dtype), asset)
             out = out * np.float32(scale) + np.float32(offset)
+            if scales is not None:
+                scales[name] = (float(scale), float(offset))
         return out, gsd
 
 
@@ -241,9 +245,10 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
                 return SceneRaster(ref, grid, {}, seen, cloud, h.hexdigest(), float(native or res_m))
     names = [n for n in BANDS if n in ref.assets]
     hashes = {n: _Hash() for n in names}
+    scales: dict[str, tuple[float, float]] = {}  # each read sets its own band's (one key per thread)
     pool = _pool()
     futures: dict[str, Future[tuple[np.ndarray, float]]] = {
-        n: pool.submit(_read_band, ref.assets[n], grid, hashes[n]) for n in names}
+        n: pool.submit(_read_band, ref.assets[n], grid, hashes[n], False, scales, n) for n in names}
     try:
         results = {n: futures[n].result() for n in names}
     finally:
@@ -273,4 +278,4 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
         valid = have & ~cloud
     for name in bands:  # nothing downstream may use a pixel that is not clear ground
         bands[name] = np.where(have, bands[name], np.nan).astype(np.float32)
-    return SceneRaster(ref, grid, bands, valid, cloud, h.hexdigest(), float(gsd))
+    return SceneRaster(ref, grid, bands, valid, cloud, h.hexdigest(), float(gsd), scales=scales)

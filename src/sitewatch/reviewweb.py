@@ -252,7 +252,10 @@ class _Handler(BaseHTTPRequestHandler):
         for d in store.detections():
             counts[d.status] = counts.get(d.status, 0) + 1
             counts["disputed"] += d.detection_id in disputed
-        self._json({"detections": [detection_row(d, disputed=d.detection_id in disputed) for d in dets],
+        from .rerank import queue_rows  # best first once a ranking was learnt (review learn)
+
+        self._json({"detections": queue_rows(self.server.store, dets,
+                                             row=lambda d: detection_row(d, disputed=d.detection_id in disputed)),
                     "counts": counts})
 
     def _detection(self, detection_id: str) -> None:

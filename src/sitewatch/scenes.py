@@ -88,6 +88,8 @@ class SceneRaster:
         sha256: SHA-256 of the source pixels read (before reprojection), hex.
         native_gsd_m: resolution of the source pixels, metres.
         shift_px: (dx, dy) co-registration shift applied, in pixels of ``grid``.
+        scales: band to the (scale, offset) that turned its stored values into reflectance
+            (a change model may want the stored values back: ``sitewatch.scale``).
     """
 
     scene: SceneRef
@@ -98,6 +100,7 @@ class SceneRaster:
     sha256: str
     native_gsd_m: float
     shift_px: tuple[float, float] = (0.0, 0.0)
+    scales: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def valid_fraction(self) -> float:

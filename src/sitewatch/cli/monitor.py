@@ -24,11 +24,15 @@ from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION
 @click.option("--cluster", default=None, metavar="ADDRESS",
               help="Run sites on an existing Dask cluster (tcp://host:8786); the --db path must be on storage "
                    "every worker can write.")
+@click.option("--change-model", "change_model", default=None, metavar="PATH.onnx",
+              help="A trained change model (ONNX, contract in the README), run beside the default detector.")
+@click.option("--model-only", is_flag=True,
+              help="With --change-model: the model instead of the default detector (no structure metrics).")
 @click.option("--no-prefect", is_flag=True, help="Run the library directly instead of the Prefect flow.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
 def command(sites: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
-            until: dt.date | None, workers: int | None, cluster: str | None, no_prefect: bool,
-            verbose: bool) -> None:
+            until: dt.date | None, workers: int | None, cluster: str | None, change_model: str | None,
+            model_only: bool, no_prefect: bool, verbose: bool) -> None:
     """One monitoring run over a list of sites.
 
     Only scenes not yet in the GeoPackage's `scenes` layer are read; each is reprojected to
@@ -46,8 +50,11 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
     """
     if (workers or cluster) and no_prefect:
         raise click.UsageError("--workers and --cluster choose where the Prefect flow's tasks run; drop --no-prefect")
+    if model_only and not change_model:
+        raise click.UsageError("--model-only needs --change-model PATH.onnx")
     summary = run_monitor(sites, imagery, db, collection, since, until, use_prefect=not no_prefect,
-                          verbose=verbose, workers=workers, cluster=cluster)
+                          verbose=verbose, workers=workers, cluster=cluster, change_model=change_model,
+                          model_only=model_only)
     from ..monitor import summary_lines
 
     lines = summary_lines(summary)
@@ -70,7 +77,8 @@ def where(path: str, sites: list) -> None:
 
 def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
                 until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False,
-                workers: int | None = None, cluster: str | None = None) -> dict:
+                workers: int | None = None, cluster: str | None = None, change_model: str | None = None,
+                model_only: bool = False) -> dict:
     """Check the inputs, then run the flow (or the library) under a progress bar."""
     from ..catalog import probe
     from ..monitor import MonitorParams, run
@@ -83,6 +91,10 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
     check_dates(since, until)
     site_list = read_sites(sites)
     probe(imagery, collection=collection)
+    if change_model:  # a model off the contract is refused here: one line, exit 2, nothing written
+        from ..changemodel import open_model
+
+        open_model(change_model)
     Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
     where(sites, site_list)
     quiet_prefect(verbose)
@@ -93,6 +105,8 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
                 from pipelines.runners import task_runner  # registered flow => pipelines is installed
 
                 flow = flow.with_options(task_runner=task_runner(workers, cluster))
-            return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
-        s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until))
+            return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
+                        change_model=change_model, model_only=model_only)
+        s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
+                              change_model=change_model, model_only=model_only))
         return {"run_id": s.run_id, "status": s.status, **s.as_dict()}

@@ -38,12 +38,14 @@ def command() -> None:
 @click.option("--kind", type=click.Choice(CHANGE_KINDS), help="Only detections of this kind.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fmt: str) -> None:
-    """The detections, by site and date."""
+    """The detections, by site and date; best first once `review learn` has learnt a ranking."""
+    from ..rerank import queue_rows
+
     store = _store(db)
     disputed = disputes(store.reviews())
-    dets = store.detections(site_id=site_id, status=status if status in STATUSES else None, kind=kind)
-    rows = [detection_row(d, disputed=d.detection_id in disputed) for d in dets
+    dets = [d for d in store.detections(site_id=site_id, status=status if status in STATUSES else None, kind=kind)
             if status != "disputed" or d.detection_id in disputed]
+    rows = queue_rows(store, dets, row=lambda d: detection_row(d, disputed=d.detection_id in disputed))
     if fmt == "json":
         click.echo(json.dumps(rows, indent=2))
         return
@@ -53,6 +55,7 @@ def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fm
     table = Table(title=f"{len(rows)} detection{'s' if len(rows) != 1 else ''}", title_justify="left")
     for col, just in (("detection_id", "left"), ("site_id", "left"), ("kind", "left"), ("before", "left"),
                       ("after", "left"), ("area m²", "right"), ("length m", "right"), ("score", "right"),
+                      ("rank", "right"),
                       ("status", "left")):
         # ids are what people copy into `review show`: fold them, never cut them short
         table.add_column(col, justify=just, overflow="fold", min_width=len(col))  # type: ignore[arg-type]
@@ -61,6 +64,7 @@ def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fm
         table.add_row(r["detection_id"], r["site_id"], r["kind"], r["before_date"], r["after_date"],
                       "" if r["area_m2"] is None else f"{r['area_m2']:.0f}",
                       "" if r["length_m"] is None else f"{r['length_m']:.0f}", f"{r['score']:.2f}",
+                      "" if r["rank_score"] is None else f"{r['rank_score']:.2f}",
                       f"[{colour[r['status']]}]{r['status']}[/]" + (" [bold red]disputed[/]" if r["disputed"] else ""))
     console = Console()
     if not console.is_terminal:  # piped or captured: no terminal width to respect
@@ -138,6 +142,24 @@ def _decide(decision: str) -> click.Command:
 
 for _decision in DECISIONS:
     command.add_command(_decide(_decision))
+
+
+@command.command("learn")
+@EXISTING_DB_OPTION
+def learn(db: str) -> None:
+    """Learn the queue's order from the confirmed and rejected detections in the file.
+
+    Fits a logistic regression on what is stored with each reviewed detection (score, kind,
+    size, evidence, quicklook chip statistics), stores it in the GeoPackage with the review
+    ids it learnt from and its cross-validated AUC, and from then on `review list` and the
+    review page put the pending queue in that order (`rank_score`), best first. Detections
+    and reviews are not changed. Refused while either decision has fewer than 5 reviews.
+    """
+    from ..rerank import learn as fit
+
+    r = fit(_store(db))
+    click.echo(f"{db}: {r.summary()}")
+    click.echo(f"review ids: {', '.join(r.review_ids)}")
 
 
 @command.command("serve")

@@ -79,7 +79,8 @@
       // entries of one kind at one site on one date must still be told apart: number and size
       const size = d.length_m != null ? Math.round(d.length_m) + " m" : d.area_m2 != null ? Math.round(d.area_m2) + " m²" : "";
       li.append(el("span", (i + 1) + ". " + d.kind, "kind"),
-        el("span", d.site_id + " · " + d.after_date + (size ? " · " + size : "") + " · " + Number(d.score).toFixed(2) + " · ", "sub"),
+        el("span", d.site_id + " · " + d.after_date + (size ? " · " + size : "") + " · " + Number(d.score).toFixed(2) +
+          (d.rank_score != null ? " · rank " + Number(d.rank_score).toFixed(2) : "") + " · ", "sub"),
         el("span", d.status, "sub status-" + d.status));
       if (d.disputed) li.append(el("span", " disputed", "sub disputed"));
       li.addEventListener("click", () => select(i));

@@ -1,0 +1,243 @@
+"""A change model plugged into ``monitor`` against the same model run directly, on real pairs.
+
+    nice .venv/bin/python benchmarks/model.py [--work DIR] [--repeat 3]
+
+Data: the eleven real LEVIR-CD sample pairs in ``../shared/data/levir-cd-samples`` (256 x 256 px,
+0.5 m RGB, Texas; ten with building change, one without). Each pair is written as two 8-bit
+GeoTIFFs on a 0.5 m UTM grid (LEVIR's PNGs carry no georeferencing, so each pair is placed at its
+own spot, 1 km apart, dated 2010-06-01 and 2015-06-01 for the pipeline's sake) with a site
+polygon over it, and ``sitewatch.monitor.run`` runs with ``change_model`` and ``model_only``.
+
+Models: no trained weights exist here, so the models are small real ONNX networks built with the
+onnx helper (tests/onnx_models.py), with fixed weights:
+
+- ``difference``: mean absolute RGB difference between the dates, a 5 x 5 box filter, and
+  ``40 * (x - 0.1)`` as logits; threshold 0.5. A crude change detector, not a building model.
+- ``tinycd-size``: the same output, plus a branch of TinyCD's size and compute (0.28 M parameters:
+  nine 3 x 3 convolutions, 3 -> 16 -> 32 (stride 2) -> 64 (stride 2) ... , back up by a transposed
+  convolution) with fixed random weights, multiplied by 0 and added to the logits. It gives the
+  same detections at the inference cost of a network of that size; it is there for the timing.
+- ``wide``: the same with 128 channels in the branch (≈0.9 M parameters, ≈4 GMAC per pair), for a
+  model whose inference costs more than the pipeline around it.
+
+Figures: pixel F1 / IoU / object recall (a changed building counts as found when >= 50% of it is
+covered) against LEVIR's labels, of (a) the model run directly on each whole 256 x 256 pair with
+onnxruntime and thresholded, and (b) the detections ``monitor`` stored (rasterised back onto the
+pair's pixels); and the time of (b), a whole run, against the time of the model alone over the
+same tiles (fastest of ``--repeat`` runs each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tests"))
+
+SHARED = ROOT.parent / "shared" / "data"
+LEVIR = SHARED / "levir-cd-samples"
+CRS = "EPSG:32614"
+X0, Y0, RES, SIDE = 500_000.0, 3_500_000.0, 0.5, 256
+
+
+def levir_pairs() -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """(name, before uint8 HxWx3, after, label bool) of each sample pair."""
+    from PIL import Image
+
+    out = []
+    for a in sorted((LEVIR / "A").glob("*.png")):
+        imgs = [np.asarray(Image.open(LEVIR / d / a.name).convert("RGB")) for d in ("A", "B")]
+        label = np.asarray(Image.open(LEVIR / "label" / a.name).convert("L")) > 127
+        out.append((a.stem, imgs[0], imgs[1], label))
+    return out
+
+
+def write_levir(work: Path, pairs, clear_mask: bool = True) -> tuple[Path, Path, dict]:
+    """A folder of GeoTIFFs (two per pair) and a GeoJSON of one site per pair; site_id -> grid origin.
+
+    ``clear_mask``: each file carries a fourth band, ``scl``, saying every pixel is clear ground
+    (class 5, bare soil): LEVIR's pairs are cloud-free mosaics. Without it sitewatch's own cloud
+    test runs on the RGB and its verdict on these bright Texas scenes is part of the figure."""
+    from affine import Affine
+    from servers import write_cog
+    from shapely.geometry import box, mapping
+
+    from sitewatch.grid import to_crs
+
+    imagery = work / ("levir-imagery-scl" if clear_mask else "levir-imagery")
+    imagery.mkdir(parents=True, exist_ok=True)
+    feats, origins = [], {}
+    for i, (name, a, b, _) in enumerate(pairs):
+        x0, y0 = X0 + 1000.0 * i, Y0
+        t = Affine(RES, 0, x0, 0, -RES, y0)
+        for img, date in ((a, "2010-06-01"), (b, "2015-06-01")):
+            # 0 is the files' no-data value: a real black pixel becomes 1
+            data = np.maximum(img, 1).transpose(2, 0, 1)
+            if clear_mask:
+                data = np.concatenate([data, np.full((1, SIDE, SIDE), 5, np.uint8)])
+            write_cog(imagery / f"{name}_{date}.tif", data, CRS, t,
+                      descriptions=["red", "green", "blue", "scl"][:data.shape[0]])
+        inner = box(x0 + 0.2, y0 - SIDE * RES + 0.2, x0 + SIDE * RES - 0.2, y0 - 0.2)
+        feats.append({"type": "Feature", "properties": {"site_id": name, "name": name},
+                      "geometry": mapping(to_crs(inner, CRS, "EPSG:4326"))})
+        origins[name] = (x0, y0)
+    sites = work / f"levir-sites{'-scl' if clear_mask else ''}.geojson"
+    sites.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return imagery, sites, origins
+
+
+def tinycd_size_model(path: Path, width: int = 64, **meta: object) -> Path:
+    """The difference model's output plus a zero-weighted branch of TinyCD's size (see the docstring);
+    ``width`` 128 gives ≈1 M parameters and ≈4 GMAC per pair, nearer BIT's compute."""
+    import onnx_models as om
+    from onnx import helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits, nodes = [], []
+
+    def conv(x: str, cin: int, cout: int, name: str, stride: int = 1) -> str:
+        w = numpy_helper.from_array((rng.normal(0, 1 / np.sqrt(9 * cin), (cout, cin, 3, 3))).astype(np.float32), f"w_{name}")
+        inits.append(w)
+        nodes.append(helper.make_node("Conv", [x, f"w_{name}"], [f"c_{name}"], pads=[1, 1, 1, 1], strides=[stride, stride]))
+        nodes.append(helper.make_node("Relu", [f"c_{name}"], [name]))
+        return name
+
+    w1 = numpy_helper.from_array(np.full((1, 3, 1, 1), 1 / 3, np.float32), "w_mean")
+    w2 = numpy_helper.from_array(np.full((1, 1, 5, 5), 1 / 25, np.float32), "w_box")
+    inits += [w1, w2, numpy_helper.from_array(np.array(0.1, np.float32), "offset"),
+              numpy_helper.from_array(np.array(40.0, np.float32), "gain"),
+              numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+              numpy_helper.from_array(np.ones((width, 1, 4, 4), np.float32) / width, "w_up")]
+    nodes += [helper.make_node("Sub", ["after", "before"], ["d"]), helper.make_node("Abs", ["d"], ["a"]),
+              helper.make_node("Conv", ["a", "w_mean"], ["m"]),
+              helper.make_node("Conv", ["m", "w_box"], ["s"], pads=[2, 2, 2, 2]),
+              helper.make_node("Sub", ["s", "offset"], ["z"]), helper.make_node("Mul", ["z", "gain"], ["logit"])]
+    x = conv("d", 3, 16, "b1")
+    x = conv(x, 16, 32, "b2", 2)
+    x = conv(x, 32, width, "b3", 2)
+    for k in range(4, 10):
+        x = conv(x, width, width, f"b{k}")
+    nodes += [helper.make_node("ConvTranspose", [x, "w_up"], ["up"], strides=[4, 4]),
+              helper.make_node("Mul", ["up", "zero"], ["branch"]),
+              helper.make_node("Add", ["logit", "branch"], ["change"])]
+    return om.save(path, nodes, [om._io("before", 3), om._io("after", 3)], [om._io("change", 1)], inits,
+                   om.meta(output="logits", **meta))
+
+
+def parameters(path: Path) -> int:
+    import onnx
+
+    return int(sum(np.prod(t.dims) for t in onnx.load(str(path)).graph.initializer))
+
+
+def direct(model_path: Path, pairs, repeat: int) -> tuple[dict[str, np.ndarray], float]:
+    """The model alone: onnxruntime on each whole pair (one 256 x 256 tile), scaled as its metadata says."""
+    from sitewatch.changemodel import ChangeModel
+
+    m = ChangeModel.open(model_path)
+    c = m.contract
+    mean, std = np.asarray(c.mean, np.float32)[:, None, None], np.asarray(c.std, np.float32)[:, None, None]
+    prep = [((a.transpose(2, 0, 1) / np.float32(c.scale) - mean) / std, (b.transpose(2, 0, 1) / np.float32(c.scale) - mean) / std)
+            for _, a, b, _ in pairs]
+    prep = [(x[None].astype(np.float32), y[None].astype(np.float32)) for x, y in prep]
+    best = (float("inf"), float("inf"))
+    out: dict[str, np.ndarray] = {}
+    for _ in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for (name, *_), (x, y) in zip(pairs, prep):
+            (z,) = m.session.run(None, {"before": x, "after": y})
+            out[name] = (1 / (1 + np.exp(-z[0, 0])) if c.output == "logits" else z[0, 0]) >= c.threshold
+        best = min(best, (time.process_time() - c0, time.perf_counter() - t0))
+    return out, best
+
+
+def through_monitor(model_path: Path, imagery: Path, sites: Path, origins: dict, work: Path,
+                    repeat: int) -> tuple[dict[str, np.ndarray], float, Path, dict]:
+    from affine import Affine
+    from rasterio.features import rasterize
+
+    from sitewatch.grid import to_crs
+    from sitewatch.monitor import MonitorParams, run
+    from sitewatch.store import Store
+
+    best, db, summary = (float("inf"), float("inf")), None, {}
+    for k in range(repeat):
+        db = work / f"levir-{imagery.name}-{model_path.stem}-{k}.gpkg"
+        db.unlink(missing_ok=True)
+        t0, c0 = time.perf_counter(), time.process_time()
+        s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),
+                              model_only=True))
+        best = min(best, (time.process_time() - c0, time.perf_counter() - t0))
+        summary = {"status": s.status, **s.as_dict()}
+    store = Store(db)
+    masks = {}
+    for name, (x0, y0) in origins.items():
+        dets = store.detections(site_id=name)
+        t = Affine(RES, 0, x0, 0, -RES, y0)
+        shapes = [(to_crs(d.geometry, "EPSG:4326", CRS), 1) for d in dets]
+        masks[name] = rasterize(shapes, out_shape=(SIDE, SIDE), transform=t).astype(bool) if shapes else \
+            np.zeros((SIDE, SIDE), bool)
+    return masks, best, db, summary
+
+
+def scores(masks: dict[str, np.ndarray], pairs) -> dict:
+    from sitewatch.scoring import PixelScore, object_recall, pixel_score
+
+    total, found, n = PixelScore(0, 0, 0), 0, 0
+    for name, _, _, label in pairs:
+        total = total + pixel_score(masks[name], label)
+        f, k = object_recall(masks[name], label)
+        found, n = found + f, n + k
+    iou = total.tp / max(1, total.tp + total.fp + total.fn)
+    return {"f1": total.f1, "precision": total.precision, "recall": total.recall, "iou": iou, "objects": (found, n)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    import onnx_models as om
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-model-"))
+    work.mkdir(parents=True, exist_ok=True)
+    pairs = levir_pairs()
+    meta = dict(scale=255, tile=256, gsd_m=0.5, threshold=0.5)
+    models = {"difference": om.difference_model(work / "difference.onnx", **meta),
+              "tinycd-size": tinycd_size_model(work / "tinycd-size.onnx", **meta),
+              "wide": tinycd_size_model(work / "wide.onnx", width=128, **meta)}
+    print(f"## Change model through monitor vs directly: LEVIR-CD samples, {len(pairs)} pairs of 256 x 256 px at 0.5 m, "
+          f"{sum(int(p[3].any()) for p in pairs)} with change\n")
+    print("| model | parameters | imagery mask | path | pixel F1 | precision | recall | IoU | objects found | CPU s | wall s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for clear in (True, False):
+        imagery, sites, origins = write_levir(work, pairs, clear_mask=clear)
+        mask = "scl: all clear" if clear else "none (sitewatch's cloud test)"
+        for name, path in models.items():
+            if not clear and name != "difference":
+                continue  # the mask question does not depend on the model's cost
+            d_masks, (d_cpu, d_wall) = direct(path, pairs, args.repeat)
+            m_masks, (m_cpu, m_wall), db, summary = through_monitor(path, imagery, sites, origins, work, args.repeat)
+            ds, ms = scores(d_masks, pairs), scores(m_masks, pairs)
+            for label, s, c, w in (("direct (onnxruntime, whole pair)", ds, d_cpu, d_wall),
+                                   ("sitewatch monitor", ms, m_cpu, m_wall)):
+                print(f"| {name} | {parameters(path):,} | {mask} | {label} | {s['f1']:.3f} | {s['precision']:.3f} | "
+                      f"{s['recall']:.3f} | {s['iou']:.3f} | {s['objects'][0]}/{s['objects'][1]} | {c:.2f} | {w:.2f} |")
+            print(f"| {name} | | {mask} | **F1 lost {ds['f1'] - ms['f1']:+.3f}; CPU {m_cpu / d_cpu:.2f}x, "
+                  f"wall {m_wall / d_wall:.2f}x the model alone** | | | | | | | |")
+            print(f"<!-- {name} / {mask}: run {summary.get('status')}, {summary.get('detections_new')} detections, "
+                  f"{summary.get('scenes_new')} scenes -->")
+    print("\nTimes: fastest of", args.repeat, "runs; CPU = this process's CPU time (all threads), wall = elapsed; "
+          "monitor = a whole run into a new GeoPackage (discover, read, mask, quicklook, model, store, date).")
+
+
+if __name__ == "__main__":
+    main()
