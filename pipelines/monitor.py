@@ -22,7 +22,8 @@ def monitor_site_task(params: MonitorParams, site: Site, run_id: str) -> SiteRes
 
 @flow(name="sitewatch-monitor", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
 def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection: str | None = None,
-                 since: dt.date | None = None, until: dt.date | None = None) -> dict[str, Any]:
+                 since: dt.date | None = None, until: dt.date | None = None,
+                 site_ids: list[str] | None = None) -> dict[str, Any]:
     """Watch a list of sites: pull new scenes, map structures, date changes, store for review.
 
     Args:
@@ -31,8 +32,10 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
         db: findings GeoPackage (created when missing).
         collection: STAC collection (default Earth Search ``sentinel-2-l2a`` for APIs).
         since, until: only scenes acquired in this date range.
+        site_ids: only these sites of the file (``--site``); None for all.
     """
-    params = MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
+    params = MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
+                           site_ids=tuple(site_ids) if site_ids else None)
     store, site_list, run_id = prepare(params)
     futures = monitor_site_task.map(params=unmapped(params), site=site_list, run_id=unmapped(run_id))
     results: list[SiteResult] = []

@@ -25,10 +25,15 @@ from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION
               help="Run sites on an existing Dask cluster (tcp://host:8786); the --db path must be on storage "
                    "every worker can write.")
 @click.option("--no-prefect", is_flag=True, help="Run the library directly instead of the Prefect flow.")
+@click.option("--site", "site_ids", multiple=True, metavar="ID",
+              help="Only this site of the sites file (repeat for several): try one site first.")
+@click.option("--dry-run", is_flag=True,
+              help="Read no pixels and write nothing: per site, the scenes found, the bytes a run would read "
+                   "(from the files' tile indexes) and an estimated time.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
 def command(sites: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
             until: dt.date | None, workers: int | None, cluster: str | None, no_prefect: bool,
-            verbose: bool) -> None:
+            site_ids: tuple[str, ...], dry_run: bool, verbose: bool) -> None:
     """One monitoring run over a list of sites.
 
     Only scenes not yet in the GeoPackage's `scenes` layer are read; each is reprojected to
@@ -46,8 +51,21 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
     """
     if (workers or cluster) and no_prefect:
         raise click.UsageError("--workers and --cluster choose where the Prefect flow's tasks run; drop --no-prefect")
+    if dry_run:
+        from ..cost import cost_lines, dry_run as estimate
+        from ..monitor import MonitorParams
+
+        check_dates(since, until)
+        costs = estimate(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since,
+                                       until=until, site_ids=site_ids or None))
+        for line in cost_lines(costs):
+            click.echo(line)
+        for c in costs:
+            for p in c.problems:
+                click.echo(f"problem: {p}", err=True)
+        return
     summary = run_monitor(sites, imagery, db, collection, since, until, use_prefect=not no_prefect,
-                          verbose=verbose, workers=workers, cluster=cluster)
+                          verbose=verbose, workers=workers, cluster=cluster, site_ids=site_ids)
     from ..monitor import summary_lines
 
     lines = summary_lines(summary)
@@ -60,10 +78,10 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
 
 def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
                 until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False,
-                workers: int | None = None, cluster: str | None = None) -> dict:
+                workers: int | None = None, cluster: str | None = None, site_ids: tuple[str, ...] = ()) -> dict:
     """Check the inputs, then run the flow (or the library) under a progress bar."""
     from ..catalog import probe
-    from ..monitor import MonitorParams, run
+    from ..monitor import MonitorParams, run, select_sites
     from ..progress import rich_progress
     from ..sites import read_sites
 
@@ -71,7 +89,7 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
 
     # Unusable input fails here, before Prefect starts and before anything is written.
     check_dates(since, until)
-    read_sites(sites)
+    select_sites(read_sites(sites), site_ids, sites)  # an unknown --site is unusable input too
     probe(imagery, collection=collection)
     Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
     quiet_prefect(verbose)
@@ -82,6 +100,8 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
                 from pipelines.runners import task_runner  # registered flow => pipelines is installed
 
                 flow = flow.with_options(task_runner=task_runner(workers, cluster))
-            return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until)
-        s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until))
+            extra = {"site_ids": list(site_ids)} if site_ids else {}  # keeps older flows callable
+            return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until, **extra)
+        s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
+                              site_ids=site_ids or None))
         return {"run_id": s.run_id, "status": s.status, **s.as_dict()}
