@@ -14,6 +14,8 @@ not pull in numpy, rasterio or geopandas.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from .errors import (ChainError, FetchError, ImageryError, InputError, NotAStoreError, NotFoundError, SceneError,
@@ -24,8 +26,9 @@ __version__ = "0.1.0"
 #: Public name -> (module, attribute), imported when first asked for.
 _LAZY = {
     "read_sites": ("sitewatch.api", "read_sites"),
-    "monitor": ("sitewatch.api", "monitor"),
-    "scan": ("sitewatch.api", "scan"),
+    # monitor and scan are also the names of library modules; see _CallableModule
+    "monitor": ("sitewatch.monitor", None),
+    "scan": ("sitewatch.scan", None),
     "open": ("sitewatch.api", "open_findings"),
     "Findings": ("sitewatch.api", "Findings"),
     "RunSummary": ("sitewatch.monitor", "RunSummary"),
@@ -59,12 +62,34 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ im
     from .structures import Detector, StructureMaps
 
 
+class _CallableModule(types.ModuleType):
+    """``sitewatch.monitor`` and ``sitewatch.scan`` are library modules *and* the API's functions.
+
+    Python binds a package's submodule as the package attribute of the same name whenever it
+    is imported, so a plain function ``sitewatch.monitor`` would be replaced by the module the
+    first time anything imports ``sitewatch.monitor``. Instead the module itself is callable:
+    ``sitewatch.monitor(...)`` is :func:`sitewatch.api.monitor`, and ``sitewatch.monitor.run``
+    is still there.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module("sitewatch.api"), self.__name__.rsplit(".", 1)[1])(*args, **kwargs)
+
+
+def _api_module(name: str) -> None:
+    """Make the module ``name`` callable as the API function it is named after (see :class:`_CallableModule`)."""
+    module = sys.modules[name]
+    module.__class__ = _CallableModule
+    module.__wrapped__ = getattr(importlib.import_module("sitewatch.api"), name.rsplit(".", 1)[1])  # signature, help
+
+
 def __getattr__(name: str) -> Any:
     try:
         module, attr = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'sitewatch' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
+    mod = importlib.import_module(module)
+    value = mod if attr is None else getattr(mod, attr)
     globals()[name] = value
     return value
 

@@ -453,3 +453,9 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
 
 __all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",
            "prepare", "finish", "select_sites", "__version__"]
+
+
+# ``sitewatch.monitor(...)``, the public API's run, is this module called (sitewatch._CallableModule).
+from . import _api_module  # noqa: E402
+
+_api_module(__name__)
