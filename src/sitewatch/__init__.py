@@ -30,6 +30,8 @@ _LAZY = {
     "monitor": ("sitewatch.monitor", None),
     "scan": ("sitewatch.scan", None),
     "open": ("sitewatch.api", "open_findings"),
+    "estimate": ("sitewatch.api", "estimate"),
+    "SiteCost": ("sitewatch.cost", "SiteCost"),
     "Findings": ("sitewatch.api", "Findings"),
     "RunSummary": ("sitewatch.monitor", "RunSummary"),
     "SiteResult": ("sitewatch.monitor", "SiteResult"),
@@ -44,14 +46,15 @@ _LAZY = {
 }
 
 __all__ = [
-    "__version__", "read_sites", "monitor", "scan", "open", "Findings", "RunSummary", "SiteResult", "ScanSummary",
+    "__version__", "read_sites", "monitor", "estimate", "scan", "open", "Findings", "SiteCost", "RunSummary", "SiteResult", "ScanSummary",
     "Site", "Detector", "StructureMaps", "SceneRaster", "SceneRef", "Grid", "default_detector",
     "SitewatchError", "InputError", "SitesError", "ImageryError", "SceneError", "FetchError", "StoreError",
     "NotAStoreError", "SchemaError", "ChainError", "NotFoundError",
 ]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ imports on demand
-    from .api import Findings, monitor, read_sites, scan
+    from .api import Findings, estimate, monitor, read_sites, scan
+    from .cost import SiteCost
     from .api import open_findings as open  # noqa: A001
     from .detect import default_detector
     from .grid import Grid

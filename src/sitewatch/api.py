@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pandas
     from shapely.geometry.base import BaseGeometry
 
+    from .cost import SiteCost
     from .monitor import RunSummary
     from .scan import ScanSummary
     from .sites import Site
@@ -159,6 +160,23 @@ def monitor(sites: PathLike | geopandas.GeoDataFrame, imagery: PathLike, db: Pat
             raise InputError(f"change_model {os.fspath(change_model)}: this install cannot run a change model "
                              "(it needs the models extra: pip install 'sitewatch[models]')")
     return run(MonitorParams(**fields), sites=site_list, detector=detector, **extra)
+
+
+def estimate(sites: PathLike | geopandas.GeoDataFrame, imagery: PathLike, db: PathLike = "findings.gpkg", *,
+             collection: str | None = None, since: dt.date | str | None = None, until: dt.date | str | None = None,
+             site_ids: Sequence[str] | None = None) -> list[SiteCost]:
+    """What :func:`monitor` with the same arguments would read, as ``monitor --dry-run``: per site the
+    scenes found and still to read, the bytes (from the files' tile indexes) and an estimated time.
+    Reads no pixels and writes nothing (see :mod:`sitewatch.cost`)."""
+    from .cost import dry_run
+    from .monitor import MonitorParams
+
+    since_d, until_d = _dates(since, until)
+    site_list = None if isinstance(sites, (str, os.PathLike)) else sites_from_frame(sites)
+    label = os.fspath(sites) if site_list is None else f"<GeoDataFrame: {len(site_list)} sites>"
+    params = MonitorParams(sites=label, imagery=os.fspath(imagery), db=os.fspath(db), collection=collection,
+                           since=since_d, until=until_d, site_ids=tuple(site_ids) if site_ids else None)
+    return dry_run(params, site_list)
 
 
 def _region_arg(region: PathLike | BaseGeometry | geopandas.GeoDataFrame, db: PathLike) -> str:
