@@ -11,10 +11,11 @@ TIFF metadata, which reads the tile index, never the tiles). A file without a ti
 (striped, or not a TIFF) counts its window uncompressed. Headers are counted as one
 :data:`HEADER_BYTES` chunk per file.
 
-**Time** is one read per header and one per tile, each costed at the mean time the header
-reads of this very dry run took (a real round trip to the same server), plus the CPU a new
-scene costs once read (:data:`CPU_PER_SCENE_S`, measured by ``benchmarks/monitor_scene.py``).
-Ranges GDAL merges make the real run faster; a slower link for large tiles, slower.
+**Time** is one read per header and one per row of tiles under the window (a COG stores a
+row's tiles one after another, so GDAL fetches them as one range), each costed at the mean time
+the header reads of this very dry run took (a real round trip to the same server), plus the CPU
+a new scene costs once read (:data:`CPU_PER_SCENE_S`, measured by ``benchmarks/monitor_scene.py``).
+Tiles far larger than a header take longer on a slow link than this counts.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class FileCost:
 
     href: str
     tiles: int
+    ranges: int  # contiguous byte ranges: one per row of tiles under the window
     bytes: int
     how: str  # "tile index" or "uncompressed window"
     header_s: float
@@ -70,7 +72,7 @@ def _file_cost(href: str, grid: Any) -> FileCost:
         header_s = time.perf_counter() - t0
         span = source_window(ds, grid)
         if span is None:
-            return FileCost(href, 0, 0, "outside the window", header_s)
+            return FileCost(href, 0, 0, 0, "outside the window", header_s)
         col0, row0, col1, row1 = span
         bh, bw = ds.block_shapes[0]
         tiled = bw < ds.width or bh < ds.height or ds.profile.get("tiled", False)
@@ -88,8 +90,9 @@ def _file_cost(href: str, grid: Any) -> FileCost:
                     break
         if not tiled:
             itemsize = sum(int(dt_[-2:]) // 8 if dt_[-2:].isdigit() else 1 for dt_ in ds.dtypes)
-            return FileCost(href, 1, (col1 - col0) * (row1 - row0) * itemsize, "uncompressed window", header_s)
-        return FileCost(href, tiles, total, "tile index", header_s)
+            return FileCost(href, 1, 1, (col1 - col0) * (row1 - row0) * itemsize, "uncompressed window", header_s)
+        rows = math.ceil(row1 / bh) - row0 // bh
+        return FileCost(href, tiles, rows, total, "tile index", header_s)
 
 
 def estimate_site(site: Any, scenes: Sequence[Any], done: set[str]) -> SiteCost:
@@ -115,7 +118,7 @@ def estimate_site(site: Any, scenes: Sequence[Any], done: set[str]) -> SiteCost:
         except SceneError as exc:
             problems.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
     per_read = sum(f.header_s for f in files) / len(files) if files else 0.0
-    reads = len(files) + sum(f.tiles for f in files)
+    reads = len(files) + sum(f.ranges for f in files)
     nbytes = sum(f.bytes for f in files) + HEADER_BYTES * len(files)
     seconds = reads * per_read + CPU_PER_SCENE_S * len(todo)
     return SiteCost(site.site_id, len(found), len(todo), nbytes, reads, seconds,
