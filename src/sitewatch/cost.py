@@ -63,12 +63,12 @@ class SiteCost:
     scene_ids: tuple[str, ...] = field(default=(), repr=False)
 
 
-def _file_cost(href: str, grid: Any) -> FileCost:
+def _file_cost(href: str, grid: Any, sas: str | None = None) -> FileCost:
     """Bytes of ``href``'s full-resolution tiles under ``grid``, from its header and tile index only."""
     from .reader import _open, source_window
 
     t0 = time.perf_counter()
-    with _open(href) as ds:
+    with _open(href, sas) as ds:
         header_s = time.perf_counter() - t0
         span = source_window(ds, grid)
         if span is None:
@@ -95,26 +95,36 @@ def _file_cost(href: str, grid: Any) -> FileCost:
         return FileCost(href, tiles, rows, total, "tile index", header_s)
 
 
-def estimate_site(site: Any, scenes: Sequence[Any], done: set[str]) -> SiteCost:
-    """Cost of reading ``scenes`` (those overlapping the site and not in ``done``) over ``site``."""
+def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequence[Any] = ()) -> SiteCost:
+    """Cost of reading ``scenes`` over ``site``: those overlapping it, not in ``done``, not another tile
+    of an acquisition in ``stored``, and not overcast by the catalog's word (a run stores those unread),
+    as :func:`sitewatch.monitor.monitor_site` chooses them."""
+    from .catalog import MAX_CLOUD_COVER, same_acquisition
     from .grid import grid_for
     from .monitor import _scene_overlaps
     from .reader import _open, native_gsd, nice_resolution
     from .scenes import BANDS
 
     found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
-    todo = [s for s in found if s.scene_id not in done]
+    new = [s for s in found if s.scene_id not in done
+           and not any(o.scene_id != s.scene_id and same_acquisition(o, s) for o in stored)]
+
+    def overcast(ref: Any) -> bool:
+        cc = ref.properties.get("eo:cloud_cover")
+        return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
+
+    todo = [s for s in new if not overcast(s)]
     files: list[FileCost] = []
     problems: list[str] = []
     for ref in todo:
         try:
             if "red" not in ref.assets:
                 raise SceneError(f"scene {ref.scene_id}: no red band")
-            with _open(ref.assets["red"].href) as ds:
+            with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
                 res = nice_resolution(native_gsd(ds))
             grid = grid_for(site.geometry, res)
-            hrefs = dict.fromkeys(ref.assets[n].href for n in (*BANDS, "scl") if n in ref.assets)
-            files += [_file_cost(h, grid) for h in hrefs]
+            assets = {ref.assets[n].href: ref.assets[n].sas for n in (*BANDS, "scl") if n in ref.assets}
+            files += [_file_cost(h, grid, sas) for h, sas in assets.items()]
         except SceneError as exc:
             problems.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
     per_read = sum(f.header_s for f in files) / len(files) if files else 0.0
@@ -133,6 +143,7 @@ def dry_run(params: Any, sites: Sequence[Any] | None = None) -> list[SiteCost]:
     """
     from .catalog import discover, probe
     from .monitor import select_sites
+    from .scenes import SceneRef
     from .sites import read_sites
     from .store import Store
 
@@ -143,12 +154,14 @@ def dry_run(params: Any, sites: Sequence[Any] | None = None) -> list[SiteCost]:
     for site in chosen:
         try:
             found = discover(params.imagery, collection=params.collection, aoi=site.geometry,
-                             since=params.since, until=params.until)
+                             since=params.since, until=params.until, per_acquisition=True)
         except (SceneError, ImageryError) as exc:
             out.append(SiteCost(site.site_id, 0, 0, problems=(f"site {site.site_id}: imagery search failed: {exc}",)))
             continue
         done = store.done_scene_ids(site.site_id) if store is not None else set()
-        cost = estimate_site(site, found.scenes, done)
+        stored = [] if store is None else [SceneRef(r.scene_id, r.source, r.acquired, {}, properties=r.properties)
+                                           for r in store.scenes(site.site_id) if r.status != "failed"]
+        cost = estimate_site(site, found.scenes, done, stored)
         if found.problems:
             cost = SiteCost(**{**cost.__dict__, "problems": (*cost.problems, *found.problems)})
         out.append(cost)
