@@ -89,3 +89,28 @@ def test_an_unknown_site_is_one_line_exit_2_and_nothing_written(demo, tmp_path, 
     assert r.stderr.strip().splitlines() == [
         f"sitewatch: error: {demo.sites_path}: no site 'nowhere' (the file has 3 sites)"]
     assert "Traceback" not in r.stderr and not db.exists()
+
+
+def test_dry_run_over_a_stac_api_skips_what_the_run_stores_unread(demo, tmp_path):
+    """An overcast item (the catalog's eo:cloud_cover above the limit) is stored unusable without a
+    read: the dry run counts it found, not to read, like the run."""
+    import json
+
+    from servers import earth_search_item, stac_api
+
+    with serve_dir(demo.catalog_path.parent) as files:
+        items = []
+        for i, p in enumerate(sorted(demo.catalog_path.parent.glob("demo-sentinel-2/*/*.json"))):
+            it = json.loads(p.read_text())
+            hrefs = {k: f"{files.url}/demo-sentinel-2/{it['id']}/{a['href']}" for k, a in it["assets"].items()}
+            items.append(earth_search_item(it["id"], it["properties"]["datetime"], it["bbox"], hrefs, offset=0.0,
+                                           epsg=it["properties"]["proj:epsg"], cloud_cover=100.0 if i == 1 else 3.0))
+        with stac_api(items, max_limit=3) as api:
+            params = MonitorParams(sites=str(demo.sites_path), imagery=api.url, db=str(tmp_path / "api.gpkg"),
+                                   collection="sentinel-2-l2a", site_ids=("demo-s2",))
+            (cost,) = dry_run(params)
+            (site,) = run(params).sites
+    overcast = items[1]["id"]
+    assert cost.scenes_found == site.scenes_found == 8
+    assert cost.scenes_to_read == 7 and overcast not in cost.scene_ids
+    assert any(overcast in u and "not read" in u for u in site.unusable)
