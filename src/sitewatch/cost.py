@@ -95,14 +95,16 @@ def _file_cost(href: str, grid: Any, sas: str | None = None) -> FileCost:
         return FileCost(href, tiles, rows, total, "tile index", header_s)
 
 
-def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequence[Any] = ()) -> SiteCost:
+def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequence[Any] = (),
+                  site_res: Sequence[float] = ()) -> SiteCost:
     """Cost of reading ``scenes`` over ``site``: those overlapping it, not in ``done``, not another tile
     of an acquisition in ``stored``, and not overcast by the catalog's word (a run stores those unread),
-    as :func:`sitewatch.monitor.monitor_site` chooses them."""
+    as :func:`sitewatch.monitor.monitor_site` chooses them, on the site's grid (``site_res``: the
+    resolutions its stored scenes are on)."""
     from .catalog import MAX_CLOUD_COVER, same_acquisition
-    from .grid import grid_for
+    from .grid import grid_for, site_resolution
     from .monitor import _scene_overlaps
-    from .reader import _open, native_gsd, nice_resolution
+    from .reader import _open, native_gsd
     from .scenes import BANDS
 
     found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
@@ -116,12 +118,15 @@ def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequ
     todo = [s for s in new if not overcast(s)]
     files: list[FileCost] = []
     problems: list[str] = []
+    known = list(site_res)
     for ref in todo:
         try:
             if "red" not in ref.assets:
                 raise SceneError(f"scene {ref.scene_id}: no red band")
             with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
-                res = nice_resolution(native_gsd(ds))
+                res = site_resolution(native_gsd(ds), known)
+            if res not in known:
+                known.append(res)
             grid = grid_for(site.geometry, res)
             assets = {ref.assets[n].href: ref.assets[n].sas for n in (*BANDS, "scl") if n in ref.assets}
             files += [_file_cost(h, grid, sas) for h, sas in assets.items()]
@@ -161,7 +166,9 @@ def dry_run(params: Any, sites: Sequence[Any] | None = None) -> list[SiteCost]:
         done = store.done_scene_ids(site.site_id) if store is not None else set()
         stored = [] if store is None else [SceneRef(r.scene_id, r.source, r.acquired, {}, properties=r.properties)
                                            for r in store.scenes(site.site_id) if r.status != "failed"]
-        cost = estimate_site(site, found.scenes, done, stored)
+        site_res = [] if store is None else list(dict.fromkeys(
+            float(r.grid_res_m) for r in store.scenes(site.site_id) if r.grid_res_m))
+        cost = estimate_site(site, found.scenes, done, stored, site_res)
         if found.problems:
             cost = SiteCost(**{**cost.__dict__, "problems": (*cost.problems, *found.problems)})
         out.append(cost)
