@@ -1,23 +1,32 @@
 # The two commands: `make demo` and `make test`. Both set up .venv when it is missing.
+# `make demo` (and `make install`) install what the product needs: the library, the CLI, the
+# Prefect flows and the change-model runtime. `make test` adds the test tools (pytest, Playwright, nbclient, GDAL's validator).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 
-.PHONY: install demo test browser bench clean
+.PHONY: install install-test demo test browser bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[flows,models]"
+	touch $(STAMP)
+
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[all]"
 	# GDAL's GeoPackage validator, without pulling in GDAL's Python bindings.
 	$(BIN)/python -m pip install -q --no-deps gdal-utils
-	touch $(STAMP)
+	touch $(TEST_STAMP)
 
 # Headless Chromium for the browser tests (review page, timeline page), from Debian.
 browser:
@@ -28,7 +37,7 @@ browser:
 demo: install
 	$(BIN)/sitewatch demo --out demo-out
 
-test: install browser
+test: install-test browser
 	$(BIN)/python -m pytest -q
 
 bench: install

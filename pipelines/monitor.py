@@ -23,7 +23,8 @@ def monitor_site_task(params: MonitorParams, site: Site, run_id: str) -> SiteRes
 @flow(name="sitewatch-monitor", task_runner=ThreadPoolTaskRunner(max_workers=2), validate_parameters=True)
 def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection: str | None = None,
                  since: dt.date | None = None, until: dt.date | None = None, change_model: str | None = None,
-                 model_only: bool = False, learn_ranking: bool = False) -> dict[str, Any]:
+                 model_only: bool = False, learn_ranking: bool = False,
+                 site_ids: list[str] | None = None) -> dict[str, Any]:
     """Watch a list of sites: pull new scenes, map structures, date changes, store for review.
 
     Args:
@@ -36,9 +37,11 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
         model_only: the change model instead of the default detector.
         learn_ranking: re-learn the review queue's ranking from the reviews after the run
             (skipped, with a log line, while there are too few reviews).
+        site_ids: only these sites of the file (``--site``); None for all.
     """
     params = MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
-                           change_model=change_model, model_only=model_only)
+                           change_model=change_model, model_only=model_only,
+                           site_ids=tuple(site_ids) if site_ids else None)
     store, site_list, run_id = prepare(params)
     futures = monitor_site_task.map(params=unmapped(params), site=site_list, run_id=unmapped(run_id))
     results: list[SiteResult] = []

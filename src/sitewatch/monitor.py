@@ -25,7 +25,7 @@ from shapely.geometry import MultiPolygon, Polygon, shape
 from . import __version__, quicklook
 from .changes import Observation, measure, track
 from .detections import detection_record
-from .errors import ImageryError, SceneError
+from .errors import ImageryError, SceneError, SitesError
 from .grid import site_resolution, to_crs
 from .progress import reporter
 from .scenes import SceneRaster, SceneRef
@@ -54,6 +54,8 @@ class MonitorParams(RunParams):
     change_model: str | None = None
     #: the change model instead of the default detector (no structure maps, metrics or levels)
     model_only: bool = False
+    #: Only these sites of the file (``--site``); None: every site.
+    site_ids: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -408,12 +410,28 @@ def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSumma
     return summary
 
 
-def prepare(params: MonitorParams) -> tuple[Store, list[Site], str]:
-    """Read and check every input before writing anything; then register the sites and the run."""
+def select_sites(sites: Sequence[Site], site_ids: Sequence[str] | None, source: str) -> list[Site]:
+    """The sites asked for by id, in the file's order; an id the file lacks is unusable input."""
+    if not site_ids:
+        return list(sites)
+    known = {s.site_id for s in sites}
+    missing = [i for i in dict.fromkeys(site_ids) if i not in known]
+    if missing:
+        raise SitesError(f"{source}: no site {', '.join(repr(i) for i in missing)} "
+                         f"(the file has {len(known)} sites)")
+    wanted = set(site_ids)
+    return [s for s in sites if s.site_id in wanted]
+
+
+def prepare(params: MonitorParams, sites: Sequence[Site] | None = None) -> tuple[Store, list[Site], str]:
+    """Read and check every input before writing anything; then register the sites and the run.
+
+    ``sites`` given (the Python API's GeoDataFrame, already checked) replaces reading ``params.sites``.
+    """
     from .catalog import probe
     from .sites import read_sites
 
-    sites = read_sites(params.sites)
+    sites = select_sites(read_sites(params.sites) if sites is None else sites, params.site_ids, params.sites)
     probe(params.imagery, collection=params.collection)
     if params.change_model:  # a model file that does not meet the contract is refused before any write
         from .changemodel import open_model
@@ -459,10 +477,13 @@ def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector 
 
 
 def run(params: MonitorParams, map_sites: Callable[[Callable[[Site], SiteResult], list[Site]], list[SiteResult]]
-        | None = None) -> RunSummary:
-    """The whole run without Prefect (sites one after another unless ``map_sites`` parallelises)."""
-    store, sites, run_id = prepare(params)
-    fn = lambda s: run_site(params, s, run_id)  # noqa: E731
+        | None = None, *, sites: Sequence[Site] | None = None, detector: Detector | None = None) -> RunSummary:
+    """The whole run without Prefect (sites one after another unless ``map_sites`` parallelises).
+
+    ``sites`` and ``detector`` let the Python API pass a GeoDataFrame's sites and its own detector.
+    """
+    store, sites, run_id = prepare(params, sites)
+    fn = lambda s: run_site(params, s, run_id, detector)  # noqa: E731
     results = map_sites(fn, sites) if map_sites else [fn(s) for s in sites]
     return finish(store, run_id, results)
 
@@ -477,4 +498,10 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
 
 
 __all__ = ["MonitorParams", "SiteResult", "RunSummary", "monitor_site", "redate_site", "run", "run_site",
-           "prepare", "finish", "__version__"]
+           "prepare", "finish", "select_sites", "__version__"]
+
+
+# ``sitewatch.monitor(...)``, the public API's run, is this module called (sitewatch._CallableModule).
+from . import _api_module  # noqa: E402
+
+_api_module(__name__)

@@ -1075,3 +1075,9 @@ def summary_line(s: ScanSummary | dict[str, Any]) -> str:
     rate = d["area_km2"] / d["seconds"] if d.get("seconds") else 0.0
     return (f"{d['tiles']} tiles, {d['area_km2']:,.0f} km² in {d['seconds']:.1f} s ({rate:,.0f} km²/s), "
             f"{d['scenes']} scene reads, {d['detections_new']} new detections, {len(d['failures'])} failures")
+
+
+# ``sitewatch.scan(...)``, the public API's scan, is this module called (sitewatch._CallableModule).
+from . import _api_module  # noqa: E402
+
+_api_module(__name__)

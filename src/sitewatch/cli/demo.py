@@ -53,9 +53,26 @@ def command(out: str, seed: int, no_prefect: bool, verbose: bool) -> None:
     click.echo(f"truth:     {bundle.truth_path}   (checked: {report})")
     if timelines:
         click.echo(f"timelines: {timelines}")
-    click.echo(f"review:    sitewatch review list --db {db}   |   sitewatch review serve --db {db}")
+    exe = _cli_name()
+    click.echo(f"review:    {exe} review list --db {db}   |   {exe} review serve --db {db}")
     if summary["status"] != "completed":
         sys.exit(1)
+
+
+def _cli_name() -> str:
+    """How to call sitewatch again from this shell: plain ``sitewatch`` only when it is on the PATH
+    (after ``make demo`` it is ``.venv/bin/sitewatch`` until the venv is activated)."""
+    import os
+    import shutil
+
+    prog = Path(sys.argv[0])
+    if prog.name != "sitewatch":
+        return "sitewatch"
+    found = shutil.which("sitewatch")
+    if found and Path(found).resolve() == prog.resolve():
+        return "sitewatch"
+    rel = os.path.relpath(prog)
+    return rel if not rel.startswith("..") else str(prog.resolve())
 
 
 def _timelines(db: Path, out: Path) -> Path | None:

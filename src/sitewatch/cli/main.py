@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import SitewatchError
 
 #: Command modules; each exposes ``command`` (a click command or group).
-COMMANDS = ("demo", "monitor", "review", "timeline", "verify", "sites", "scan")
+COMMANDS = ("demo", "monitor", "review", "timeline", "verify", "sites", "scan", "qgis")
 
 
 _DEBUG = {"on": False}

@@ -29,10 +29,15 @@ from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION
 @click.option("--model-only", is_flag=True,
               help="With --change-model: the model instead of the default detector (no structure metrics).")
 @click.option("--no-prefect", is_flag=True, help="Run the library directly instead of the Prefect flow.")
+@click.option("--site", "site_ids", multiple=True, metavar="ID",
+              help="Only this site of the sites file (repeat for several): try one site first.")
+@click.option("--dry-run", is_flag=True,
+              help="Read no pixels and write nothing: per site, the scenes found, the bytes a run would read "
+                   "(from the files' tile indexes) and an estimated time.")
 @click.option("-v", "--verbose", is_flag=True, help="Show Prefect's flow and task logs.")
 def command(sites: str, imagery: str, collection: str | None, db: str, since: dt.date | None,
             until: dt.date | None, workers: int | None, cluster: str | None, change_model: str | None,
-            model_only: bool, no_prefect: bool, verbose: bool) -> None:
+            model_only: bool, no_prefect: bool, site_ids: tuple[str, ...], dry_run: bool, verbose: bool) -> None:
     """One monitoring run over a list of sites.
 
     Only scenes not yet in the GeoPackage's `scenes` layer are read; each is reprojected to
@@ -52,9 +57,22 @@ def command(sites: str, imagery: str, collection: str | None, db: str, since: dt
         raise click.UsageError("--workers and --cluster choose where the Prefect flow's tasks run; drop --no-prefect")
     if model_only and not change_model:
         raise click.UsageError("--model-only needs --change-model PATH.onnx")
+    if dry_run:
+        from ..cost import cost_lines, dry_run as estimate
+        from ..monitor import MonitorParams
+
+        check_dates(since, until)
+        costs = estimate(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since,
+                                       until=until, site_ids=site_ids or None))
+        for line in cost_lines(costs):
+            click.echo(line)
+        for c in costs:
+            for p in c.problems:
+                click.echo(f"problem: {p}", err=True)
+        return
     summary = run_monitor(sites, imagery, db, collection, since, until, use_prefect=not no_prefect,
                           verbose=verbose, workers=workers, cluster=cluster, change_model=change_model,
-                          model_only=model_only)
+                          model_only=model_only, site_ids=site_ids)
     from ..monitor import summary_lines
 
     lines = summary_lines(summary)
@@ -78,10 +96,10 @@ def where(path: str, sites: list) -> None:
 def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None, since: dt.date | None = None,
                 until: dt.date | None = None, *, use_prefect: bool = True, verbose: bool = False,
                 workers: int | None = None, cluster: str | None = None, change_model: str | None = None,
-                model_only: bool = False) -> dict:
+                model_only: bool = False, site_ids: tuple[str, ...] = ()) -> dict:
     """Check the inputs, then run the flow (or the library) under a progress bar."""
     from ..catalog import probe
-    from ..monitor import MonitorParams, run
+    from ..monitor import MonitorParams, run, select_sites
     from ..progress import rich_progress
     from ..sites import read_sites
 
@@ -89,7 +107,7 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
 
     # Unusable input fails here, before Prefect starts and before anything is written.
     check_dates(since, until)
-    site_list = read_sites(sites)
+    site_list = select_sites(read_sites(sites), site_ids, sites)  # an unknown --site is unusable input too
     probe(imagery, collection=collection)
     if change_model:  # a model off the contract is refused here: one line, exit 2, nothing written
         from ..changemodel import open_model
@@ -105,8 +123,9 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
                 from pipelines.runners import task_runner  # registered flow => pipelines is installed
 
                 flow = flow.with_options(task_runner=task_runner(workers, cluster))
+            extra = {"site_ids": list(site_ids)} if site_ids else {}  # keeps older flows callable
             return flow(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
-                        change_model=change_model, model_only=model_only)
+                        change_model=change_model, model_only=model_only, **extra)
         s = run(MonitorParams(sites=sites, imagery=imagery, db=db, collection=collection, since=since, until=until,
-                              change_model=change_model, model_only=model_only))
+                              change_model=change_model, model_only=model_only, site_ids=site_ids or None))
         return {"run_id": s.run_id, "status": s.status, **s.as_dict()}
