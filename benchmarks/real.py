@@ -248,6 +248,8 @@ class Result:
     detections: list[tuple[str, float, bool, float]]  # (kind, score, right, grid res)
     barrier_claims: int
     status: str
+    #: per scored detection, what the score is computed from (for benchmarks/calibrate_real.py)
+    evidence: list[dict] = field(default_factory=list)
 
 
 def _to_label_grid(geoms: Sequence, case: Case) -> np.ndarray:
@@ -286,6 +288,7 @@ def run_case(case: Case, work: Path) -> Result:
     dets = store.detections()
     barrier = sum(1 for x in dets if x.kind.split("_")[0] in ("wall", "fence", "tower"))
     scored = []
+    evidence = []
     pred = np.zeros(case.label.shape, bool)
     if case.task == "change":
         for x in dets:
@@ -295,6 +298,9 @@ def run_case(case: Case, work: Path) -> Result:
             pred |= m
             right = bool(m.any() and case.label[m].mean() >= 0.5)
             scored.append((x.kind, float(x.score), right, float(x.evidence.get("grid_res_m", 0.0))))
+            evidence.append({"dataset": case.dataset, "site": case.name, "kind": x.kind, "area_m2": x.area_m2,
+                             "right": right, "score": float(x.score),
+                             "res": float(x.evidence.get("grid_res_m", 0.0)), "evidence": dict(x.evidence)})
     else:
         maps = store.scene_maps(f"{case.dataset}-{case.name}")
         if maps:
@@ -303,7 +309,7 @@ def run_case(case: Case, work: Path) -> Result:
             barrier = sum(int(__import__("scipy.ndimage", fromlist=["label"]).label(sm.presence[k])[1])
                           for k in ("wall", "fence", "tower") if k in sm.kinds)
     return Result(case, seconds, d["scenes_new"] + d["scenes_unusable"], list(d["unusable"]), pred, scored,
-                  barrier, summary.status)
+                  barrier, summary.status, evidence)
 
 
 def score(results: Sequence[Result]) -> dict:
@@ -446,6 +452,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", default="", help="comma-separated: levir, oscd, xbd, buildings (default: all)")
     ap.add_argument("--work", default=None, help="working folder (default: a temp dir)")
+    ap.add_argument("--json", default=None, help="write every scored detection (with its evidence) here")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"reference data not found at {DATA}")
@@ -454,6 +461,8 @@ def main() -> None:
     t0 = time.perf_counter()
     cases = all_cases(work, only)
     results = run_all(cases, work)
+    if args.json:
+        Path(args.json).write_text(json.dumps([e for r in results for e in r.evidence], default=str))
     print(f"\n## Real labelled imagery through `monitor` ({len(cases)} sites, {time.perf_counter() - t0:.0f} s)\n")
     print(table(results))
     print("\nScore reliability on real change pairs (a detection is right when >= 50 % of it is labelled change):\n")
