@@ -35,6 +35,10 @@ FINE_MODEL_MAX_RES = 2.0
 BUILDING_MEAN_P = 0.35
 #: Blue roofs kept by rule at 0.3-2 m: (blue - red) / (blue + red) of the raw reflectance at least this.
 BLUE_ROOF_HUE = 0.25
+#: Shortest wall or fence mapped (extent of a connected line network, metres): a compound's perimeter
+#: and internal fences run for 50 m and more; backyard fences and kerb pieces on real suburban tiles
+#: (LEVIR-CD) are mostly shorter.
+LINE_MIN_EXTENT_M = 50.0
 #: Line length over which wall and fence darkness is averaged, metres.
 LINE_M = 20.0
 #: Local background window for line darkness, metres.
@@ -308,7 +312,7 @@ class StructureDetector:
         # a fence is its mesh line plus the faint shadow the mesh casts: a faint band up to ~7 m wide
         black = np.clip(ndimage.grey_closing(bv, size=(wf, wf)) - bv, 0, 0.4)
         length_px = int(round(LINE_M / res))
-        min_len = 15.0 / res
+        min_len = LINE_MIN_EXTENT_M / res
         wline = _line_mean(white, length_px)
         near_building = ndimage.binary_dilation(building, iterations=max(1, int(round(3.0 / res))))
         wall = (wline > WALL_LINE) & (white > WALL_PIXEL) & valid & ~near_building
