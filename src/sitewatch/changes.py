@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .detections import Change
+from .scoring import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
 
@@ -197,7 +198,8 @@ def score_features(kind: str, evidence: Mapping[str, object], area_m2: float, re
 
 
 def score(features: Sequence[float]) -> float:
-    """Calibrated confidence in 0..1: a logistic of the features (benchmarks/README.md has its reliability)."""
+    """Uncalibrated ranking score in 0..1 (a logistic of the features, fitted on generated series only): it orders
+    detections; on real imagery a score near 1 does not mean a detection is likely right (benchmarks/README.md)."""
     z = sum(w * x for w, x in zip(SCORE_COEFFICIENTS, features))
     return round(1 / (1 + math.exp(-max(-50.0, min(50.0, z)))), 4)
 
@@ -357,8 +359,12 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
         ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if mean(Pd, s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"
+    # fitted on real labelled detections where a model covers this resolution, else the uncalibrated ranking
+    fitted = real_score(name, ev, area, res)
+    ev["score_model"] = "real" if fitted is not None else "uncalibrated"
+    value = fitted if fitted is not None else score(score_features(name, ev, area, res))
     return Change(name, geom, obs[a].scene_id, obs[a].acquired.date(), obs[b].scene_id, obs[b].acquired.date(),
-                  area, None if length is None else round(length, 1), score(score_features(name, ev, area, res)), ev)
+                  area, None if length is None else round(length, 1), value, ev)
 
 
 def _majority(votes: list[bool]) -> bool:

@@ -25,10 +25,20 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from . import align, clouds
+from . import align, buildings, clouds
 from .scenes import SceneRaster
 from .structures import StructureMaps, enclosed, kinds_for_gsd
 
+#: Finest-to-coarsest grid (metres) the learned building model serves (it was fitted on 0.3-0.5 m tiles).
+FINE_MODEL_MAX_RES = 2.0
+#: Smallest mean building probability over a mapped blob.
+BUILDING_MEAN_P = 0.35
+#: Blue roofs kept by rule at 0.3-2 m: (blue - red) / (blue + red) of the raw reflectance at least this.
+BLUE_ROOF_HUE = 0.25
+#: Shortest wall or fence mapped (extent of a connected line network, metres): a compound's perimeter
+#: and internal fences run for 50 m and more; backyard fences and kerb pieces on real suburban tiles
+#: (LEVIR-CD) are mostly shorter.
+LINE_MIN_EXTENT_M = 50.0
 #: Line length over which wall and fence darkness is averaged, metres.
 LINE_M = 20.0
 #: Local background window for line darkness, metres.
@@ -104,6 +114,136 @@ def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
     return keep[lab]
 
 
+#: Real-imagery gates (benchmarks/real.py: on LEVIR-CD, xBD and Inria tiles, which hold no walls, fences or
+#: towers, kerbs, pavements, road edges, cars and roof units passed the line and blob tests above):
+#: a wall casts a shadow along its length, away from the sun: share of its pixels with dark ground on
+#: the shadow side and lit ground on the sun side.
+WALL_SHADOW_SHARE = 0.5
+#: A fence is claimed only within this distance (metres) of a mapped wall, or inside one.
+FENCE_NEAR_WALL_M = 60.0
+#: A watchtower is tall: its shadow reaches at least this far from it (metres) ...
+TOWER_SHADOW_M = 5.0
+#: ... and it stands alone: no more than this many other small bright blobs within 25 m (cars, roof units).
+TOWER_NEIGHBOURS = 1
+
+
+def _sides(lab: np.ndarray, i: int, sl: tuple[slice, ...], b: np.ndarray, res: float,
+           dists_m: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Brightness sampled on either side of component ``i``, across its main axis, at ``dists_m``,
+    and the unit normal (x, row) pointing to the second side."""
+    ys, xs = np.nonzero(lab[sl] == i)
+    ys, xs = ys + sl[0].start, xs + sl[1].start
+    if ys.size < 3:
+        return np.ones((len(dists_m), ys.size)), np.ones((len(dists_m), ys.size)), (0.0, 0.0)
+    _, v = np.linalg.eigh(np.cov(np.vstack([xs, ys]).astype(float)))
+    nx, ny = -v[1, 1], v[0, 1]  # normal to the main axis
+    out = []
+    for sign in (-1, 1):
+        rows = []
+        for d_m in dists_m:
+            d = sign * d_m / res
+            yy = np.clip(np.round(ys + d * ny).astype(int), 0, b.shape[0] - 1)
+            xx = np.clip(np.round(xs + d * nx).astype(int), 0, b.shape[1] - 1)
+            rows.append(b[yy, xx])
+        out.append(np.array(rows))
+    return out[0], out[1], (float(nx), float(ny))
+
+
+def shadow_direction(properties: dict, crs: str) -> tuple[float, float]:
+    """Unit vector (x, row) on a north-up grid along which shadows fall: away from the sun.
+
+    The item's ``view:sun_azimuth`` when it has one; else a morning sun-synchronous pass (the
+    sun in the south-east north of the equator, the north-east south of it, ~10:30 local).
+    """
+    az = properties.get("view:sun_azimuth")
+    if not isinstance(az, (int, float)) or isinstance(az, bool):
+        az = 30.0 if str(crs).upper().startswith("EPSG:327") else 150.0
+    shade = math.radians(float(az) + 180.0)
+    return math.sin(shade), -math.cos(shade)
+
+
+def _cast_shadow(wall: np.ndarray, b: np.ndarray, res: float, shade_dir: tuple[float, float]) -> np.ndarray:
+    """Keep wall pieces that cast a shadow: from most of their pixels, the ground 1.5-3.5 m away
+    from the sun is dark and the ground 1.5-2.5 m towards it is lit. A kerb, a pavement or a road
+    marking casts none, and the dark road beside a kerb lies on either side whatever the sun."""
+    lab, n = ndimage.label(wall, structure=np.ones((3, 3)))
+    if not n:
+        return wall
+    ys, xs = np.nonzero(lab)
+    ids = lab[ys, xs]
+
+    def at(d_m: float) -> np.ndarray:
+        yy = np.clip(np.round(ys + d_m / res * shade_dir[1]).astype(int), 0, b.shape[0] - 1)
+        xx = np.clip(np.round(xs + d_m / res * shade_dir[0]).astype(int), 0, b.shape[1] - 1)
+        return b[yy, xx]
+
+    dark = np.min([at(d) for d in (1.5, 2.5, 3.5)], axis=0) < 0.6
+    lit = np.max([at(-d) for d in (1.5, 2.5)], axis=0) >= 0.8
+    good = (dark & lit).astype(float)
+    share = np.bincount(ids, weights=good, minlength=n + 1) / np.maximum(np.bincount(ids, minlength=n + 1), 1)
+    keep = share >= WALL_SHADOW_SHARE
+    keep[0] = False
+    return keep[lab]
+
+
+def _snow(raw: dict[str, np.ndarray], res: float) -> np.ndarray:
+    """Snow the mask missed: very bright white ground, by NDSI with swir16, else only on a snowy day
+    (as :func:`sitewatch.clouds.detect` decides), so a white roof on a snowless day stays a roof."""
+    r, g, b = (np.nan_to_num(raw[k], nan=0.0) for k in ("red", "green", "blue"))
+    bright = (r + g + b) / 3
+    spread = (np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)) / np.maximum(bright, 1e-3)
+    snow = (np.minimum(np.minimum(r, g), b) > clouds.SNOW_BRIGHT) & (spread < clouds.WHITE)
+    if "swir16" in raw:
+        sw = np.nan_to_num(raw["swir16"], nan=0.0)
+        return snow & ((g - sw) / np.maximum(g + sw, 1e-4) > clouds.NDSI_SNOW)
+    return snow if snow.sum() * res * res >= clouds.SNOWY_SCENE_M2 else np.zeros(snow.shape, bool)
+
+
+def _near_a_wall(fence: np.ndarray, wall: np.ndarray, res: float) -> np.ndarray:
+    """Fences only inside or near a mapped wall (the internal fencing of a walled compound): on real
+    imagery with no barriers, lawn edges, field boundaries and road texture pass every line test."""
+    if not fence.any():
+        return fence
+    if not wall.any():
+        return np.zeros(fence.shape, bool)
+    near = ndimage.distance_transform_edt(~wall) * res <= FENCE_NEAR_WALL_M
+    ok = near | enclosed(wall, res)
+    lab, n = ndimage.label(fence, structure=np.ones((3, 3)))
+    share = ndimage.mean(ok, lab, np.arange(1, n + 1))
+    return np.concatenate([[False], np.asarray(share) >= 0.5])[lab]
+
+
+def _tall_and_alone(towers: np.ndarray, blobs: np.ndarray, b: np.ndarray, res: float) -> np.ndarray:
+    """Keep towers whose shadow reaches TOWER_SHADOW_M out and that have few bright neighbours."""
+    lab, n = ndimage.label(towers)
+    if not n:
+        return towers
+    blab, _ = ndimage.label(blobs)
+    dark = b < 0.6
+    reach = max(2, int(round(TOWER_SHADOW_M / res)))
+    near = max(3, int(round(25.0 / res)))
+    keep = np.zeros(n + 1, bool)
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        pad = tuple(slice(max(0, x.start - near), x.stop + near) for x in sl)
+        obj = lab[pad] == i
+        own = set(np.unique(blab[pad][obj]).tolist())
+        others = set(np.unique(blab[pad]).tolist()) - own - {0}
+        if len(others) > TOWER_NEIGHBOURS:
+            continue
+        # the shadow: dark ground touching the tower, still dark ``reach`` metres from it
+        grown = ndimage.binary_dilation(obj, iterations=1)
+        dlab, _ = ndimage.label(dark[pad])
+        ids = np.unique(dlab[grown & dark[pad]])
+        shadow = np.isin(dlab, ids[ids > 0])
+        if not shadow.any():
+            continue
+        far = ~ndimage.binary_dilation(obj, iterations=reach - 1)
+        keep[i] = bool((shadow & far & ndimage.binary_dilation(obj, iterations=reach + 2)).any())
+    return keep[lab]
+
+
 class StructureDetector:
     """Maps buildings, walls, fences and towers in one scene, aligned to the site's first scene."""
 
@@ -138,28 +278,28 @@ class StructureDetector:
         info["ground_levels"] = {k: round(v, 4) for k, v in levels.items()}
         rel = align.relative_to_ground(bands, levels)
         kinds = kinds_for_gsd(raster.native_gsd_m)
-        presence, strength = self._maps(rel, bands, valid, res, kinds)
+        shade_dir = shadow_direction(dict(raster.scene.properties), raster.grid.crs)
+        presence, strength = self._maps(rel, bands, valid, res, kinds, shade_dir)
         return StructureMaps(raster.grid, kinds, presence, strength, valid, features, info)
 
     def _maps(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray, res: float,
-              kinds: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+              kinds: tuple[str, ...], shade_dir: tuple[float, float] = (-0.5, -0.87)
+              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         b = np.nan_to_num(align.brightness(rel), nan=1.0)
-        blue = np.nan_to_num(rel["blue"] - rel["red"], nan=0.0)
         vegetation = clouds.vegetation(raw, blue_is_roof=True)
-        roof_score = np.maximum((b - 1.25) / 0.8, (blue - 0.45) / 1.0)
-        roof = (roof_score > 0) & ~vegetation & valid
-        if "swir16" in raw:  # snow the mask missed is bright and white too, but dark in SWIR
-            g, sw = np.nan_to_num(raw["green"]), np.nan_to_num(raw["swir16"])
-            roof &= ~((g - sw) / np.maximum(g + sw, 1e-4) > 0.4)
         presence: dict[str, np.ndarray] = {}
         strength: dict[str, np.ndarray] = {}
-        # buildings: roofs at least ~4 m across
-        k = max(2, int(round(4.0 / res)))
-        opened = ndimage.binary_opening(roof, structure=np.ones((k, k), bool)) if k > 1 else roof
-        min_px = max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2)))
-        building = _components(opened, min_px)
+        if res <= FINE_MODEL_MAX_RES:
+            building, bstrength = self._learned_buildings(rel, raw, valid & ~vegetation, res)
+            # blue (painted steel) roofs, common on new compounds, are absent from the labelled tiles the
+            # model learned from: kept by rule (strongly blue against the ground, not plants)
+            blue_roof, blue_strength = self._blue_roofs(rel, raw, valid, res, vegetation)
+            building |= blue_roof
+            bstrength = np.maximum(bstrength, blue_strength)
+        else:
+            building, bstrength = self._rule_buildings(rel, raw, valid, res, b, vegetation)
         presence["building"] = building
-        strength["building"] = np.clip(roof_score, 0, 1).astype(np.float32) * building
+        strength["building"] = bstrength
         if "wall" not in kinds:
             return presence, strength
         # Walls and fences are thin lines whatever the sun does: a wall's sunlit top is a thin
@@ -172,11 +312,12 @@ class StructureDetector:
         # a fence is its mesh line plus the faint shadow the mesh casts: a faint band up to ~7 m wide
         black = np.clip(ndimage.grey_closing(bv, size=(wf, wf)) - bv, 0, 0.4)
         length_px = int(round(LINE_M / res))
-        min_len = 15.0 / res
+        min_len = LINE_MIN_EXTENT_M / res
         wline = _line_mean(white, length_px)
         near_building = ndimage.binary_dilation(building, iterations=max(1, int(round(3.0 / res))))
         wall = (wline > WALL_LINE) & (white > WALL_PIXEL) & valid & ~near_building
         wall = _extent_px(ndimage.binary_dilation(wall), min_len)
+        wall = _cast_shadow(wall, bv, res, shade_dir)
         presence["wall"] = wall
         strength["wall"] = np.clip(wline / (2 * WALL_LINE), 0, 1).astype(np.float32) * wall
         bline = _line_mean(black, length_px)
@@ -199,6 +340,7 @@ class StructureDetector:
             from skimage.morphology import skeletonize
 
             fence = _extent_px(ndimage.binary_dilation(skeletonize(fence)), min_len)
+        fence = _near_a_wall(fence, wall, res)
         presence["fence"] = fence
         # the band's response wherever it is at least half a fence's, mapped or not: a faint band the
         # context tests turned down is not evidence that no fence stood there (changes.AMBIGUOUS)
@@ -209,15 +351,70 @@ class StructureDetector:
         kt = max(2, int(math.ceil(2.0 / res)))
         bright_small = ndimage.binary_opening((b > 1.35) & valid, structure=np.ones((kt, kt), bool))
         lo, hi = (int(a / res ** 2) for a in TOWER_M2)
-        towers = _compact(_components(bright_small & ~building, max(2, lo), max(3, hi)))
+        # a tower on a wall corner can be swept into the building map's blob there, so the map does not
+        # exclude towers: a bright roof is too large to pass as one, and a roof unit casts no tall shadow
+        halls = np.zeros_like(building)
+        towers = _compact(_components(bright_small & ~halls, max(2, lo), max(3, hi)))
         shade = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(1.5 / res))))
         lab, n = ndimage.label(towers)
         if n:
             has_shadow = ndimage.maximum(shade, lab, np.arange(1, n + 1))
             towers = np.concatenate([[False], np.asarray(has_shadow, bool)])[lab]
+        towers = _tall_and_alone(towers, bright_small & ~halls, bv, res)
         presence["tower"] = towers
         strength["tower"] = np.clip((b - 1.0) / 1.0, 0, 1).astype(np.float32) * towers
         return presence, strength
+
+
+    def _rule_buildings(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray, res: float,
+                        b: np.ndarray, vegetation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse imagery (no labelled building maps at 10 m to learn from): bright or blue roofs."""
+        blue = np.nan_to_num(rel["blue"] - rel["red"], nan=0.0)
+        roof_score = np.maximum((b - 1.25) / 0.8, (blue - 0.45) / 1.0)
+        roof = (roof_score > 0) & ~vegetation & valid
+        if "swir16" in raw:  # snow the mask missed is bright and white too, but dark in SWIR
+            g, sw = np.nan_to_num(raw["green"]), np.nan_to_num(raw["swir16"])
+            roof &= ~((g - sw) / np.maximum(g + sw, 1e-4) > 0.4)
+        # buildings: roofs at least ~4 m across
+        k = max(2, int(round(4.0 / res)))
+        opened = ndimage.binary_opening(roof, structure=np.ones((k, k), bool)) if k > 1 else roof
+        min_px = max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2)))
+        building = _components(opened, min_px)
+        return building, np.clip(roof_score, 0, 1).astype(np.float32) * building
+
+    def _blue_roofs(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray, res: float,
+                    vegetation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        blue = np.nan_to_num(rel["blue"] - rel["red"], nan=0.0)
+        rr, bb = np.nan_to_num(raw["red"]), np.nan_to_num(raw["blue"])
+        hue = (bb - rr) / np.maximum(rr + bb, 1e-4)
+        score = np.minimum((blue - 0.45) / 1.0, (hue - BLUE_ROOF_HUE) * 4)
+        roof = (score > 0) & ~vegetation & valid
+        k = max(2, int(round(4.0 / res)))
+        roof = ndimage.binary_opening(roof, structure=np.ones((k, k), bool))
+        building = _components(roof, max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2))))
+        return building, np.clip(score + 0.5, 0, 1).astype(np.float32) * building
+
+    def _learned_buildings(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray,
+                           res: float) -> tuple[np.ndarray, np.ndarray]:
+        """0.3-2 m: the learned model's probability (:mod:`sitewatch.buildings`), smoothed over ~1 m,
+        thresholded, cleaned to building-sized blobs; strength is the probability wherever it is
+        at least half the threshold, so a faint roof the map turned down is "unknown", not "absent"."""
+        m = buildings.model()["fine"]
+        p = buildings.probability(buildings.cues(rel, raw, valid, res), m)
+        p = ndimage.gaussian_filter(p, max(0.5, 1.0 / res))
+        p = np.where(valid, p, 0.0).astype(np.float32)
+        thr = float(m["threshold"])
+        k = max(2, int(round(3.0 / res)))
+        roof = ndimage.binary_opening(p > thr, structure=np.ones((k, k), bool))
+        roof &= ~_snow(raw, res)
+        min_px = max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2)))
+        building = _components(roof, min_px) & valid
+        lab, n = ndimage.label(building)
+        if n:  # a blob the model is only lukewarm about as a whole is not a building
+            mean_p = ndimage.mean(p, lab, np.arange(1, n + 1))
+            building = np.concatenate([[False], np.asarray(mean_p) >= BUILDING_MEAN_P])[lab]
+        strength = np.where(p >= thr / 2, np.clip(p, 0, 1), 0.0).astype(np.float32)
+        return building, strength
 
 
 def default_detector() -> StructureDetector:

@@ -31,7 +31,7 @@ class Change:
         after_scene_id / after_date: first clear scene with it (without it, for ``_removed``).
         area_m2: footprint area.
         length_m: centre-line length for walls and fences, else None.
-        score: calibrated confidence in 0..1.
+        score: uncalibrated ranking score in 0..1 (higher first; not a probability, see benchmarks/README.md).
         evidence: JSON-safe facts a reviewer needs: which maps fired, change magnitude.
     """
 

@@ -575,7 +575,7 @@ def _pair(store: Store, f: Finding, clear: ClearOver) -> str:
             f'<h3>{_e(KIND_WORDS.get(d.kind, d.kind))}{tag}</h3>'
             f'<p>{word_b.capitalize()} on {d.before_date.isoformat()}, {word_a} on '
             f'{d.after_date.isoformat()}: it {"was removed" if removed else "appeared"} between these two clear '
-            f'scenes. {_e(_measure(d))} Detector score {d.score:.2f}.<br>{who}{note}<br>'
+            f'scenes. {_e(_measure(d))} Uncalibrated ranking score {d.score:.2f}.<br>{who}{note}<br>'
             f'<span class="muted">detection {_e(d.detection_id)}</span></p>'
             f'<div class="imgs">{"".join(figs)}</div></section>')
 

@@ -1,0 +1,138 @@
+"""Per-date building probability from several image cues and a small model learned on real roofs.
+
+Brightness alone fails on real imagery: roofs are often no brighter than sand, grey roofs sit
+in grey towns. So each pixel is described by cues that hold across sensors, measured in units
+of the scene's own open ground and in windows sized in metres (so 0.3 m and 0.5 m imagery
+give the same cues):
+
+- colour (chroma, blueness, vegetation index) and brightness against the ground;
+- texture (local spread) and edges (gradient strength, edge density): roofs are flat inside,
+  sharp at their outline;
+- a morphological building index (white top-hats at 3-20 m: bright things of building size);
+- dark top-hats and shadow adjacency (dark ground within a few metres: a building's shadow is
+  evidence of its height, a paved yard has none);
+- context (mean brightness over 10 and 30 m).
+
+A logistic model over those cues (and a few squares/products) was fitted by
+``benchmarks/train_buildings.py`` on real labelled tiles (SpaceNet Rio and Atlanta, Inria
+Austin, xBD Joplin; held-out figures by leave-one-dataset-out in benchmarks/README.md). Only
+its coefficients are shipped (``data/building_model.json``, a few kB); the imagery and labels
+are not (their licences do not allow it). One model per resolution class: ``fine`` (0.3-2 m).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy import ndimage
+
+#: Names of the cues, in model order (the model file lists them too and is checked against this).
+CUES = ("bright", "log_bright", "chroma", "blueness", "redness", "veg", "tex3", "tex8", "grad", "edges5",
+        "mbi", "mbi_small", "mbi_large", "dark_tophat", "shadow_near", "shadow_near_large", "ctx10", "ctx30",
+        "bright_minus_ctx", "flat_and_bright")
+
+
+def _win(m: float, res: float) -> int:
+    return max(3, int(round(m / res)) | 1)
+
+
+def cues(rel: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], valid: np.ndarray,
+         res: float) -> dict[str, np.ndarray]:
+    """Per-pixel cues (float32) from bands relative to ground (``rel``) and raw reflectance (``raw``)."""
+    r, g, b = (np.nan_to_num(rel[k], nan=1.0).astype(np.float32) for k in ("red", "green", "blue"))
+    rr, gg, bb = (np.nan_to_num(raw[k], nan=0.0).astype(np.float32) for k in ("red", "green", "blue"))
+    br = (r + g + b) / 3
+    br = np.where(valid, br, 1.0).astype(np.float32)
+    s = np.maximum(rr + gg + bb, 1e-4)
+    out: dict[str, np.ndarray] = {}
+    out["bright"] = np.clip(br, 0, 4)
+    out["log_bright"] = np.log(np.clip(br, 0.05, 4))
+    mx = np.maximum(np.maximum(rr, gg), bb)
+    mn = np.minimum(np.minimum(rr, gg), bb)
+    out["chroma"] = (mx - mn) / s
+    out["blueness"] = (bb - rr) / s
+    out["redness"] = (rr - gg) / s
+    out["veg"] = (2 * gg - rr - bb) / s  # excess green, even with nir: the model was fitted on RGB tiles
+    k3, k8 = _win(3, res), _win(8, res)
+    m3 = ndimage.uniform_filter(br, k3)
+    out["tex3"] = np.sqrt(np.maximum(ndimage.uniform_filter(br * br, k3) - m3 * m3, 0))
+    m8 = ndimage.uniform_filter(br, k8)
+    out["tex8"] = np.sqrt(np.maximum(ndimage.uniform_filter(br * br, k8) - m8 * m8, 0))
+    sm = ndimage.gaussian_filter(br, max(0.5, 0.5 / res))
+    grad = np.hypot(ndimage.sobel(sm, 0), ndimage.sobel(sm, 1)) / 8.0 * (0.5 / res)
+    out["grad"] = grad
+    out["edges5"] = ndimage.uniform_filter((grad > 0.08).astype(np.float32), _win(5, res))
+    tops = []
+    for m in (3.0, 6.0, 12.0, 20.0):
+        k = _win(m, res)
+        tops.append(br - ndimage.grey_opening(ndimage.uniform_filter(br, 3) if res < 0.4 else br, size=(k, k)))
+    out["mbi"] = np.clip(np.mean(tops, axis=0), -1, 3)
+    out["mbi_small"] = np.clip(tops[0], -1, 3)
+    out["mbi_large"] = np.clip(tops[3], -1, 3)
+    kd = _win(6, res)
+    out["dark_tophat"] = np.clip(ndimage.grey_closing(br, size=(kd, kd)) - br, 0, 2)
+    dark = (br < 0.6).astype(np.float32)
+    out["shadow_near"] = ndimage.maximum_filter(ndimage.uniform_filter(dark, _win(1.5, res)), _win(5, res))
+    out["shadow_near_large"] = ndimage.uniform_filter(dark, _win(12, res))
+    out["ctx10"] = ndimage.uniform_filter(br, _win(10, res))
+    out["ctx30"] = ndimage.uniform_filter(br, _win(30, res))
+    out["bright_minus_ctx"] = br - out["ctx10"]
+    out["flat_and_bright"] = np.clip(br, 0, 3) * np.exp(-out["tex3"] / 0.1)
+    return {k: np.nan_to_num(v.astype(np.float32)) for k, v in out.items()}
+
+
+def design(c: Mapping[str, np.ndarray], names: tuple[str, ...] = CUES) -> np.ndarray:
+    """(n_pixels, n_features) design matrix: the cues and their squares (a cheap non-linearity)."""
+    cols = [c[k].ravel() for k in names]
+    cols += [x * x for x in cols]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def model() -> dict:
+    """The shipped model (``data/building_model.json``): coefficients, scaling, threshold, provenance."""
+    text = resources.files("sitewatch").joinpath("data/building_model.json").read_text()
+    m = json.loads(text)
+    if tuple(m["cues"]) != CUES:
+        raise RuntimeError("building_model.json was fitted on other cues: re-run benchmarks/train_buildings.py")
+    return m
+
+
+def probability(c: Mapping[str, np.ndarray], m: Mapping | None = None) -> np.ndarray:
+    """Logistic model over the design matrix: P(building) per pixel, float32, the cues' shape."""
+    m = m if m is not None else model()["fine"]
+    x = design(c)
+    z = (x - np.asarray(m["mean"], np.float32)) / np.asarray(m["scale"], np.float32)
+    logit = z @ np.asarray(m["coef"], np.float32) + np.float32(m["intercept"])
+    shape = next(iter(c.values())).shape
+    return (1 / (1 + np.exp(-np.clip(logit, -30, 30)))).reshape(shape).astype(np.float32)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 30,
+                 weights: np.ndarray | None = None) -> dict:
+    """L2-regularised logistic regression by Newton's method (numpy only, for the training script)."""
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    z = (x - mean) / scale
+    z1 = np.hstack([z, np.ones((z.shape[0], 1), np.float32)]).astype(np.float64)
+    w = np.zeros(z1.shape[1])
+    sw = np.ones(len(y)) if weights is None else weights
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(z1 @ w, -30, 30)))
+        grad = z1.T @ (sw * (p - y)) + l2 * np.r_[w[:-1], 0] * len(y)
+        h = (z1 * (sw * p * (1 - p))[:, None]).T @ z1 + l2 * len(y) * np.diag(np.r_[np.ones(len(w) - 1), 0])
+        step = np.linalg.solve(h, grad)
+        w -= step
+        if float(np.abs(step).max()) < 1e-6:
+            break
+    return {"mean": [round(float(v), 6) for v in mean], "scale": [round(float(v), 6) for v in scale],
+            "coef": [round(float(v), 6) for v in w[:-1]], "intercept": round(float(w[-1]), 6)}
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))
