@@ -408,3 +408,55 @@ def test_low_sun_fences_at_0_6_m_inside_a_wall_are_fences():
     m = measure(_rendered(structs, ground, gsd, size, cond, 2, [empty]))
     fence = sum(LineString(s.points).length for s in structs if s.kind == "fence")
     assert m.fence_length_m == pytest.approx(fence, rel=0.35)
+
+
+def test_a_wall_cut_short_by_snow_is_not_seen_absent(det, reference):
+    """Snow patches (masked, not observed) cut the 160 m wall into pieces shorter than the 50 m a
+    wall needs: the scene cannot map it, but the ground between the patches shows its line, so
+    that scene is no clear view of its absence and the wall, there all along, is never "new"."""
+    from sitewatch.changes import Observation, track
+
+    valid = np.ones((N, N), bool)
+    for c in (110, 200, 290):  # 12 m patches across the wall: visible pieces ~35 m
+        valid[WALL_ROW - 40:WALL_ROW + 20, c - 12:c + 12] = False
+    img = draw(wall=True, seed=21)
+    snowy = det.maps(raster(img, day=10, valid=valid), [reference])
+    summer = [det.maps(raster(draw(wall=True, seed=s), day=d), [reference]) for s, d in ((22, 160), (23, 200))]
+    piece = (slice(WALL_ROW - 3, WALL_ROW + 4), slice(130, 170))  # clear ground between two patches
+    assert snowy.observed[piece].all()
+    assert not snowy.presence["wall"][piece].any()  # too short to map where snow cuts it ...
+    assert all(m.presence["wall"][piece].any() for m in summer)
+    # ... but its line is there: a response at least half the mapped wall's
+    assert snowy.strength["wall"][piece].mean() >= 0.5 * summer[0].strength["wall"][piece].mean() > 0
+    obs = [Observation(f"s{i}", dt.datetime(2020, 1 + 5 * i, 1, tzinfo=dt.timezone.utc), m)
+           for i, m in enumerate([snowy, *summer])]
+    assert [c for c in track(obs) if c.kind == "wall_new"] == []
+    # the same pieces on a scene where the wall was not built are still absence: a wall seen built is new
+    bare = det.maps(raster(draw(seed=24), day=5, valid=valid), [reference])
+    obs = [Observation(f"s{i}", dt.datetime(2019 + i, 1, 1, tzinfo=dt.timezone.utc), m)
+           for i, m in enumerate([bare, bare, *summer])]
+    assert [c.kind for c in track(obs) if c.kind == "wall_new"]
+
+
+def test_a_tower_whose_shadow_begins_past_a_mixed_edge_pixel_is_a_tower(det, reference):
+    """Between a tower's lit top and its shadow there is often a pixel of neither (the edge blurred
+    by resampling, a wall top at a compound's corner): the shadow is still the tower's."""
+    img = draw(towers=True, seed=31)
+    shade = np.zeros((N, N), bool)
+    for r, c in TOWERS:
+        for k in range(20):
+            shade[r - k:r - k + 6, c - k // 3:c - k // 3 + 6] = True
+    for r, c in TOWERS:
+        ring = np.zeros((N, N), bool)
+        ring[r - 1:r + 7, c - 1:c + 7] = True
+        ring[r:r + 6, c:c + 6] = False
+        ring &= shade
+        img[:, ring] = 0.5 * img[:, ring] + 0.5 * CONCRETE[:, None]  # half lit top, half shadow
+    m = det.maps(raster(img, day=40), [reference])
+    for r, c in TOWERS:
+        assert m.presence["tower"][r - 2:r + 8, c - 2:c + 8].any(), (r, c)
+    # the gap is a pixel or two, not a licence: a bright square with no shadow is still no tower
+    plain = draw(seed=32)
+    for r, c in TOWERS:
+        plain[:, r:r + 6, c:c + 6] = CONCRETE[:, None, None]
+    assert not det.maps(raster(plain, day=41), [reference]).presence["tower"].any()

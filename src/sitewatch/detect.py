@@ -125,6 +125,10 @@ FENCE_NEAR_WALL_M = 60.0
 TOWER_SHADOW_M = 5.0
 #: ... and it stands alone: no more than this many other small bright blobs within 25 m (cars, roof units).
 TOWER_NEIGHBOURS = 1
+#: The shadow starts at the tower's foot, but the tower's bright blob (an opening of its lit top) and the
+#: dark ground meet across a mixed edge pixel or a wall top at a corner: the shadow may begin this far
+#: (metres, at least one pixel) from the blob and still be the tower's.
+TOWER_SHADOW_GAP_M = 1.0
 
 
 def _sides(lab: np.ndarray, i: int, sl: tuple[slice, ...], b: np.ndarray, res: float,
@@ -214,7 +218,8 @@ def _near_a_wall(fence: np.ndarray, wall: np.ndarray, res: float) -> np.ndarray:
 
 
 def _tall_and_alone(towers: np.ndarray, blobs: np.ndarray, b: np.ndarray, res: float) -> np.ndarray:
-    """Keep towers whose shadow reaches TOWER_SHADOW_M out and that have few bright neighbours."""
+    """Keep towers whose shadow (dark ground within TOWER_SHADOW_GAP_M of them) reaches TOWER_SHADOW_M
+    out and that have few bright neighbours."""
     lab, n = ndimage.label(towers)
     if not n:
         return towers
@@ -233,7 +238,7 @@ def _tall_and_alone(towers: np.ndarray, blobs: np.ndarray, b: np.ndarray, res: f
         if len(others) > TOWER_NEIGHBOURS:
             continue
         # the shadow: dark ground touching the tower, still dark ``reach`` metres from it
-        grown = ndimage.binary_dilation(obj, iterations=1)
+        grown = ndimage.binary_dilation(obj, iterations=max(1, int(round(TOWER_SHADOW_GAP_M / res))))
         dlab, _ = ndimage.label(dark[pad])
         ids = np.unique(dlab[grown & dark[pad]])
         shadow = np.isin(dlab, ids[ids > 0])
@@ -315,11 +320,15 @@ class StructureDetector:
         min_len = LINE_MIN_EXTENT_M / res
         wline = _line_mean(white, length_px)
         near_building = ndimage.binary_dilation(building, iterations=max(1, int(round(3.0 / res))))
-        wall = (wline > WALL_LINE) & (white > WALL_PIXEL) & valid & ~near_building
-        wall = _extent_px(ndimage.binary_dilation(wall), min_len)
+        line = (wline > WALL_LINE) & (white > WALL_PIXEL) & valid
+        wall = _extent_px(ndimage.binary_dilation(line & ~near_building), min_len)
         wall = _cast_shadow(wall, bv, res, shade_dir)
         presence["wall"] = wall
-        strength["wall"] = np.clip(wline / (2 * WALL_LINE), 0, 1).astype(np.float32) * wall
+        # the line's response wherever the line test holds, mapped or not: a wall-like line the context
+        # tests turned down (cut under 50 m by snow or cloud, its shadow on masked ground, a long winter
+        # shadow read as a roof beside it) is not evidence that no wall stood there (changes.AMBIGUOUS)
+        seen_line = wall | ndimage.binary_dilation(line)
+        strength["wall"] = np.clip(wline / (2 * WALL_LINE), 0, 1).astype(np.float32) * seen_line
         bline = _line_mean(black, length_px)
         # a wall's or building's shadow has a soft edge that looks like a faint band: keep clear of it
         near_wall = ndimage.binary_dilation(wall, iterations=max(1, int(round(4.0 / res))))
