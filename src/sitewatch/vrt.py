@@ -7,6 +7,8 @@ small GDAL VRT stacking them in red, green, blue order is written beside the Geo
 (``<name>-scenes/<scene_id>.vrt``) and named instead; http(s) bands are referenced through
 ``/vsicurl/`` so the VRT streams them as the reader does. Bands that need a short-lived
 token (Planetary Computer SAS) get no link: it would stop working when the token expires.
+The QGIS project (:mod:`sitewatch.qgis`) writes its VRTs here too, naming local band files
+relative to the VRT so that the project folder can be moved.
 """
 
 from __future__ import annotations
