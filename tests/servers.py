@@ -274,6 +274,22 @@ def _in_interval(when: str, interval: str | None) -> bool:
     return True
 
 
+def _query_area(q: Mapping[str, Any]) -> tuple[list[str] | None, Any]:
+    """A search's ``collections`` and area (``intersects``, else a 2D or 3D ``bbox``), GET or POST."""
+    want = q.get("collections")
+    if isinstance(want, str):
+        want = want.split(",")
+    geom = None
+    if q.get("intersects"):
+        g = q["intersects"]
+        geom = shape(json.loads(g) if isinstance(g, str) else g)
+    elif q.get("bbox"):
+        b = q["bbox"]
+        b = [float(x) for x in (b.split(",") if isinstance(b, str) else b)]
+        geom = box(*b[:4]) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
+    return want, geom
+
+
 def _api_handler(items: Sequence[Mapping[str, Any]], collections: Sequence[Mapping[str, Any]],
                  state: Server, max_limit: int) -> type[_Handler]:
     colls = {str(c["id"]): dict(c) for c in collections}
@@ -304,17 +320,7 @@ def _api_handler(items: Sequence[Mapping[str, Any]], collections: Sequence[Mappi
                               {"rel": "items", "href": f"{u}/collections/{cid}/items"}]}
 
         def _search(self, q: Mapping[str, Any], method: str) -> dict[str, Any]:
-            want = q.get("collections")
-            if isinstance(want, str):
-                want = want.split(",")
-            geom = None
-            if q.get("intersects"):
-                g = q["intersects"]
-                geom = shape(json.loads(g) if isinstance(g, str) else g)
-            elif q.get("bbox"):
-                b = q["bbox"]
-                b = [float(x) for x in (b.split(",") if isinstance(b, str) else b)]
-                geom = box(*b[:4]) if len(b) == 4 else box(b[0], b[1], b[3], b[4])
+            want, geom = _query_area(q)
             hits = [it for it in items
                     if (not want or it.get("collection") in want)
                     and (geom is None or shape(it["geometry"]).intersects(geom))
@@ -535,16 +541,7 @@ def _replay_handler(provider: str, items: Sequence[Mapping[str, Any]], state: Se
             self._send_json(_rewrite(doc, real, self._api()), code)
 
         def _search(self, q: Mapping[str, Any], method: str, path: str) -> dict[str, Any]:
-            want = q.get("collections")
-            if isinstance(want, str):
-                want = want.split(",")
-            geom = None
-            if q.get("intersects"):
-                g = q["intersects"]
-                geom = shape(json.loads(g) if isinstance(g, str) else g)
-            elif q.get("bbox"):
-                b = [float(x) for x in (q["bbox"].split(",") if isinstance(q["bbox"], str) else q["bbox"])]
-                geom = box(*b[:4])
+            want, geom = _query_area(q)
             when = q.get("datetime")
             hits = []
             for it in items:

@@ -142,6 +142,13 @@ def test_defaults_of_the_contract(tmp_path):
 # --- files that do not meet the contract -----------------------------------------------------------
 
 
+BAD_META = {"no_bands": {"sitewatch.tile": "64"}, "band_count": om.meta("red,green"),
+            "unknown_band": om.meta("red,green,ultraviolet"), "mean_len": om.meta(mean="0.1,0.2"),
+            "std_zero": om.meta(std="1,0,1"), "output": om.meta(output="softmax"),
+            "threshold": om.meta(threshold="1.5"), "tile": om.meta(tile="100"), "kind": om.meta(kind="road"),
+            "scale": om.meta(scale="zero")}
+
+
 def _bad(tmp_path: Path, case: str) -> Path:
     p = tmp_path / f"{case}.onnx"
     io3 = [om._io("before", 3), om._io("after", 3)]
@@ -164,26 +171,8 @@ def _bad(tmp_path: Path, case: str) -> Path:
                 meta=om.meta())
     elif case == "channels_out":
         om.save(p, sub, io3, [om._io("change", 3)], meta=om.meta())
-    elif case == "no_bands":
-        om.save(p, sub, io3, out, meta={"sitewatch.tile": "64"})
-    elif case == "band_count":
-        om.save(p, sub, io3, out, meta=om.meta("red,green"))
-    elif case == "unknown_band":
-        om.save(p, sub, io3, out, meta=om.meta("red,green,ultraviolet"))
-    elif case == "mean_len":
-        om.save(p, sub, io3, out, meta=om.meta(mean="0.1,0.2"))
-    elif case == "std_zero":
-        om.save(p, sub, io3, out, meta=om.meta(std="1,0,1"))
-    elif case == "output":
-        om.save(p, sub, io3, out, meta=om.meta(output="softmax"))
-    elif case == "threshold":
-        om.save(p, sub, io3, out, meta=om.meta(threshold="1.5"))
-    elif case == "tile":
-        om.save(p, sub, io3, out, meta=om.meta(tile="100"))
-    elif case == "kind":
-        om.save(p, sub, io3, out, meta=om.meta(kind="road"))
-    elif case == "scale":
-        om.save(p, sub, io3, out, meta=om.meta(scale="zero"))
+    elif case in BAD_META:  # a sound graph whose metadata breaks the contract
+        om.save(p, sub, io3, out, meta=BAD_META[case])
     return p
 
 

@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -108,13 +109,19 @@ def test_refuses_non_loopback_host(tmp_path):
         ReviewServer(fx.store, host="0.0.0.0", port=0)
 
 
-@pytest.mark.browser
-def test_review_in_the_browser(served):
+def _playwright() -> Any:
+    """Playwright's sync API for the real Chromium, or a skip saying which of the two is missing."""
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} not installed")
     sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api.expect.set_options(timeout=15_000)  # a loaded shared machine can take seconds per chip
+    return sync_api
+
+
+@pytest.mark.browser
+def test_review_in_the_browser(served):
+    sync_api = _playwright()
     expect = sync_api.expect
-    expect.set_options(timeout=15_000)  # a loaded shared machine can take seconds per chip
     server, fx = served
     host, port = server.server_address[:2]
     base = f"http://{host}:{port}"
@@ -240,11 +247,8 @@ _STALE = """(id) => [...document.querySelectorAll('#compare img, .more img')]
 @pytest.mark.browser
 def test_no_decision_on_stale_pictures(tmp_path):
     """Slow chips: while they load, no picture of the previous detection and no decision."""
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} not installed")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    sync_api = _playwright()
     expect = sync_api.expect
-    expect.set_options(timeout=15_000)  # a loaded shared machine can take seconds per chip
     fx = build_findings(tmp_path / "f.gpkg")
     server = _SlowServer(fx.store, port=0, token="t0k3n")
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -131,6 +131,15 @@ def parse_contract(meta: Mapping[str, str], inputs: Sequence[Any], outputs: Sequ
         v = meta.get(PREFIX + key)
         return None if v is None or not str(v).strip() else str(v).strip()
 
+    def positive(key: str) -> float | None:
+        """An optional number that must be above zero when given (a scale, a pixel size)."""
+        if (text := get(key)) is None:
+            return None
+        v = _number(key, text, where)
+        if v <= 0:
+            raise ModelError(f"{where}: metadata {PREFIX}{key} must be positive, not {text!r}")
+        return v
+
     raw_bands = get("bands")
     if raw_bands is None:
         raise ModelError(f"{where}: metadata {PREFIX}bands is missing (comma-separated band names, "
@@ -144,11 +153,7 @@ def parse_contract(meta: Mapping[str, str], inputs: Sequence[Any], outputs: Sequ
         raise ModelError(f"{where}: metadata {PREFIX}bands lists a band twice: {raw_bands!r}")
     if isinstance(c, int) and c != len(bands):
         raise ModelError(f"{where}: inputs have {c} channels but metadata {PREFIX}bands names {len(bands)}")
-    scale = None
-    if (s := get("scale")) is not None:
-        scale = _number("scale", s, where)
-        if scale <= 0:
-            raise ModelError(f"{where}: metadata {PREFIX}scale must be positive, not {s!r}")
+    scale = positive("scale")
     mean = _floats("mean", get("mean") or ",".join(["0"] * len(bands)), where)
     std = _floats("std", get("std") or ",".join(["1"] * len(bands)), where)
     for name, vals in (("mean", mean), ("std", std)):
@@ -166,11 +171,7 @@ def parse_contract(meta: Mapping[str, str], inputs: Sequence[Any], outputs: Sequ
     tile = int(tile_f)
     if tile != tile_f or tile < 16 or tile % 8:
         raise ModelError(f"{where}: metadata {PREFIX}tile {get('tile')!r} is not a whole multiple of 8 of at least 16")
-    gsd = None
-    if (g := get("gsd_m")) is not None:
-        gsd = _number("gsd_m", g, where)
-        if gsd <= 0:
-            raise ModelError(f"{where}: metadata {PREFIX}gsd_m must be positive, not {g!r}")
+    gsd = positive("gsd_m")
     kind = get("kind") or "building"
     if kind not in KINDS:
         raise ModelError(f"{where}: metadata {PREFIX}kind is {kind!r}; it must be one of {', '.join(KINDS)}")

@@ -20,21 +20,16 @@ import uuid
 import warnings
 import xml.etree.ElementTree as ET
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .errors import InputError, SceneError
-from .scenes import AssetRef
+from .scenes import SceneRef
 from .store import SceneRecord, Store
+from .vrt import RGB, gdal_path, one_file_image, write_vrt
 
 #: QGIS version the project says it was written by (the oldest it is meant for).
 QGIS_VERSION = "3.22.0-Białowieża"
-RGB = ("red", "green", "blue")
-
-
-def _gdal_path(href: str) -> str:
-    return f"/vsicurl/{href}" if href.startswith(("http://", "https://")) else href
 
 
 def _rel(path: str | Path, base: Path) -> str:
@@ -46,67 +41,25 @@ def _rel(path: str | Path, base: Path) -> str:
     return r if r.startswith("..") else f"./{r}"
 
 
-def scene_assets(rec: SceneRecord) -> Mapping[str, AssetRef]:
-    """Where a stored scene's bands are, found again from its source (item JSON or GeoTIFF folder)."""
-    from .catalog import _discover_folder, read_json, scene_from_item
+def scene_ref(rec: SceneRecord) -> SceneRef:
+    """A stored scene as its source describes it now (item JSON, or a local folder re-listed)."""
+    from .catalog import discover, read_json, scene_from_item
 
     href = rec.href or ""
     if href.lower().endswith(".json") or "/items/" in href:
         ref = scene_from_item(read_json(href), href, rec.source, rec.collection)
         if isinstance(ref, str):
             raise SceneError(ref)
-        return ref.assets
+        return ref
     folder = Path(rec.source)
     if folder.is_dir():
         from shapely.geometry import box
 
-        found = _discover_folder(folder, box(-180, -90, 180, 90), None, None)
+        found = discover(str(folder), collection=rec.collection, aoi=box(-180, -90, 180, 90))
         for ref in found.scenes:
             if ref.scene_id == rec.scene_id:
-                return ref.assets
+                return ref
     raise SceneError(f"scene {rec.scene_id}: cannot find its bands again at {href or rec.source}")
-
-
-def scene_vrt(assets: Mapping[str, AssetRef], path: Path) -> Path:
-    """A three-band VRT (red, green, blue) over the red band's grid; other bands resampled onto it."""
-    import rasterio
-
-    from .httpio import gdal_env
-
-    with rasterio.Env(**gdal_env()), rasterio.open(_gdal_path(assets["red"].href)) as ref:
-        width, height, transform, crs = ref.width, ref.height, ref.transform, ref.crs
-        nodata = ref.nodata
-    root = ET.Element("VRTDataset", rasterXSize=str(width), rasterYSize=str(height))
-    ET.SubElement(root, "SRS").text = crs.to_wkt()
-    ET.SubElement(root, "GeoTransform").text = ", ".join(repr(float(v)) for v in transform.to_gdal())
-    for i, name in enumerate(RGB, start=1):
-        a = assets[name]
-        with rasterio.Env(**gdal_env()), rasterio.open(_gdal_path(a.href)) as ds:
-            sw, sh = ds.width, ds.height
-            # the source's pixels covering the red grid (same ground, maybe another resolution)
-            x0 = (transform.c - ds.transform.c) / ds.transform.a
-            y0 = (transform.f - ds.transform.f) / ds.transform.e
-            xs = width * transform.a / ds.transform.a
-            ys = height * transform.e / ds.transform.e
-            btype = ds.dtypes[a.band - 1]
-        band = ET.SubElement(root, "VRTRasterBand", dataType={"uint8": "Byte", "uint16": "UInt16", "int16": "Int16",
-                                                             "float32": "Float32", "uint32": "UInt32",
-                                                             "int32": "Int32", "float64": "Float64"}[btype],
-                             band=str(i))
-        ET.SubElement(band, "ColorInterp").text = name.capitalize()
-        if nodata is not None:
-            ET.SubElement(band, "NoDataValue").text = repr(float(nodata))
-        src = ET.SubElement(band, "SimpleSource")
-        local = not a.href.startswith(("http://", "https://"))
-        fn = ET.SubElement(src, "SourceFilename", relativeToVRT="1" if local else "0")
-        fn.text = os.path.relpath(Path(a.href).resolve(), path.parent.resolve()) if local else _gdal_path(a.href)
-        ET.SubElement(src, "SourceBand").text = str(a.band)
-        ET.SubElement(src, "SourceProperties", RasterXSize=str(sw), RasterYSize=str(sh), DataType=band.get("dataType"))
-        ET.SubElement(src, "SrcRect", xOff=f"{x0:.6g}", yOff=f"{y0:.6g}", xSize=f"{xs:.6g}", ySize=f"{ys:.6g}")
-        ET.SubElement(src, "DstRect", xOff="0", yOff="0", xSize=str(width), ySize=str(height))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ET.ElementTree(root).write(path, encoding="utf-8")
-    return path
 
 
 # --- the project XML ---------------------------------------------------------------------
@@ -219,15 +172,14 @@ def write_project(db: str | os.PathLike[str], site_id: str, out: str | os.PathLi
 
     for i, rec in enumerate(observed):
         try:
-            assets = scene_assets(rec)
-            hrefs = {assets[n].href for n in RGB if n in assets}
-            if len(hrefs) == 1 and [assets[n].band for n in RGB] == [1, 2, 3]:
-                path = _gdal_path(next(iter(hrefs)))
-            else:
-                path = str(scene_vrt(assets, vrt_dir / f"{rec.scene_id}.vrt"))
+            ref = scene_ref(rec)
+            one = one_file_image(ref)
+            path = gdal_path(one) if one is not None else \
+                str(write_vrt(rec.scene_id, tuple(ref.assets[n] for n in RGB), vrt_dir,  # type: ignore[arg-type]
+                              relative=True))
             with rasterio.Env(**gdal_env()), rasterio.open(path) as ds:
                 crs, dtype = ds.crs, ds.dtypes[0]
-        except (SceneError, InputError, rasterio.errors.RasterioIOError, KeyError, OSError) as exc:
+        except (SceneError, InputError, rasterio.errors.RasterioIOError, KeyError, OSError, ValueError) as exc:
             skipped.append(f"scene {rec.scene_id}: {str(exc).splitlines()[0][:200]}")
             continue
         lid = f"scene_{uuid.uuid4().hex}"

@@ -7,6 +7,8 @@ small GDAL VRT stacking them in red, green, blue order is written beside the Geo
 (``<name>-scenes/<scene_id>.vrt``) and named instead; http(s) bands are referenced through
 ``/vsicurl/`` so the VRT streams them as the reader does. Bands that need a short-lived
 token (Planetary Computer SAS) get no link: it would stop working when the token expires.
+The QGIS project (:mod:`sitewatch.qgis`) writes its VRTs here too, naming local band files
+relative to the VRT so that the project folder can be moved.
 """
 
 from __future__ import annotations
@@ -61,8 +63,21 @@ def image_href(ref: SceneRef, folder: Path | None) -> str | None:
         return None
 
 
-def write_vrt(scene_id: str, bands: tuple[AssetRef, AssetRef, AssetRef], folder: Path) -> Path:
-    """Write ``folder/<scene_id>.vrt`` stacking the three bands on the red band's grid (atomically)."""
+def _source_filename(href: str, folder: Path | None) -> str:
+    """The ``SourceFilename`` element: relative to ``folder`` for a local file when it is given."""
+    if folder is None or gdal_path(href) != href:
+        return f'      <SourceFilename relativeToVRT="0">{escape(gdal_path(href))}</SourceFilename>'
+    rel = os.path.relpath(Path(href).resolve(), folder.resolve())
+    return f'      <SourceFilename relativeToVRT="1">{escape(rel)}</SourceFilename>'
+
+
+def write_vrt(scene_id: str, bands: tuple[AssetRef, AssetRef, AssetRef], folder: Path, *,
+              relative: bool = False) -> Path:
+    """Write ``folder/<scene_id>.vrt`` stacking the three bands on the red band's grid (atomically).
+
+    ``relative``: local band files are named relative to the VRT, so a folder holding both (a
+    QGIS project's) can be moved; otherwise as given, which a GeoPackage's ``image_href`` needs.
+    """
     import rasterio
 
     from . import httpio
@@ -90,7 +105,7 @@ def write_vrt(scene_id: str, bands: tuple[AssetRef, AssetRef, AssetRef], folder:
                 *([f"    <NoDataValue>{nodata!r}</NoDataValue>"] if nodata is not None else []),
                 f"    <ColorInterp>{colour}</ColorInterp>",
                 "    <SimpleSource>",
-                f'      <SourceFilename relativeToVRT="0">{escape(gdal_path(b.href))}</SourceFilename>',
+                _source_filename(b.href, folder if relative else None),
                 f"      <SourceBand>{b.band}</SourceBand>",
                 f'      <SrcRect xOff="0" yOff="0" xSize="{bw}" ySize="{bh}"/>',
                 f'      <DstRect xOff="{x0!r}" yOff="{y0!r}" xSize="{x1 - x0!r}" ySize="{y1 - y0!r}"/>',
