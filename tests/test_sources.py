@@ -412,3 +412,34 @@ def test_cli_refuses_in_one_line(tmp_path, imagery_path, collection, message):
     lines = [x for x in r.stderr.splitlines() if x.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "f.gpkg").exists()
+
+
+def test_scan_reads_pc_assets_signed(tmp_path, pc_signing):
+    """The region scan opens its own datasets: a PC asset is signed there too (unsigned it is a 403)."""
+    import rasterio
+
+    from sitewatch import scan
+
+    item = recorded(PC + "S2B_MSIL2A_20240516T144749_R082_T24WWE_20240516T214920.json")
+    site = site_in(item)
+    write_item_cogs(item, tmp_path, site, 1000)
+    items: list[dict] = []
+    sas = SasState()
+    with replay_api("planetary-computer", items, files=tmp_path, sas=sas,
+                    sas_hosts=("sentinel2l2a01.blob.core.windows.net",)) as api:
+        pc_signing(api.url)
+        items.append(localize_assets(item, api.url + "/files"))
+        red = discover(api.url + "/api/stac/v1", aoi=site.buffer(0.002)).scenes[0].assets["red"]
+        local = tmp_path / item["assets"]["B04"]["href"].split("://", 1)[1].split("?")[0]
+        with rasterio.open(local) as ds:
+            want = ds.read(1, window=((0, 16), (0, 16)))
+            transform = ds.transform
+        scan._LOCAL.datasets.clear()
+        with scan._env():  # the settings the scan's workers read under
+            got, _, native = scan._read_window(red.href, red.band, transform, 16, 16, red.sas)
+        assert native and sas.issued >= 1
+        assert np.array_equal(got, want)
+        scan._LOCAL.datasets.clear()
+        with scan._env(), pytest.raises(rasterio.errors.RasterioIOError, match="403"):
+            scan._read_window(red.href + "?unsigned=1", red.band, transform, 16, 16)
+        scan._LOCAL.datasets.clear()

@@ -232,8 +232,12 @@ _LOCAL = _PerThread()
 MAX_OPEN = 64
 
 
-def _open(href: str) -> Any:
-    """Datasets stay open per worker thread: a tile re-uses the header a previous tile fetched."""
+def _open(href: str, sas: str | None = None) -> Any:
+    """Datasets stay open per worker thread: a tile re-uses the header a previous tile fetched.
+
+    ``sas`` (``account/container``): a Planetary Computer asset, signed when it is opened
+    (:func:`sitewatch.signing.sign`); the signed URL is never stored.
+    """
     import rasterio
 
     cache = _LOCAL.datasets
@@ -243,11 +247,17 @@ def _open(href: str) -> Any:
             for old in list(cache.values()):
                 old.close()
             cache.clear()
-        ds = cache[href] = rasterio.open(href)
+        if sas and href.startswith(("http://", "https://")):
+            from .signing import sign
+
+            ds = cache[href] = rasterio.open(f"/vsicurl/{sign(href, sas)}")
+        else:
+            ds = cache[href] = rasterio.open(href)
     return ds
 
 
-def _read_window(href: str, band: int, transform: Affine, width: int, height: int) -> tuple[np.ndarray, Any, bool]:
+def _read_window(href: str, band: int, transform: Affine, width: int, height: int,
+                 sas: str | None = None) -> tuple[np.ndarray, Any, bool]:
     """The tile's pixels of one band, and whether they are the file's own pixels (no resampling).
 
     Bands on the tile's grid are read as they are; nodata outside the file. A band with
@@ -256,7 +266,7 @@ def _read_window(href: str, band: int, transform: Affine, width: int, height: in
     """
     from rasterio.windows import Window
 
-    ds = _open(href)
+    ds = _open(href, sas)
     res = transform.a
     nodata = ds.nodata if ds.nodata is not None else 0
     if abs(ds.transform.a - res) > 1e-6 * res or abs(ds.transform.e + res) > 1e-6 * res:
@@ -339,7 +349,7 @@ def site_sha256(ts: TileScene, job: TileJob, aoi_wgs84: BaseGeometry) -> str:
             for name in names:
                 a = ts.ref.assets[name]
                 href = a.href
-                ds = _open(a.href)
+                ds = _open(a.href, a.sas)
                 span = _site_window(ds, grid)
                 if span is None:
                     continue  # the scene does not reach the site: the reader hashes nothing either
@@ -458,7 +468,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
             for name in names:
                 a = ref.assets[name]
                 href = a.href
-                raw, nodata, native = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                raw, nodata, native = _read_window(a.href, a.band, job.transform, job.width, job.height, a.sas)
                 if have is None:  # the bands of one scene share one footprint
                     have = raw != nodata
                 dn[name] = raw
@@ -469,7 +479,7 @@ def read_tile(ref: SceneRef, job: TileJob) -> TileScene:
             if "scl" in ref.assets:
                 a = ref.assets["scl"]
                 href = a.href
-                scl, _, native = _read_window(a.href, a.band, job.transform, job.width, job.height)
+                scl, _, native = _read_window(a.href, a.band, job.transform, job.width, job.height, a.sas)
                 if native:
                     source["scl"] = scl
                 clear = _scl_clear(scl)
