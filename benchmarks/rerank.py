@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+from sitewatch.scoring import average_precision  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 
@@ -151,15 +152,6 @@ def label_detections(store, truth: dict[str, tuple[Path, str]]) -> dict[str, boo
                       all_touched=False).astype(bool)
         labels[d.detection_id] = bool(m.any() and t[m].mean() >= 0.5)
     return labels
-
-
-def average_precision(order: list[str], labels: dict[str, bool]) -> float:
-    hits, total = 0, 0.0
-    for k, did in enumerate(order, start=1):
-        if labels[did]:
-            hits += 1
-            total += hits / k
-    return total / max(1, sum(labels[d] for d in order))
 
 
 def trial(db: Path, work: Path, chosen: list[str], labels: dict[str, bool]) -> tuple[float, float, float | None]:

@@ -17,6 +17,7 @@ from shapely.geometry import MultiPolygon, box
 from fixtures_review import build_findings
 from sitewatch.cli.main import cli
 from sitewatch.rerank import FEATURES, MIN_PER_DECISION, _Quicklooks, features, latest, learn, queue_rows
+from sitewatch.scoring import average_precision
 from sitewatch.sites import Site
 from sitewatch.store import DetectionRecord, Store
 from sitewatch.verify import verify
@@ -46,15 +47,6 @@ def _store(tmp_path, n: int = 60, seed: int = 0):
                       "confirmed_by_next_clear_scene": True}))
     store.save_detections(recs)
     return store, truth
-
-
-def _ap(order: list[str], truth: dict[str, bool]) -> float:
-    hits, total = 0, 0.0
-    for k, did in enumerate(order, start=1):
-        if truth[did]:
-            hits += 1
-            total += hits / k
-    return total / max(1, sum(truth[d] for d in order))
 
 
 def invoke(*args: str) -> str:
@@ -114,7 +106,7 @@ def test_learn_stores_the_fit_and_orders_the_queue(tmp_path):
     assert all(0 <= v <= 1 for v in rs) and rs == sorted(rs, reverse=True)
     assert all(isinstance(r["score"], float) for r in rows)
     by_score = sorted(pending, key=lambda d: -store.detection(d).score)
-    assert _ap([r["detection_id"] for r in rows], truth) > _ap(by_score, truth) + 0.1
+    assert average_precision([r["detection_id"] for r in rows], truth) > average_precision(by_score, truth) + 0.1
     # the table view shows the rank too
     assert "rank" in invoke("review", "list", "--db", str(store.path))
 

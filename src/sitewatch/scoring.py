@@ -260,3 +260,13 @@ def real_score(kind: str, evidence: Mapping[str, object], area_m2: float, res: f
     if evidence.get("confirmed_by_next_clear_scene"):
         p = 1 - (1 - p) / 2
     return round(p, 4)
+
+
+def average_precision(order: list[str], labels: dict[str, bool]) -> float:
+    """Average precision of a review queue in ``order`` (ids), given which ids are real changes."""
+    hits, total = 0, 0.0
+    for k, did in enumerate(order, start=1):
+        if labels[did]:
+            hits += 1
+            total += hits / k
+    return total / max(1, sum(labels[d] for d in order))
