@@ -767,3 +767,26 @@ def _band_names(ds: Any) -> list[str | None]:
     if not any(names) and ds.count >= 3:
         names = ["red", "green", "blue", "nir"][: ds.count] + [None] * max(0, ds.count - 4)
     return names
+
+
+def find_again(sc: Any, aoi: BaseGeometry, cache: dict[tuple[Any, ...], dict[str, SceneRef]] | None = None
+               ) -> SceneRef | None:
+    """A stored scene (``href``, ``source``, ``collection``, ``scene_id``, ``site_id``) as its source describes
+    it now: its STAC item at ``href``, else re-discovered over ``aoi``; None when no longer listed.
+
+    ``cache`` keeps one discovery per source and site for callers walking many scenes (verify).
+    """
+    from .errors import SceneError
+
+    href = sc.href or ""
+    if href.lower().endswith(".json") or "/items/" in href:
+        ref = scene_from_item(read_json(href), href, sc.source, sc.collection)
+        if isinstance(ref, str):
+            raise SceneError(ref)
+        return ref
+    cache = {} if cache is None else cache
+    key = (sc.source, sc.site_id, sc.collection)
+    if key not in cache:
+        found = discover(sc.source, collection=sc.collection, aoi=aoi)
+        cache[key] = {r.scene_id: r for r in found.scenes}
+    return cache[key].get(sc.scene_id)

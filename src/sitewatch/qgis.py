@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, SceneError
-from .scenes import SceneRef
-from .store import SceneRecord, Store
+from .store import Store
 from .vrt import RGB, gdal_path, one_file_image, write_vrt
 
 #: QGIS version the project says it was written by (the oldest it is meant for).
@@ -39,27 +38,6 @@ def _rel(path: str | Path, base: Path) -> str:
         return p
     r = os.path.relpath(Path(p).resolve(), base.resolve())
     return r if r.startswith("..") else f"./{r}"
-
-
-def scene_ref(rec: SceneRecord) -> SceneRef:
-    """A stored scene as its source describes it now (item JSON, or a local folder re-listed)."""
-    from .catalog import discover, read_json, scene_from_item
-
-    href = rec.href or ""
-    if href.lower().endswith(".json") or "/items/" in href:
-        ref = scene_from_item(read_json(href), href, rec.source, rec.collection)
-        if isinstance(ref, str):
-            raise SceneError(ref)
-        return ref
-    folder = Path(rec.source)
-    if folder.is_dir():
-        from shapely.geometry import box
-
-        found = discover(str(folder), collection=rec.collection, aoi=box(-180, -90, 180, 90))
-        for ref in found.scenes:
-            if ref.scene_id == rec.scene_id:
-                return ref
-    raise SceneError(f"scene {rec.scene_id}: cannot find its bands again at {href or rec.source}")
 
 
 # --- the project XML ---------------------------------------------------------------------
@@ -168,11 +146,14 @@ def write_project(db: str | os.PathLike[str], site_id: str, out: str | os.PathLi
                       key=lambda s: (s.acquired, s.scene_id), reverse=True)  # newest on top
     import rasterio
 
+    from .catalog import find_again
     from .httpio import gdal_env
 
     for i, rec in enumerate(observed):
         try:
-            ref = scene_ref(rec)
+            ref = find_again(rec, site.geometry)
+            if ref is None:
+                raise SceneError(f"scene {rec.scene_id}: no longer listed by {rec.source or rec.href}")
             one = one_file_image(ref)
             path = gdal_path(one) if one is not None else \
                 str(write_vrt(rec.scene_id, tuple(ref.assets[n] for n in RGB), vrt_dir,  # type: ignore[arg-type]

@@ -278,7 +278,7 @@ def rehash(path: str | Path, report: Report, progress: Callable[[str], None] | N
         return report
     store = Store(path, create=False)
     sites = {s.site_id: s for s in store.sites()}
-    cache: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+    cache: dict[tuple[Any, ...], Any] = {}
     for sc in store.scenes():
         what = f"scene {sc.scene_id} (site {sc.site_id})"
         if sc.status != "observed" or not sc.sha256 or not sc.href or sc.site_id not in sites:
@@ -288,7 +288,9 @@ def rehash(path: str | Path, report: Report, progress: Callable[[str], None] | N
             progress(what)
         site = sites[sc.site_id]
         try:
-            ref = _scene_ref(sc, site.geometry, cache)
+            from .catalog import find_again
+
+            ref = find_again(sc, site.geometry, cache)
             if ref is None:
                 raise LookupError(f"no longer listed by {sc.source}")
             now = read_scene(ref, site.geometry, sc.grid_res_m).sha256
@@ -304,19 +306,3 @@ def rehash(path: str | Path, report: Report, progress: Callable[[str], None] | N
             report.rehash_lines.append(f"{what}: CHANGED: stored sha256 {sc.sha256[:16]}..., source now {now[:16]}... "
                                        f"({sc.href})")
     return report
-
-
-def _scene_ref(sc: Any, aoi: Any, cache: dict[tuple[str, str, str | None], dict[str, Any]]) -> Any:
-    """The scene as its source describes it now: the STAC item at ``href``, else a re-discovery."""
-    from . import catalog
-
-    if sc.href.endswith(".json"):
-        ref = catalog.scene_from_item(catalog.read_json(sc.href), sc.href, sc.source, sc.collection)
-        if isinstance(ref, str):
-            raise LookupError(ref)
-        return ref
-    key = (sc.source, sc.site_id, sc.collection)
-    if key not in cache:
-        found = catalog.discover(sc.source, collection=sc.collection, aoi=aoi)
-        cache[key] = {r.scene_id: r for r in found.scenes}
-    return cache[key].get(sc.scene_id)
