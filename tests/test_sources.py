@@ -11,6 +11,7 @@ baseline >= 04.00 DN = reflectance x 10000 + 1000; PC 02.12 DN = reflectance x 1
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import contextmanager
 import math
 import warnings
 from pathlib import Path
@@ -155,18 +156,26 @@ def test_same_acquisition_in_l2a_and_c1_reads_the_same(tmp_path):
         assert reads["sentinel-2-l2a"][band] == pytest.approx(reads["sentinel-2-c1-l2a"][band], abs=0.002)
 
 
-def test_pc_assets_are_signed_and_an_expired_token_is_renewed(tmp_path, pc_signing):
-    first_item = recorded(PC + "S2B_MSIL2A_20230420T040549_R047_T53XNH_20230420T063244.json")
-    second_item = recorded(PC + "S2B_MSIL2A_20240516T144749_R082_T24WWE_20240516T214920.json")
-    sites = [site_in(first_item), site_in(second_item)]
-    for it, site in zip((first_item, second_item), sites):
-        write_item_cogs(it, tmp_path, site, 1000)
+@contextmanager
+def pc_api(tmp_path: Path, pc_signing, *its: dict[str, Any]):
+    """The recorded PC items (COGs written around their sites, DN offset 1000) behind a replayed PC API
+    whose blobs need a SAS token from its own token endpoint; yields the server and its token state."""
+    for it in its:
+        write_item_cogs(it, tmp_path, site_in(it), 1000)
     items: list[dict] = []
     sas = SasState()
     with replay_api("planetary-computer", items, files=tmp_path, sas=sas,
                     sas_hosts=("sentinel2l2a01.blob.core.windows.net",)) as api:
         pc_signing(api.url)
-        items.extend(localize_assets(it, api.url + "/files") for it in (first_item, second_item))
+        items.extend(localize_assets(it, api.url + "/files") for it in its)
+        yield api, sas
+
+
+def test_pc_assets_are_signed_and_an_expired_token_is_renewed(tmp_path, pc_signing):
+    first_item = recorded(PC + "S2B_MSIL2A_20230420T040549_R047_T53XNH_20230420T063244.json")
+    second_item = recorded(PC + "S2B_MSIL2A_20240516T144749_R082_T24WWE_20240516T214920.json")
+    sites = [site_in(first_item), site_in(second_item)]
+    with pc_api(tmp_path, pc_signing, first_item, second_item) as (api, sas):
         refs = [discover(api.url + "/api/stac/v1", aoi=s.buffer(0.002)).scenes[0] for s in sites]
         assert all(a.sas == "sentinel2l2a01/sentinel2-l2" for a in refs[0].assets.values())  # the collection's msft:*
         read_scene(refs[0], sites[0].buffer(0.002))
@@ -425,13 +434,7 @@ def test_scan_reads_pc_assets_signed(tmp_path, pc_signing):
 
     item = recorded(PC + "S2B_MSIL2A_20240516T144749_R082_T24WWE_20240516T214920.json")
     site = site_in(item)
-    write_item_cogs(item, tmp_path, site, 1000)
-    items: list[dict] = []
-    sas = SasState()
-    with replay_api("planetary-computer", items, files=tmp_path, sas=sas,
-                    sas_hosts=("sentinel2l2a01.blob.core.windows.net",)) as api:
-        pc_signing(api.url)
-        items.append(localize_assets(item, api.url + "/files"))
+    with pc_api(tmp_path, pc_signing, item) as (api, sas):
         red = discover(api.url + "/api/stac/v1", aoi=site.buffer(0.002)).scenes[0].assets["red"]
         local = tmp_path / item["assets"]["B04"]["href"].split("://", 1)[1].split("?")[0]
         with rasterio.open(local) as ds:
