@@ -1,6 +1,7 @@
 # The two commands: `make demo` and `make test`. Both set up .venv when it is missing.
-# `make demo` (and `make install`) install what the product needs: the library, the CLI, the
-# Prefect flows and the change-model runtime. `make test` adds the test tools (pytest, Playwright, nbclient, GDAL's validator).
+# `make demo` (and `make install`) install what the product needs: the library, the CLI and the
+# Prefect flows. `make install-extras` adds the change-model runtime and Dask (scaling out).
+# `make test` installs everything plus the test tools (pytest, Playwright, nbclient, GDAL's validator).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,15 +11,19 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 export PREFECT_HOME := $(CURDIR)/.prefect
 
-.PHONY: install install-test demo test browser bench clean
+.PHONY: install install-extras install-test demo test browser bench clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[flows,models]"
+	$(BIN)/python -m pip install -q -e ".[flows]"
 	touch $(STAMP)
+
+# --change-model (onnxruntime), `review learn` (scikit-learn), --workers/--cluster (Dask)
+install-extras: install
+	$(BIN)/python -m pip install -q -e ".[flows,models,dask]"
 
 install-test: $(TEST_STAMP)
 
@@ -38,7 +43,7 @@ demo: install
 	$(BIN)/sitewatch demo --out demo-out
 
 test: install-test browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: install
 	$(BIN)/python benchmarks/accuracy.py

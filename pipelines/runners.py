@@ -9,11 +9,18 @@ from typing import Any
 
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from sitewatch.errors import InputError
+
+NO_DASK = "--workers/--cluster need Dask, an optional extra: pip install 'sitewatch[dask]' (or make install-extras)"
+
 
 def task_runner(workers: int | None = None, cluster: str | None = None, threads: int = 2) -> Any:
     """Dask when asked (an existing cluster by address, or a local one of N processes), else threads."""
     if cluster or (workers and workers > 1):
-        from prefect_dask import DaskTaskRunner
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise InputError(NO_DASK) from None
 
         if cluster:
             return DaskTaskRunner(address=cluster)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -65,3 +66,22 @@ def test_an_empty_reviewer_name_is_refused(tmp_path):
     r = _run("review", "confirm", "det-0000", "--db", str(db), "--reviewer", "  ")
     assert r.returncode == 2
     _one_line(r, "reviewer")
+
+
+@pytest.mark.parametrize("cmd", [["monitor", "--sites", str(SITE), "--workers", "2"],
+                                 ["scan", "--region", "80,40,80.1,40.1", "--cluster", "tcp://127.0.0.1:1", "--no-prefect"]],
+                         ids=["monitor-workers", "scan-cluster"])
+def test_scaling_out_without_the_dask_extra_is_one_line(tmp_path, cmd):
+    """An install without the `dask` extra (make demo's): packages that fail to import, as if absent."""
+    shadow = tmp_path / "shadow"
+    for name in ("dask", "prefect_dask"):
+        (shadow / name).mkdir(parents=True)
+        (shadow / name / "__init__.py").write_text(f"raise ImportError('No module named {name}')\n")
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
+    db = tmp_path / "f.gpkg"
+    args = [*cmd, "--imagery", str(CATALOG), "--db", str(db)]
+    r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", *args], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert r.returncode == 2, r.stderr
+    _one_line(r, "need", "Dask", "sitewatch[dask]")

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..errors import InputError
 from .options import (COLLECTION_OPTION, DB_OPTION, IMAGERY_OPTION, SINCE_OPTION, UNTIL_OPTION, check_dates,
                       flow_or_library, quiet_prefect)
 
@@ -92,7 +93,10 @@ def _run_library(params: Any, workers: int | None, cluster: str | None) -> dict[
     from ..scan import dask_map, process_map, run, serial
 
     if cluster:
-        from dask.distributed import Client
+        try:
+            from dask.distributed import Client
+        except ImportError:
+            raise InputError("--cluster needs Dask, an optional extra: pip install 'sitewatch[dask]'") from None
 
         with Client(cluster) as client:
             return run(params, dask_map(client)).as_dict()
