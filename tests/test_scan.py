@@ -13,6 +13,8 @@ import pytest
 from shapely.geometry import box, shape
 
 from sitewatch import scan
+from sitewatch.errors import InputError
+from sitewatch.scan import blocks, reads
 from sitewatch.scenes import AssetRef, SceneRef
 from sitewatch.store import Store
 from sitewatch.synth_region import make_region
@@ -100,7 +102,7 @@ def test_read_region_forms(tmp_path):
         {"type": "Feature", "properties": {}, "geometry": box(87, 43, 87.5, 43.5).__geo_interface__}]}))
     assert scan.read_region(str(gj)).equals(box(87, 43, 87.5, 43.5))
     for bad in ("88,43,87,44", "a,b,c,d", str(tmp_path / "missing.geojson")):
-        with pytest.raises(scan.InputError, match="region"):
+        with pytest.raises(InputError, match="region"):
             scan.read_region(bad)
 
 
@@ -218,16 +220,16 @@ def test_scene_classes_and_medians_match_the_plain_forms():
     from sitewatch.scenes import SCL_MASKED
 
     every = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    assert np.array_equal(scan._scl_clear(every), ~np.isin(every, SCL_MASKED))
+    assert np.array_equal(reads._scl_clear(every), ~np.isin(every, SCL_MASKED))
     rng = np.random.default_rng(5)
     for n in (1, 2, 201, 2000):
         for dn, scale, offset in [(rng.integers(1, 12000, n).astype(np.uint16), 1e-4, 0.0),
                                   (rng.integers(0, 256, n).astype(np.uint8), 1 / 255, 0.0),
                                   (rng.integers(1000, 12000, n).astype(np.uint16), 1e-4, -0.1)]:
             s, o = np.float32(scale), np.float32(offset)
-            assert scan._median_of(dn, s, o) == float(np.median(scan._reflectance(dn, s, o)))
+            assert blocks._median_of(dn, s, o) == float(np.median(reads.reflectance(dn, s, o)))
             x = rng.normal(size=n).astype(np.float32)
-            assert scan._median(x) == float(np.median(x))
+            assert blocks._median(x) == float(np.median(x))
 
 
 def test_cited_scenes_are_hashed_as_the_reader_hashes_a_site(region):

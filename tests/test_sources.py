@@ -430,7 +430,7 @@ def test_scan_reads_pc_assets_signed(tmp_path, pc_signing):
     """The region scan opens its own datasets: a PC asset is signed there too (unsigned it is a 403)."""
     import rasterio
 
-    from sitewatch import scan
+    from sitewatch.scan import datasets
 
     item = recorded(PC + "S2B_MSIL2A_20240516T144749_R082_T24WWE_20240516T214920.json")
     site = site_in(item)
@@ -440,12 +440,12 @@ def test_scan_reads_pc_assets_signed(tmp_path, pc_signing):
         with rasterio.open(local) as ds:
             want = ds.read(1, window=((0, 16), (0, 16)))
             transform = ds.transform
-        scan._LOCAL.datasets.clear()
-        with scan._env():  # the settings the scan's workers read under
-            got, _, native = scan._read_window(red.href, red.band, transform, 16, 16, red.sas)
+        datasets._LOCAL.datasets.clear()
+        with datasets.scan_env():  # the settings the scan's workers read under
+            got, _, native = datasets.read_window(red.href, red.band, transform, 16, 16, red.sas)
         assert native and sas.issued >= 1
         assert np.array_equal(got, want)
-        scan._LOCAL.datasets.clear()
-        with scan._env(), pytest.raises(rasterio.errors.RasterioIOError, match="403"):
-            scan._read_window(red.href + "?unsigned=1", red.band, transform, 16, 16)
-        scan._LOCAL.datasets.clear()
+        datasets._LOCAL.datasets.clear()
+        with datasets.scan_env(), pytest.raises(rasterio.errors.RasterioIOError, match="403"):
+            datasets.read_window(red.href + "?unsigned=1", red.band, transform, 16, 16)
+        datasets._LOCAL.datasets.clear()
