@@ -3,11 +3,11 @@
     .venv/bin/python benchmarks/accuracy.py [--work DIR] [--quick]
 
 Part 1 — a generated benchmark, through the real pipeline: sitewatch's renderer
-(:mod:`sitewatch.synth`, seeds separate from the demo's) writes a static STAC catalog of
+(:mod:`sitewatch.testbed.synth`, seeds separate from the demo's) writes a static STAC catalog of
 COGs for construction, expansion, demolition and desecuritisation series at 0.3–0.6 m and
 10 m, and for no-change controls with clouds (with and without ``scl``), seasons, snow,
 misregistration up to 2 px and sensor changes; ``sitewatch.monitor`` runs on it exactly as
-on real imagery; detections are scored against the schedule's truth (:mod:`sitewatch.scoring`):
+on real imagery; detections are scored against the schedule's truth (:mod:`sitewatch.testbed.scoring`):
 recall and precision per kind family, dating validity, calibration, false detections on controls.
 
 Part 2 — real imagery with ground truth: the LEVIR-CD sample pairs in ``../shared/data``
@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from shapely.geometry import shape  # noqa: E402
 
-from sitewatch import synth  # noqa: E402
-from sitewatch.demo import DemoSite, write_series  # noqa: E402
+from sitewatch.testbed import synth  # noqa: E402
+from sitewatch.testbed.demo import DemoSite, write_series  # noqa: E402
 from sitewatch.grid import to_crs, utm_crs_for  # noqa: E402
 from sitewatch.monitor import MonitorParams, run  # noqa: E402
-from sitewatch.scoring import Found, Truth, by_family, calibration, family  # noqa: E402
+from sitewatch.testbed.scoring import Found, Truth, by_family, calibration, family  # noqa: E402
 from sitewatch.store import Store  # noqa: E402
 
 SEED = 90210  # not the demo's
@@ -180,7 +180,7 @@ def score_levir(shared: Path) -> dict | None:
     from sitewatch.detect import default_detector
     from sitewatch.grid import Grid
     from sitewatch.scenes import AssetRef, SceneRaster, SceneRef
-    from sitewatch.scoring import PixelScore, object_recall, pixel_score
+    from sitewatch.testbed.scoring import PixelScore, object_recall, pixel_score
     from affine import Affine
     from rasterio.features import rasterize
 

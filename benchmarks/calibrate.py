@@ -33,7 +33,7 @@ import accuracy  # noqa: E402
 from shapely.geometry import shape  # noqa: E402
 
 from sitewatch.changes import SCORE_COEFFICIENTS, score_features  # noqa: E402
-from sitewatch.scoring import Found, Truth, family, match  # noqa: E402
+from sitewatch.testbed.scoring import Found, Truth, family, match  # noqa: E402
 from sitewatch.store import Store  # noqa: E402
 
 

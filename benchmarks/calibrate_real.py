@@ -2,7 +2,7 @@
 
 Input: the detections ``benchmarks/real.py --json FILE`` scored against the labels (a detection
 is right when >= 50 % of it is labelled change). One logistic model per resolution class
-(``fine``: grids of 2 m or finer; ``coarse``: 10 m), over :func:`sitewatch.scoring.score_inputs`.
+(``fine``: grids of 2 m or finer; ``coarse``: 10 m), over :func:`sitewatch.scoremodel.score_inputs`.
 Held-out figures: leave-one-site-out (a LEVIR-CD tile, an xBD tile, an OSCD city is one site),
 so the reliability table printed here is of scores the model never saw the labels of.
 Only coefficients are shipped; the labels (LEVIR-CD, xBD, OSCD: research / non-commercial
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sitewatch import buildings, scoring
+from sitewatch import buildings, scoremodel
+from sitewatch.testbed import scoring
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "data" / "score_model.json"
 L2 = 0.05
@@ -30,14 +31,14 @@ def main() -> None:
     ap.add_argument("detections", help="JSON written by benchmarks/real.py --json")
     args = ap.parse_args()
     rows = json.loads(Path(args.detections).read_text())
-    doc: dict = {"inputs": list(scoring.SCORE_INPUTS), "fitted": dt.date.today().isoformat(),
+    doc: dict = {"inputs": list(scoremodel.SCORE_INPUTS), "fitted": dt.date.today().isoformat(),
                  "script": "benchmarks/calibrate_real.py", "classes": {}}
     for cls in ("fine", "coarse"):
-        sel = [r for r in rows if scoring.resolution_class(r["res"]) == cls]
+        sel = [r for r in rows if scoremodel.resolution_class(r["res"]) == cls]
         if len(sel) < 10 or len({r["right"] for r in sel}) < 2:
             print(f"{cls}: {len(sel)} detections, too few (or all alike) to fit: left uncalibrated")
             continue
-        x = np.array([scoring.score_inputs(r["kind"], r["evidence"], r["area_m2"], r["res"]) for r in sel], float)
+        x = np.array([scoremodel.score_inputs(r["kind"], r["evidence"], r["area_m2"], r["res"]) for r in sel], float)
         y = np.array([float(r["right"]) for r in sel])
         sites = np.array([f"{r['dataset']}/{r['site']}" for r in sel])
         held = np.zeros(len(sel))
@@ -47,7 +48,7 @@ def main() -> None:
                 held[m] = y[~m].mean()
                 continue
             fit = buildings.fit_logistic(x[~m], y[~m], l2=L2)
-            held[m] = [scoring.logistic(fit, row) for row in x[m]]
+            held[m] = [scoremodel.logistic(fit, row) for row in x[m]]
         cal = scoring.calibration(list(zip(held.tolist(), y.astype(bool).tolist())))
         print(f"\n## {cls}: {len(sel)} real detections ({int(y.sum())} right) from {len(set(sites))} sites; "
               f"held out by site; ECE {cal.ece:.3f}\n")

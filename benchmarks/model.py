@@ -189,7 +189,7 @@ def through_monitor(model_path: Path, imagery: Path, sites: Path, origins: dict,
 
 
 def scores(masks: dict[str, np.ndarray], pairs) -> dict:
-    from sitewatch.scoring import PixelScore, object_recall, pixel_score
+    from sitewatch.testbed.scoring import PixelScore, object_recall, pixel_score
 
     total, found, n = PixelScore(0, 0, 0), 0, 0
     for name, _, _, label in pairs:

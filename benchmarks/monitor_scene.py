@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sitewatch.demo import make_demo  # noqa: E402
+from sitewatch.testbed.demo import make_demo  # noqa: E402
 from sitewatch.monitor import MonitorParams, prepare, run_site  # noqa: E402
 from sitewatch.sites import read_sites  # noqa: E402
 from sitewatch.store import Store  # noqa: E402

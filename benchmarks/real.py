@@ -313,7 +313,7 @@ def run_case(case: Case, work: Path) -> Result:
 
 
 def score(results: Sequence[Result]) -> dict:
-    from sitewatch.scoring import PixelScore, object_recall, pixel_score
+    from sitewatch.testbed.scoring import PixelScore, object_recall, pixel_score
 
     px = PixelScore(0, 0, 0)
     found = total = 0
@@ -434,7 +434,7 @@ def targets(results: Sequence[Result]) -> list[str]:
 
 def reliability(results: Sequence[Result], n_bins: int = 5) -> str:
     """Score bin -> detections, mean score, fraction right, per grid resolution class."""
-    from sitewatch.scoring import calibration
+    from sitewatch.testbed.scoring import calibration
 
     lines = ["| resolution | bin | n | mean score | fraction right |", "|---|---|---|---|---|"]
     for label, test in (("≤ 2 m", lambda r: r <= 2.0), ("10 m", lambda r: r > 2.0)):

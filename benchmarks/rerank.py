@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from sitewatch.scoring import average_precision  # noqa: E402
+from sitewatch.testbed.scoring import average_precision  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 

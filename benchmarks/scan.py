@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from shapely.geometry import shape  # noqa: E402
 
 from sitewatch.store import Store  # noqa: E402
-from sitewatch.synth_region import make_region  # noqa: E402
+from sitewatch.testbed.synth_region import make_region  # noqa: E402
 
 
 def decode_floor2(files: list[Path]) -> float:

@@ -1,6 +1,6 @@
 """What judging changes over several clear scenes buys on a generated Sentinel-2-like series.
 
-A 1.5 km site at 10 m (``sitewatch.synth``, with ``scl``), nine dates over four years; six
+A 1.5 km site at 10 m (``sitewatch.testbed.synth``, with ``scl``), nine dates over four years; six
 halls are built before date 4. One date is bad in a way the scene classification does not
 flag: either haze (an additive veil of 0.2 and a 40 % contrast loss) or a pass misplaced by
 about 90 m (beyond what co-registration accepts, so it is kept unaligned: the halls are
@@ -30,7 +30,8 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sitewatch import changes, synth  # noqa: E402
+from sitewatch import changes
+from sitewatch.testbed import synth  # noqa: E402
 from sitewatch.changes import Observation, track  # noqa: E402
 from sitewatch.detect import default_detector  # noqa: E402
 from sitewatch.grid import Grid  # noqa: E402

@@ -18,7 +18,7 @@ import pytest
 from shapely.geometry import Point, box
 
 import sitewatch
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.errors import InputError, SitesError
 from sitewatch.store import Store
 

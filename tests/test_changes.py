@@ -297,7 +297,7 @@ def test_rendered_build_up_and_desecuritisation_match_the_truth():
     Every structure stands in at least two clear scenes, so the truth does not depend on
     how one-sighting changes are treated.
     """
-    from sitewatch import synth
+    from sitewatch.testbed import synth
     from sitewatch.detect import default_detector
 
     size, gsd, lat = 240.0, 0.5, 43.0

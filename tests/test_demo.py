@@ -21,7 +21,7 @@ import pytest
 import rasterio
 from shapely.geometry import shape
 
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.structures import CHANGE_KINDS
 
 S2_KEYS = {"red", "green", "blue", "nir", "swir16", "scl"}

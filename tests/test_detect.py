@@ -235,7 +235,7 @@ def test_10m_finds_a_100_by_30_m_block_and_never_walls_fences_or_towers(det):
     assert built.presence["building"].sum() <= 40  # the block, not the field
 
 
-# --- the project's renderer (sitewatch.synth) ----------------------------------------------------
+# --- the project's renderer (sitewatch.testbed.synth) ----------------------------------------------------
 
 
 def _synth_raster(r, gsd: float, size: float, day: int) -> SceneRaster:
@@ -252,7 +252,7 @@ def test_renderer_compound_at_half_a_metre(det):
     """Winter reference without the compound; summer scene with it, brighter sensor, misregistered."""
     from rasterio.features import rasterize
 
-    from sitewatch import synth
+    from sitewatch.testbed import synth
 
     size, gsd = 240.0, 0.5
     structs, _ = synth.compound(3, size_m=size)
@@ -291,7 +291,7 @@ def test_new_structures_do_not_shift_a_registered_scene(full):
 
 
 def _rendered(structs, ground, gsd, size, cond, seed, history=()):
-    from sitewatch import synth
+    from sitewatch.testbed import synth
 
     r = synth.render(ground, structs, gsd, cond, seed)
     return default_detector().maps(_synth_raster(r, gsd, size, seed), list(history))
@@ -302,7 +302,7 @@ def test_rendered_compound_metrics_against_the_drawing():
     """measure() on the renderer's compound: built area, wall and fence length, towers, enclosure."""
     from shapely.geometry import LineString
 
-    from sitewatch import synth
+    from sitewatch.testbed import synth
     from sitewatch.changes import measure
 
     size, gsd = 240.0, 0.5
@@ -325,7 +325,7 @@ def test_rendered_compound_metrics_against_the_drawing():
 
 
 def test_rendered_road_is_not_a_fence():
-    from sitewatch import synth
+    from sitewatch.testbed import synth
     from sitewatch.changes import measure
 
     size, gsd = 240.0, 0.5
@@ -352,7 +352,7 @@ def test_snow_and_water_are_not_structures(det, reference):
 
 def test_rendered_10m_halls_found_houses_and_fields_not():
     """Sentinel-2-like 10 m: four 100 x 30 m halls are buildings; 18 x 14 m houses are too small to claim."""
-    from sitewatch import synth
+    from sitewatch.testbed import synth
 
     size, gsd = 1000.0, 10.0
     halls = [synth.Building(f"hall-{i}", -200.0 + i * 45, 150.0, w=30.0, h=100.0, height=15.0,
@@ -397,7 +397,7 @@ def test_low_sun_fences_at_0_6_m_inside_a_wall_are_fences():
     (On open ground the mesh line is still required: see the dirt-track test.)"""
     from shapely.geometry import LineString
 
-    from sitewatch import synth
+    from sitewatch.testbed import synth
     from sitewatch.changes import measure
 
     size, gsd = 400.0, 0.6

@@ -18,7 +18,7 @@ import pytest
 from servers import serve_dir
 
 from sitewatch.cost import dry_run
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.monitor import MonitorParams, run
 from sitewatch.store import Store
 

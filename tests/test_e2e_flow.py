@@ -13,7 +13,7 @@ import sqlite3
 import pyogrio
 import pytest
 
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.store import Store
 from sitewatch.structures import CHANGE_KINDS
 
@@ -73,7 +73,7 @@ def _scan_on_dask(tmp):
     """The scan flow on a local two-process Dask cluster through prefect-dask (same harness)."""
     from pipelines.runners import task_runner
     from pipelines.scan import scan_flow
-    from sitewatch.synth_region import make_region
+    from sitewatch.testbed.synth_region import make_region
 
     region = make_region(tmp / "region", 4.0, seed=3, blocks_per_100km2=20)
     db = tmp / "scan.gpkg"
@@ -88,7 +88,7 @@ def _scan_on_threads(tmp):
     from pipelines.runners import task_runner
     from pipelines.scan import scan_flow
     from sitewatch.scan import ScanParams, run, serial
-    from sitewatch.synth_region import make_region
+    from sitewatch.testbed.synth_region import make_region
 
     region = make_region(tmp / "region20", 20.0, seed=5, blocks_per_100km2=3)
     args = dict(region=region.region, imagery=str(region.catalog_path), tile_px=512)
@@ -151,7 +151,7 @@ def test_detections_match_the_demo_truth(demo_run):
 def test_demo_is_checked_against_what_it_planted(demo_run, tmp_path):
     """Every planted change gets one verdict and every detection is matched or named a false alarm;
     the report the demo writes says the same (a demo must match its truth or say where it does not)."""
-    from sitewatch.truthcheck import check_store, write
+    from sitewatch.testbed.truthcheck import check_store, write
 
     bundle, db, *_ = demo_run
     res = check_store(db, bundle.truth_path)

@@ -72,7 +72,7 @@ def detection_keys(db: Path) -> set[tuple]:
 
 @pytest.fixture(scope="module")
 def scan_series(tmp_path_factory):
-    from sitewatch.synth_region import make_region
+    from sitewatch.testbed.synth_region import make_region
 
     return make_region(tmp_path_factory.mktemp("killscan") / "data", 8.0, seed=5, blocks_per_100km2=6)
 
@@ -104,7 +104,7 @@ def test_scan_killed_at_several_points_then_finished(scan_series, tmp_path, gpkg
 def test_monitor_killed_at_several_points_then_finished(tmp_path, gpkg_valid):
     import json
 
-    demo = pytest.importorskip("sitewatch.demo")
+    demo = pytest.importorskip("sitewatch.testbed.demo")
     bundle = demo.make_demo(tmp_path / "data")
     # two of the demo's sites, the one with detections first, so the kill in the detection phase
     # lands while the other is still being read (the 0.5 m compound would only make it slower)

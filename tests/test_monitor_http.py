@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from servers import earth_search_item, serve_dir, stac_api
 
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.store import Store
 
 SITE = "demo-s2"

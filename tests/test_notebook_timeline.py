@@ -11,8 +11,8 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "timeline.ipynb"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sitewatch.demo") is None,
-                    reason="sitewatch.demo (make_demo) is not written yet; the notebook builds the demo with it")
+@pytest.mark.skipif(importlib.util.find_spec("sitewatch.testbed.demo") is None,
+                    reason="sitewatch.testbed.demo (make_demo) is not written yet; the notebook builds the demo with it")
 def test_timeline_notebook_runs(tmp_path, monkeypatch):
     from nbclient import NotebookClient
 

@@ -41,7 +41,7 @@ def _xinjiang_series(out: Path):
     """Synthetic Sentinel-2-like scenes over the notebook's two real sites, one 2024 season: the demo's
     10 m site moved onto each (its halls appear between the second and third scene)."""
     import sitewatch
-    from sitewatch.demo import demo_sites, write_series
+    from sitewatch.testbed.demo import demo_sites, write_series
 
     sites = sitewatch.read_sites(GEODATA).set_index("site_id")
     s2 = next(s for s in demo_sites() if s.site_id == "demo-s2")

@@ -22,7 +22,7 @@ import pyogrio
 import pytest
 import rasterio
 
-from sitewatch.demo import make_demo
+from sitewatch.testbed.demo import make_demo
 from sitewatch.monitor import MonitorParams, run
 from sitewatch.store import Store
 

@@ -17,7 +17,7 @@ from sitewatch.errors import InputError
 from sitewatch.scan import blocks, reads
 from sitewatch.scenes import AssetRef, SceneRef
 from sitewatch.store import Store
-from sitewatch.synth_region import make_region
+from sitewatch.testbed.synth_region import make_region
 
 
 @pytest.fixture(scope="module")
@@ -320,8 +320,8 @@ def test_demo_10_m_series_halls_once_with_their_dates_and_nothing_else(tmp_path)
     seen clear on 2019-09-21; later the seasons lengthen their shadows. One block, dated by the clear
     scenes (2019-03-30..2019-09-21), covering every hall; no second report of the same halls on a later
     date (a shadow seen once and gone at the next clear look is not construction), no cloud edge."""
-    from sitewatch.demo import demo_sites, write_series
-    from sitewatch.truthcheck import read_truth
+    from sitewatch.testbed.demo import demo_sites, write_series
+    from sitewatch.testbed.truthcheck import read_truth
 
     site = next(s for s in demo_sites() if s.site_id == "demo-s2")
     bundle = write_series(tmp_path / "data", [site], 2017)

@@ -8,7 +8,7 @@ import math
 import numpy as np
 from shapely.geometry import box
 
-from sitewatch.scoring import Found, Truth, by_family, calibration, dates_valid, match, object_recall, pixel_score
+from sitewatch.testbed.scoring import Found, Truth, by_family, calibration, dates_valid, match, object_recall, pixel_score
 
 D = dt.date
 

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from sitewatch import synth
+from sitewatch.testbed import synth
 from sitewatch.structures import CHANGE_KINDS
 
 QUIET = synth.Conditions(season=0.0, noise=0.0)  # winter: no green fields to confuse a difference

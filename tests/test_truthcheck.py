@@ -8,7 +8,7 @@ import json
 
 from shapely.geometry import box, mapping
 
-from sitewatch.truthcheck import Found, Planted, check, read_truth, write
+from sitewatch.testbed.truthcheck import Found, Planted, check, read_truth, write
 
 D = dt.date.fromisoformat
 M = 1 / 111_000  # about a metre of latitude, in degrees

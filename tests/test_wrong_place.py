@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sitewatch.sites import buffer_point
-from sitewatch.synth_region import make_region
+from sitewatch.testbed.synth_region import make_region
 
 
 @pytest.fixture(scope="module")

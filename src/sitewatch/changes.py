@@ -20,7 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .detections import Change
-from .scoring import real_score
+from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
 

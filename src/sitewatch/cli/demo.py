@@ -27,7 +27,7 @@ def command(out: str, seed: int, no_prefect: bool, verbose: bool) -> None:
     check is printed and written to DIR/truth-check.json, naming every planted change missed,
     misdated or found in pieces, and every false alarm.
     """
-    from ..demo import make_demo
+    from ..testbed.demo import make_demo
     from .monitor import run_monitor
 
     out_dir = Path(out)
@@ -40,7 +40,7 @@ def command(out: str, seed: int, no_prefect: bool, verbose: bool) -> None:
     from ..monitor import summary_lines
 
     click.echo(f"run {summary['run_id']} {summary['status']}: {summary_lines(summary)[0]}")
-    from ..truthcheck import check_store, write
+    from ..testbed.truthcheck import check_store, write
 
     checked = check_store(db, bundle.truth_path)  # the demo says where it does not match what it planted
     for line in checked.lines():

@@ -19,7 +19,7 @@ from affine import Affine
 from shapely.geometry import Point, box, mapping
 
 from . import synth
-from .grid import to_crs, utm_crs_for
+from ..grid import to_crs, utm_crs_for
 
 SYNTHETIC_NOTE = ("Synthetic demo site rendered by sitewatch's seeded generator near a real place; "
                   "not a real facility.")

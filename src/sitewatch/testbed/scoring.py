@@ -1,18 +1,15 @@
 """Scoring detections against ground truth: the arithmetic behind ``benchmarks/``.
 
 Kept in the library (and unit-tested on cases with known answers) so that the figures in
-``benchmarks/README.md`` come from code that is itself checked.
+``benchmarks/README.md`` come from code that is itself checked. The score stored with each
+detection is not here: it is :mod:`sitewatch.scoremodel`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 from scipy import ndimage
@@ -203,63 +200,6 @@ def object_recall(pred: np.ndarray, label: np.ndarray, min_cover: float = 0.5) -
     idx = np.arange(1, n + 1)
     cover = ndimage.mean(pred.astype(float), lab, idx)
     return int((np.asarray(cover) >= min_cover).sum()), n
-
-
-# --- the detection score, fitted on real labelled detections --------------------------------
-
-#: What the real-data score is computed from (``score_inputs``), in model order.
-SCORE_INPUTS = ("magnitude", "strength_after", "strength_before", "log_area_m2", "removed")
-#: Grids at or finer than this (metres) use the ``fine`` model, coarser ones ``coarse``.
-FINE_MAX_RES_M = 2.0
-
-
-def resolution_class(res: float) -> str:
-    return "fine" if res <= FINE_MAX_RES_M else "coarse"
-
-
-def score_inputs(kind: str, evidence: Mapping[str, object], area_m2: float, res: float) -> list[float]:
-    """The detection's facts the real-data score reads (see :data:`SCORE_INPUTS`)."""
-    def num(k: str) -> float:
-        v = evidence.get(k, 0.0)
-        return float(v) if isinstance(v, (int, float)) else 0.0
-
-    return [num("magnitude"), num("strength_after"), num("strength_before"), math.log(max(area_m2, 1.0)),
-            1.0 if kind.endswith("_removed") else 0.0]
-
-
-def logistic(fit: Mapping[str, object], row: Sequence[float]) -> float:
-    """A fitted logistic model (``mean``, ``scale``, ``coef``, ``intercept``) at one input row."""
-    z = float(fit["intercept"])  # type: ignore[arg-type]
-    for x, m, s, w in zip(row, fit["mean"], fit["scale"], fit["coef"]):  # type: ignore[call-overload]
-        z += w * (x - m) / s
-    return 1 / (1 + math.exp(-max(-50.0, min(50.0, z))))
-
-
-@lru_cache(maxsize=1)
-def score_model() -> dict:
-    """``data/score_model.json`` (``benchmarks/calibrate_real.py``); empty classes when none was fitted."""
-    try:
-        doc = json.loads(resources.files("sitewatch").joinpath("data/score_model.json").read_text())
-    except FileNotFoundError:
-        return {"classes": {}}
-    return doc if tuple(doc.get("inputs", ())) == SCORE_INPUTS else {"classes": {}}
-
-
-def real_score(kind: str, evidence: Mapping[str, object], area_m2: float, res: float) -> float | None:
-    """Share of such detections that were right on real labelled pairs (held-out reliability in
-    benchmarks/README.md), or None where no real model covers this resolution.
-
-    The labelled pairs have two dates, so every detection fitted on was unconfirmed. One that a
-    later clear scene confirmed is stronger evidence we have no real data to measure: by rule
-    (not fitted) its odds of being wrong are halved, so it ranks above an unconfirmed twin.
-    """
-    fit = score_model()["classes"].get(resolution_class(res))
-    if fit is None:
-        return None
-    p = logistic(fit, score_inputs(kind, evidence, area_m2, res))
-    if evidence.get("confirmed_by_next_clear_scene"):
-        p = 1 - (1 - p) / 2
-    return round(p, 4)
 
 
 def average_precision(order: list[str], labels: dict[str, bool]) -> float:

@@ -22,7 +22,7 @@ import numpy as np
 from affine import Affine
 from shapely.geometry import box, mapping
 
-from .grid import to_crs
+from ..grid import to_crs
 
 BANDS = ("red", "green", "blue", "nir", "swir16")
 SOIL = np.array([0.27, 0.22, 0.17, 0.31, 0.40], dtype=np.float32)

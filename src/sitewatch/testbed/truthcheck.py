@@ -21,7 +21,7 @@ from typing import Any
 from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
-from .grid import to_crs, utm_crs_for
+from ..grid import to_crs, utm_crs_for
 
 #: How far (metres, on the ground) a detection may lie from a planted footprint and still be it:
 #: a couple of 0.5 m pixels of misregistration and a fence's shadow band; under one 10 m pixel.
@@ -184,7 +184,7 @@ def check(planted: Sequence[Planted], found: Iterable[Found], near_m: float = NE
 
 def check_store(db: str | Path, truth_path: str | Path) -> TruthCheck:
     """The findings GeoPackage's detections (every status) against a ``truth.json``."""
-    from .store import Store
+    from ..store import Store
 
     dets = [Found(d.detection_id, d.site_id, d.kind, d.before_date, d.after_date, d.geometry, float(d.area_m2 or 0.0),
                   float(d.score or 0.0)) for d in Store(db, create=False).detections()]
