@@ -17,8 +17,8 @@ from shapely.geometry import MultiPolygon, Point, box
 
 from sitewatch.cli.sites import command as sites_cli
 from sitewatch.errors import SitesError
-from sitewatch.siteimport import (BFN_CREDIT, append_site, import_sites, read_bfn, read_osm, read_table,
-                                  write_sites)
+from sitewatch.osm import read_osm
+from sitewatch.siteimport import BFN_CREDIT, append_site, import_sites, read_bfn, read_table, write_sites
 from sitewatch.sites import Site, read_sites
 from sitewatch.store import DetectionRecord, Store
 

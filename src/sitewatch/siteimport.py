@@ -14,28 +14,26 @@ import io
 import json
 import math
 import os
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import shapely
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon
+from shapely.geometry import MultiPolygon, Point, Polygon
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import polygonize, unary_union
 
 from .errors import SitesError
-from .sites import (DEFAULT_RADIUS_M, MAX_PART_SPREAD_M, SITE_ID_RE, Site, buffer_point, decode_text,
-                    read_sites, sniff_delimiter)
+from .osm import OSM_CREDIT, OSM_LICENCE, Outline, Skip, osm_record, read_osm
+from .outline import local
+from .sites import (DEFAULT_RADIUS_M, SITE_ID_RE, Site, buffer_point, decode_text, read_sites, record_site,
+                    sniff_delimiter)
 
 #: A point this close to a mapped outline (metres) is taken to be that compound.
 MATCH_M = 400.0
 
 BFN_CREDIT = "BuzzFeed News / Alison Killing, Megha Rajagopalan, Christo Buschek"
 BFN_LICENCE = "CC BY 4.0"
-OSM_CREDIT = "© OpenStreetMap contributors"
-OSM_LICENCE = "ODbL 1.0"
 
 #: The layer's string fields, in order (``lon``/``lat`` are the published point, when there is one).
 FIELDS = ("site_id", "name", "name_zh", "notes", "bfn_id", "id_sub", "osm_id", "town", "prefecture",
@@ -56,32 +54,6 @@ _BFN_NOTES = ("shawn zhang list", "xjvdb", "media reports", "researchers")
 
 
 @dataclass
-class Skip:
-    """A record left out, and why."""
-
-    source: str
-    record: str
-    reason: str
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.record}: {self.reason}"
-
-
-@dataclass
-class Outline:
-    """A mapped facility footprint from OpenStreetMap."""
-
-    osm_id: str  # "way/123" or "relation/456"
-    polygon: Polygon
-    tags: dict[str, str]
-
-    @property
-    def site_id(self) -> str:
-        kind, num = self.osm_id.split("/")
-        return f"osm-{kind}-{num}"
-
-
-@dataclass
 class ImportReport:
     """What an import read, skipped, matched and kept."""
 
@@ -99,119 +71,6 @@ class ImportReport:
         lines.append(f"{self.matched_points} points matched {self.matched_outlines} OSM outlines; "
                      f"{self.buffered_points} points buffered; {self.osm_only} outlines without a point")
         return lines
-
-
-# --- OpenStreetMap -------------------------------------------------------------------------
-
-
-def _is_camp(tags: dict[str, str]) -> bool:
-    """OSM's tagging for these facilities: ``prison_camp=re-education`` (amenity prison, sometimes school)."""
-    return tags.get("prison_camp") == "re-education" and tags.get("amenity") in ("prison", "school")
-
-
-def read_osm(path: str | Path) -> tuple[list[Outline], list[Skip]]:
-    """Facility outlines of an OSM XML file: closed ways and multipolygon relations."""
-    p = Path(path)
-    try:
-        root = ET.parse(p).getroot()
-    except ET.ParseError as exc:
-        raise SitesError(f"{p}: not OSM XML ({exc})") from None
-    except OSError as exc:
-        raise SitesError(f"{p}: cannot read ({exc.strerror or exc})") from None
-    if root.tag != "osm":
-        raise SitesError(f"{p}: not OSM XML (root element <{root.tag}>)")
-    nodes: dict[str, tuple[float, float]] = {}
-    ways: dict[str, tuple[list[str], dict[str, str]]] = {}
-    relations: list[tuple[str, list[tuple[str, str, str]], dict[str, str]]] = []
-    skipped: list[Skip] = []
-    for el in root:
-        tags = {t.get("k", ""): t.get("v", "") for t in el.findall("tag")}
-        if el.tag == "node":
-            try:
-                nodes[el.get("id", "")] = (float(el.get("lon", "")), float(el.get("lat", "")))
-            except ValueError:
-                skipped.append(Skip(p.name, f"node {el.get('id')}", "lon/lat are not numbers"))
-        elif el.tag == "way":
-            ways[el.get("id", "")] = ([n.get("ref", "") for n in el.findall("nd")], tags)
-        elif el.tag == "relation":
-            members = [(m.get("type", ""), m.get("ref", ""), m.get("role", "")) for m in el.findall("member")]
-            relations.append((el.get("id", ""), members, tags))
-
-    def line(way_id: str) -> LineString | None:
-        refs = ways.get(way_id, ([], {}))[0]
-        if len(refs) < 2 or any(r not in nodes for r in refs):
-            return None
-        return LineString([nodes[r] for r in refs])
-
-    outlines: list[Outline] = []
-    for wid, (refs, tags) in ways.items():
-        if not _is_camp(tags):
-            continue
-        ln = line(wid)
-        if ln is None:
-            skipped.append(Skip(p.name, f"way {wid}", "refers to nodes missing from the file"))
-        elif len(refs) < 4 or refs[0] != refs[-1]:
-            skipped.append(Skip(p.name, f"way {wid}", "is not a closed ring"))
-        else:
-            _add_outline(outlines, skipped, p.name, f"way/{wid}", Polygon(ln.coords), tags)
-    for rid, members, tags in relations:
-        if not _is_camp(tags) or tags.get("type") != "multipolygon":
-            continue
-        lines = {role: [line(ref) for typ, ref, r in members if typ == "way" and (r or "outer") == role]
-                 for role in ("outer", "inner")}
-        if any(ln is None for ls in lines.values() for ln in ls) or not lines["outer"]:
-            skipped.append(Skip(p.name, f"relation {rid}", "has member ways missing from the file"))
-            continue
-        outer = unary_union(list(polygonize(unary_union(lines["outer"]))))
-        inner = unary_union(list(polygonize(unary_union(lines["inner"])))) if lines["inner"] else None
-        poly = outer.difference(inner) if inner is not None else outer
-        _add_outline(outlines, skipped, p.name, f"relation/{rid}", poly, tags)
-    return outlines, skipped
-
-
-def _add_outline(out: list[Outline], skipped: list[Skip], src: str, osm_id: str, g: BaseGeometry,
-                 tags: dict[str, str]) -> None:
-    if not g.is_valid:
-        g = shapely.make_valid(g)
-        g = unary_union([x for x in getattr(g, "geoms", [g]) if isinstance(x, (Polygon, MultiPolygon))])
-    if isinstance(g, MultiPolygon):
-        if _spread_m(g) > MAX_PART_SPREAD_M:
-            skipped.append(Skip(src, osm_id, f"parts lie more than {MAX_PART_SPREAD_M:,.0f} m apart"))
-            return
-        g = g.convex_hull
-    if not isinstance(g, Polygon) or g.is_empty or g.area == 0:
-        skipped.append(Skip(src, osm_id, "outline has no area"))
-        return
-    out.append(Outline(osm_id, g, tags))
-
-
-def _spread_m(g: MultiPolygon) -> float:
-    local = _local(g)
-    parts = list(local.geoms)  # type: ignore[attr-defined]
-    return max(a.distance(b) for a in parts for b in parts)
-
-
-def _local(g: BaseGeometry, crs: str | None = None) -> BaseGeometry:
-    from .grid import to_crs, utm_crs_for
-
-    c = g.centroid
-    return to_crs(g, "EPSG:4326", crs or utm_crs_for(c.x, c.y))
-
-
-def _osm_record(o: Outline) -> dict[str, Any]:
-    t = o.tags
-    return {"site_id": o.site_id, "name": t.get("name:en") or t.get("name"),
-            "name_zh": t.get("name:zh-Hans") or t.get("name:zh") or (t.get("name") if t.get("name:en") else None),
-            "notes": t.get("note"), "osm_id": o.osm_id, "source": "OpenStreetMap", "licence": OSM_LICENCE,
-            "attribution": OSM_CREDIT, "geometry_source": "osm_outline"}
-
-
-def read_osm_sites(path: str | Path) -> list[Site]:
-    """OSM outlines as sites (``read_sites`` on a ``.osm`` file); any unusable outline is an error."""
-    outlines, skipped = read_osm(path)
-    if skipped:
-        raise SitesError(f"{path}: {skipped[0].record}: {skipped[0].reason}")
-    return [_site(_osm_record(o), o.polygon) for o in outlines]
 
 
 # --- BuzzFeed-shaped tables ----------------------------------------------------------------
@@ -304,11 +163,6 @@ def read_bfn(path: str | Path) -> tuple[list[dict[str, Any]], list[Skip], int]:
 # --- import --------------------------------------------------------------------------------
 
 
-def _site(rec: dict[str, Any], geom: Polygon) -> Site:
-    props = {k: v for k, v in rec.items() if k not in ("site_id", "name", "notes") and v is not None}
-    return Site(rec["site_id"], geom, rec.get("name"), rec.get("notes"), props)
-
-
 def import_sites(sources: Sequence[str | Path], *, radius_m: float = DEFAULT_RADIUS_M, match_m: float = MATCH_M,
                  progress: Callable[[str], None] | None = None) -> ImportReport:
     """Read every source, merge points with outlines, and return the checked sites (nothing written).
@@ -386,9 +240,9 @@ def _match(points: list[dict[str, Any]], outlines: list[Outline], rep: ImportRep
         if tree is not None:
             margin = match_m / (111_320.0 * max(math.cos(math.radians(pt.y)), 0.01)) + 0.001
             crs = utm_crs_for(pt.x, pt.y)
-            lp = _local(pt, crs)
+            lp = local(pt, crs)
             for k in tree.query(pt.buffer(margin)):  # generous in degrees, exact in metres below
-                d = lp.distance(_local(outlines[int(k)].polygon, crs))
+                d = lp.distance(local(outlines[int(k)].polygon, crs))
                 if d <= match_m and (best is None or d < best[0]):
                     best = (d, outlines[int(k)])
         nearest.append(best)
@@ -407,13 +261,13 @@ def _match(points: list[dict[str, Any]], outlines: list[Outline], rep: ImportRep
     for i, (r, b) in enumerate(zip(points, nearest)):
         if b is not None and (b[0] == 0 or owner.get(b[1].osm_id) == i):
             d, o = b
-            orec = _osm_record(o)
+            orec = osm_record(o)
             rec = {**r, "osm_id": o.osm_id, "name_zh": orec["name_zh"], "geometry_source": "osm_outline",
                    "source": f"{r['source']} + OpenStreetMap", "licence": f"{BFN_LICENCE}; {OSM_LICENCE}",
                    "attribution": f"{r['attribution']}; {OSM_CREDIT} ({OSM_LICENCE})"}
             if d > 0:
                 rec["notes"] = "; ".join(x for x in (r.get("notes"), f"point {d:.0f} m outside the OSM outline") if x)
-            sites.append(_site(rec, o.polygon))
+            sites.append(record_site(rec, o.polygon))
             used.add(o.osm_id)
             rep.matched_points += 1
             continue
@@ -422,12 +276,12 @@ def _match(points: list[dict[str, Any]], outlines: list[Outline], rep: ImportRep
         except ValueError as exc:
             rep.skipped.append(Skip(r["source"], r["site_id"], str(exc)))
             continue
-        sites.append(_site({**r, "geometry_source": "buffered_point"}, circle))
+        sites.append(record_site({**r, "geometry_source": "buffered_point"}, circle))
         rep.buffered_points += 1
     rep.matched_outlines = len(used)
     for o in sorted(outlines, key=lambda o: (o.osm_id.split("/")[0], int(o.osm_id.split("/")[1]))):
         if o.osm_id not in used:
-            sites.append(_site(_osm_record(o), o.polygon))
+            sites.append(record_site(osm_record(o), o.polygon))
             rep.osm_only += 1
     return sites
 

@@ -24,14 +24,13 @@ from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
 from .errors import SitesError
+from .outline import MAX_PART_SPREAD_M, part_spread_m
 
 #: A site id is safe in file names, URLs and SQL literals.
 SITE_ID_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 #: Points are buffered by this radius unless the record gives ``radius_m``.
 DEFAULT_RADIUS_M = 500.0
-#: A multi-part outline is watched as the hull of its parts when they lie this close together.
-MAX_PART_SPREAD_M = 2000.0
 #: Largest radius a point may ask for: beyond this it is a region, not a site (use ``scan``).
 MAX_RADIUS_M = 25_000.0
 
@@ -105,12 +104,7 @@ def area_of_interest(g: BaseGeometry | None, where: str, radius_m: float = DEFAU
         if not g.is_valid:
             raise SitesError(f"{where}: invalid polygon ({explain_validity(g)})")
         if isinstance(g, MultiPolygon):
-            from .grid import to_crs, utm_crs_for
-
-            c = g.centroid
-            local = to_crs(g, "EPSG:4326", utm_crs_for(c.x, c.y))
-            parts = list(local.geoms)  # type: ignore[attr-defined]
-            spread = max(a.distance(b) for a in parts for b in parts)
+            spread = part_spread_m(g)
             if spread > MAX_PART_SPREAD_M:
                 raise SitesError(f"{where}: its parts lie {spread:,.0f} m apart; give each part its own site_id")
             g = g.convex_hull
@@ -179,6 +173,22 @@ def check_unique(sites: Sequence[Site], path: Path) -> None:
         seen[s.site_id] = i
 
 
+def record_site(rec: Mapping[str, Any], geom: Polygon) -> Site:
+    """A Site from an imported record whose polygon is already the area of interest (fields kept as given)."""
+    props = {k: v for k, v in rec.items() if k not in ("site_id", "name", "notes") and v is not None}
+    return Site(rec["site_id"], geom, rec.get("name"), rec.get("notes"), props)
+
+
+def read_osm_sites(path: str | Path) -> list[Site]:
+    """OSM outlines as sites (``read_sites`` on a ``.osm`` file); any unusable outline is an error."""
+    from .osm import osm_record, read_osm
+
+    outlines, skipped = read_osm(path)
+    if skipped:
+        raise SitesError(f"{path}: {skipped[0].record}: {skipped[0].reason}")
+    return [record_site(osm_record(o), o.polygon) for o in outlines]
+
+
 # --- files ---------------------------------------------------------------------------------
 
 
@@ -197,8 +207,6 @@ def read_sites(path: str | Path) -> list[Site]:
     elif suffix in (".geojson", ".json"):
         sites = _read_geojson(p)
     elif suffix == ".osm":
-        from .siteimport import read_osm_sites
-
         sites = read_osm_sites(p)
     elif suffix in (".gpkg", ".shp", ".fgb", ".gml", ".kml"):
         sites = _read_vector(p)
