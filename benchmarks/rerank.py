@@ -157,7 +157,8 @@ def label_detections(store, truth: dict[str, tuple[Path, str]]) -> dict[str, boo
 def trial(db: Path, work: Path, chosen: list[str], labels: dict[str, bool]) -> tuple[float, float, float | None]:
     """AP of the still-pending queue by score and by rank_score after reviewing ``chosen``."""
     from sitewatch.errors import SitewatchError
-    from sitewatch.rerank import learn, queue_rows
+    from sitewatch.rerank import learn
+    from sitewatch.reviewweb import queue_rows
     from sitewatch.store import Store
 
     copy = work / "trial.gpkg"

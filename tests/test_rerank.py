@@ -16,7 +16,8 @@ from shapely.geometry import MultiPolygon, box
 
 from fixtures_review import build_findings
 from sitewatch.cli.main import cli
-from sitewatch.rerank import FEATURES, MIN_PER_DECISION, _Quicklooks, features, latest, learn, queue_rows
+from sitewatch.rerank import FEATURES, MIN_PER_DECISION, _Quicklooks, features, latest, learn
+from sitewatch.reviewweb import queue_rows
 from sitewatch.testbed.scoring import average_precision
 from sitewatch.sites import Site
 from sitewatch.store import DetectionRecord, Store

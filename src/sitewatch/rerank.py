@@ -17,7 +17,7 @@ import io
 import json
 import math
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -280,25 +280,5 @@ def rank_scores(store: Store, dets: Sequence[DetectionRecord], ranker: Ranker | 
     return [round(float(v), 4) for v in ranker.apply(feature_matrix(store, dets))]
 
 
-def queue_rows(store: Store, dets: Iterable[DetectionRecord],
-               row: Callable[[DetectionRecord], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """Rows for ``review list`` and the review page (``row`` makes one; default
-    :func:`~sitewatch.reviewweb.detection_row`): each with ``score`` and ``rank_score``;
-    best first by ``rank_score`` once a ranking was learnt (else in the order given)."""
-    if row is None:
-        from .reviewweb import detection_row
-        from .reviews import disputes
-
-        disputed = disputes(store.reviews())
-        row = lambda d: detection_row(d, disputed=d.detection_id in disputed)  # noqa: E731
-
-    dets = list(dets)
-    rs = rank_scores(store, dets)
-    rows = [{**row(d), "rank_score": r} for d, r in zip(dets, rs)]
-    if any(r is not None for r in rs):
-        rows.sort(key=lambda r: (-(r["rank_score"] or 0.0), -float(r["score"]), r["detection_id"]))
-    return rows
-
-
-__all__ = ["Ranker", "TooFewReviews", "learn", "latest", "rank_scores", "queue_rows", "fit", "features", "FEATURES",
+__all__ = ["Ranker", "TooFewReviews", "learn", "latest", "rank_scores", "fit", "features", "FEATURES",
            "MIN_PER_DECISION"]

@@ -16,15 +16,19 @@ import json
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from http.cookies import SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import InputError, NotFoundError, SitewatchError
 from .reviews import DECISIONS, STATUSES, dispute_line, disputes
+
+if TYPE_CHECKING:
+    from .store import DetectionRecord, Store
 
 #: Hostnames the Host header may carry: anything else is a rebinding attempt or a proxy.
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -41,6 +45,26 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def queue_rows(store: Store, dets: Iterable[DetectionRecord],
+               row: Callable[[DetectionRecord], dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """Rows for ``review list`` and the review page (``row`` makes one; default
+    :func:`detection_row`): each with ``score`` and ``rank_score``;
+    best first by ``rank_score`` once a ranking was learnt (:mod:`sitewatch.rerank`; else in the
+    order given)."""
+    from .rerank import rank_scores
+
+    if row is None:
+        disputed = disputes(store.reviews())
+        row = lambda d: detection_row(d, disputed=d.detection_id in disputed)  # noqa: E731
+
+    dets = list(dets)
+    rs = rank_scores(store, dets)
+    rows = [{**row(d), "rank_score": r} for d, r in zip(dets, rs)]
+    if any(r is not None for r in rs):
+        rows.sort(key=lambda r: (-(r["rank_score"] or 0.0), -float(r["score"]), r["detection_id"]))
+    return rows
 
 
 def detection_row(d: Any, *, disputed: bool) -> dict[str, Any]:
@@ -252,8 +276,6 @@ class _Handler(BaseHTTPRequestHandler):
         for d in store.detections():
             counts[d.status] = counts.get(d.status, 0) + 1
             counts["disputed"] += d.detection_id in disputed
-        from .rerank import queue_rows  # best first once a ranking was learnt (review learn)
-
         self._json({"detections": queue_rows(self.server.store, dets,
                                              row=lambda d: detection_row(d, disputed=d.detection_id in disputed)),
                     "counts": counts})

@@ -39,7 +39,7 @@ def command() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def list_(db: str, status: str | None, site_id: str | None, kind: str | None, fmt: str) -> None:
     """The detections, by site and date; best first once `review learn` has learnt a ranking."""
-    from ..rerank import queue_rows
+    from ..reviewweb import queue_rows
 
     store = _store(db)
     disputed = disputes(store.reviews())
