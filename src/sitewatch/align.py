@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from .indices import NDVI_PLANTS, ndvi
+
 #: Shifts larger than this (pixels) are not misregistration but a wrong match: ignored.
 MAX_SHIFT_PX = 6.0
 
@@ -82,8 +84,7 @@ def ground_levels(bands: Mapping[str, np.ndarray], valid: np.ndarray) -> dict[st
     r, n = bands["red"], bands.get("nir")
     m = valid & np.isfinite(r)
     if n is not None:
-        ndvi = (n - r) / np.maximum(n + r, 1e-4)
-        m &= ndvi < 0.25
+        m &= ndvi(n, r) < NDVI_PLANTS
     b = brightness(bands)
     if m.any():
         lo, hi = np.nanpercentile(b[m], [20, 80])

@@ -33,6 +33,8 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from .indices import EXCESS_GREEN_PLANTS, NDVI_PLANTS, excess_green, ndvi
+
 #: Brightness (mean of red, green, blue reflectance) above which a pixel may be cloud.
 BRIGHT = 0.33
 #: Largest spread between visible bands, relative to brightness, for "white".
@@ -171,9 +173,9 @@ def vegetation(bands: Mapping[str, np.ndarray], *, blue_is_roof: bool = False) -
     r, g, bl = (np.nan_to_num(bands[k], nan=0.0) for k in ("red", "green", "blue"))
     if "nir" in bands:
         n = np.nan_to_num(bands["nir"], nan=0.0)
-        green = (n - r) / np.maximum(n + r, 1e-4) > 0.25
+        green = ndvi(n, r) > NDVI_PLANTS
         return green & (bl < g) if blue_is_roof else green
-    return (2 * g - r - bl) / np.maximum(r + g + bl, 1e-4) > 0.06
+    return excess_green(r, g, bl) > EXCESS_GREEN_PLANTS
 
 
 def haze(r: np.ndarray, b: np.ndarray, bright: np.ndarray, plants: np.ndarray, res_m: float) -> np.ndarray:

@@ -61,14 +61,18 @@ def _round_wkt(wkt: str) -> str:
     return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.1f}", wkt)
 
 
-def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
-    g = to_crs(geom, crs, "EPSG:4326")
-    if isinstance(g, Polygon):
-        return MultiPolygon([g])
+def as_multipolygon(g: BaseGeometry) -> MultiPolygon:
+    """A detection's outline as the MultiPolygon the store keeps: a polygon as one part, a
+    collection as its polygons (lines and points dropped), anything else empty."""
     if isinstance(g, MultiPolygon):
         return g
-    polys = [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)]
-    return MultiPolygon(polys)
+    if isinstance(g, Polygon):
+        return MultiPolygon([g])
+    return MultiPolygon([p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)])
+
+
+def to_wgs84_multipolygon(geom: BaseGeometry, crs: str) -> MultiPolygon:
+    return as_multipolygon(to_crs(geom, crs, "EPSG:4326"))
 
 
 def detection_record(site_id: str, change: Change, grid: Grid, run_id: str, detector: str = "") -> DetectionRecord:

@@ -8,7 +8,7 @@ need ~1 m imagery (:func:`sitewatch.structures.kinds_for_gsd`) and are not looke
 How: for every pixel, its last clear observation is the reference; a pixel changed when its
 spectrum jumps by more than :data:`CHANGE_SIGMA` robust deviations of the tile's own
 date-to-date noise (after a per-band gain fit, so sensor and sun cancel), it is not vegetation
-on either date (:data:`sitewatch.clouds.NDVI_VEGETATION`) and it moves away from the tile's
+on either date (:data:`sitewatch.indices.NDVI_SEASONAL`) and it moves away from the tile's
 dominant ground spectrum. Changed pixels are grouped into objects
 (:func:`sitewatch.components.components`), and an object the next clear scene no longer shows
 is dropped (:func:`persists`). The detector is deliberately cheap per pixel (a few array
@@ -32,6 +32,9 @@ from shapely.geometry import MultiPolygon, shape
 from shapely.ops import unary_union
 
 from ..components import components
+from ..detections import as_multipolygon
+from ..indices import NDVI_SEASONAL as NDVI_VEGETATION
+from ..indices import ndvi
 from ..scenes import BANDS
 from .reads import TileScene, reflectance
 from .region import TileJob
@@ -40,8 +43,6 @@ from .region import TileJob
 MIN_AREA_M2 = 1500.0
 #: Change magnitude, in robust standard deviations of the tile's date-to-date difference.
 CHANGE_SIGMA = 6.0
-#: Pixels this green on either date are vegetation: seasons, not construction.
-NDVI_VEGETATION = 0.3
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,6 @@ class Candidate:
     area_m2: float
     score: float
     magnitude: float
-
-
-def _ndvi(b: dict[str, np.ndarray]) -> np.ndarray:
-    n, r = b["nir"], b["red"]
-    return (n - r) / np.maximum(n + r, 1e-4)
 
 
 def _spectral_distance(x: dict[str, np.ndarray], centre: dict[str, float], scale: dict[str, float]) -> np.ndarray:
@@ -250,7 +246,8 @@ def _pair_change(ref: _Ref, cur: TileScene, both: np.ndarray, sub: np.ndarray, b
                 {k: reflectance(ref[k][0].ravel()[at], ref[k][1], ref[k][2]) for k in names})
 
     cur_v, ref_v = values(idx, ("red", "nir"))
-    keep = (_ndvi(cur_v) <= NDVI_VEGETATION) & (_ndvi(ref_v) <= NDVI_VEGETATION)
+    keep = ((ndvi(cur_v["nir"], cur_v["red"]) <= NDVI_VEGETATION)
+            & (ndvi(ref_v["nir"], ref_v["red"]) <= NDVI_VEGETATION))
     kept = idx[keep]
     cur_v, ref_v = values(kept, bands)
     cur_n = {k: cur_v[k] * gains[k] for k in bands}
@@ -341,8 +338,7 @@ def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MI
                 continue
             mag = float(np.sqrt(pc.magnitude2[sl][part]).mean())
             area = float(part.sum()) * res * res
-            mp = geom if isinstance(geom, MultiPolygon) else MultiPolygon([geom])
-            found.append(Candidate(mp, before, pc.after, area, score_of(mag, area), round(mag, 2)))
+            found.append(Candidate(as_multipolygon(geom), before, pc.after, area, score_of(mag, area), round(mag, 2)))
     return found
 
 

@@ -103,8 +103,8 @@ def scan_tile(job: TileJob, run_id: str, detector: TileDetector = BLOCKS) -> Til
                 properties={"tile_id": job.tile_id, "pixels": "site window, native grid (as sitewatch.reader reads it)"})
         change = Change("building_new", c.geometry, b.ref.scene_id, b.ref.date, a.ref.scene_id, a.ref.date,
                         c.area_m2, None, c.score,
-                        {"detector": f"{detector.name} {detector.version}", "maps": ["building"], "magnitude": c.magnitude,
-                         "tile_id": job.tile_id})
+                        {"detector": f"{detector.name} {detector.version}", "maps": ["building"],
+                         "magnitude": c.magnitude, "tile_id": job.tile_id})
         dets.append(detection_record(site_id, change, grid, run_id))
     return TileResult(job.tile_id, job.area_km2, tuple(sites), tuple(scenes.values()), tuple(dets),
                       tuple(failures), len(stack), round(time.perf_counter() - t0, 3))

@@ -20,7 +20,7 @@ import numpy as np
 from affine import Affine
 from scipy import ndimage
 from shapely import affinity
-from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
+from shapely.geometry import LineString, Point, Polygon, box
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
@@ -358,11 +358,6 @@ def compound(seed: int, size_m: float = 400.0, blocks: int = 4) -> tuple[list[St
 def geometry_to_crs(geom: BaseGeometry, centre_xy: tuple[float, float]) -> BaseGeometry:
     """Local metres -> the site's projected CRS, given the site centre there."""
     return affinity.translate(geom, centre_xy[0], centre_xy[1])
-
-
-def as_multipolygon(g: BaseGeometry) -> MultiPolygon:
-    return g if isinstance(g, MultiPolygon) else MultiPolygon([g]) if isinstance(g, Polygon) else MultiPolygon(
-        [p for p in getattr(g, "geoms", []) if isinstance(p, Polygon)])
 
 
 def season_of(date: dt.date) -> float:
