@@ -275,6 +275,7 @@ def _map_to_label_grid(presence: np.ndarray, grid, case: Case) -> np.ndarray:
 
 def run_case(case: Case, work: Path) -> Result:
     from sitewatch.monitor import MonitorParams, run
+    from sitewatch import components
     from sitewatch.store import Store
     from sitewatch.structures import StructureMaps
 
@@ -306,7 +307,7 @@ def run_case(case: Case, work: Path) -> Result:
         if maps:
             sm = StructureMaps.from_bytes(maps[-1][1])
             pred = _map_to_label_grid(sm.presence["building"], sm.grid, case)
-            barrier = sum(int(__import__("scipy.ndimage", fromlist=["label"]).label(sm.presence[k])[1])
+            barrier = sum(int(components.label(sm.presence[k])[1])
                           for k in ("wall", "fence", "tower") if k in sm.kinds)
     return Result(case, seconds, d["scenes_new"] + d["scenes_unusable"], list(d["unusable"]), pred, scored,
                   barrier, summary.status, evidence)
@@ -342,7 +343,9 @@ def _fine(r: Result) -> bool:
 def _drop_specks(label: np.ndarray) -> np.ndarray:
     from scipy import ndimage
 
-    lab, n = ndimage.label(label)
+    from sitewatch import components
+
+    lab, n = components.label(label)
     if not n:
         return label
     sizes = ndimage.sum_labels(label, lab, np.arange(1, n + 1))

@@ -30,7 +30,7 @@ from scipy import ndimage
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from sitewatch import changes
+from sitewatch import changes, components  # noqa: E402
 from sitewatch.testbed import synth  # noqa: E402
 from sitewatch.changes import Observation, track  # noqa: E402
 from sitewatch.detect import default_detector  # noqa: E402
@@ -77,7 +77,7 @@ def _pairwise(obs: list[Observation]) -> list[tuple[str, int, np.ndarray]]:
         seen = a.observed & b.observed
         for kind, diff in (("building_new", b.presence["building"] & ~ndimage.binary_dilation(a.presence["building"])),
                            ("building_removed", a.presence["building"] & ~ndimage.binary_dilation(b.presence["building"]))):
-            lab, k = ndimage.label(diff & seen)
+            lab, k = components.label(diff & seen)
             for j in range(1, k + 1):
                 m = lab == j
                 if m.sum() >= changes.MIN_PX["building"]:
@@ -88,7 +88,7 @@ def _pairwise(obs: list[Observation]) -> list[tuple[str, int, np.ndarray]]:
 def _score(found: list[tuple[str, int, np.ndarray]], truth: np.ndarray) -> tuple[int, int, int]:
     """(halls found, false detections, found with a valid date) — a hall is found by a new-building
     detection covering half of it; a valid date brackets BUILT_AT."""
-    lab, n = ndimage.label(truth)
+    lab, n = components.label(truth)
     hit = set()
     false = valid = 0
     for kind, t, m in found:

@@ -60,3 +60,18 @@ def test_nothing():
     assert c.n == 0 and c.windows() == []
     lab, n = label(np.zeros((3, 4), dtype=bool))
     assert n == 0 and not lab.any()
+
+
+def test_dense_label_joins_corners_only_when_asked_and_agrees_with_the_sparse_form():
+    from sitewatch.components import find_objects
+    from sitewatch.components import label as dense
+
+    diag = np.eye(4, dtype=bool)  # four pixels touching only at corners
+    assert dense(diag)[1] == 4
+    lab, n = dense(diag, corners=True)
+    assert n == 1 and find_objects(lab) == [(slice(0, 4), slice(0, 4))]
+    rng = np.random.default_rng(3)
+    mask = rng.random((40, 50)) < 0.4
+    lab, n = dense(mask)
+    c = components(np.flatnonzero(mask), mask.shape[1])
+    assert n == c.n and np.array_equal(lab.ravel()[c.pixels], c.labels)

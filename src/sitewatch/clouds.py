@@ -33,6 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import ndimage
 
+from . import components
 from .indices import EXCESS_GREEN_PLANTS, NDVI_PLANTS, excess_green, ndvi
 
 #: Brightness (mean of red, green, blue reflectance) above which a pixel may be cloud.
@@ -108,7 +109,7 @@ def detect(bands: Mapping[str, np.ndarray], res_m: float = 10.0) -> np.ndarray:
 def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int, res_m: float = 10.0) -> np.ndarray:
     """Bright components of ``cand`` at least ``min_px`` large, soft-edged for their contrast, and
     either thick in the middle (a dome) or without any ground detail: clouds, not pale ground."""
-    lab, n = ndimage.label(cand)
+    lab, n = components.label(cand)
     if not n:
         return np.zeros(cand.shape, dtype=bool)
     sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
@@ -116,7 +117,7 @@ def _soft(cand: np.ndarray, bright: np.ndarray, min_px: int, res_m: float = 10.0
     detail = np.abs(bright - ndimage.uniform_filter(bright, 3)) / np.maximum(bright, 1e-3)
     keep = np.zeros(n + 1, dtype=bool)
     ring_src = ndimage.binary_dilation(cand, iterations=3) & ~cand
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is None or sizes[i - 1] < min_px:
             continue
         sl = tuple(slice(max(0, x.start - 4), x.stop + 4) for x in sl)
@@ -229,11 +230,11 @@ def _shadows(bright: np.ndarray, plants: np.ndarray, res_m: float, min_px: int) 
     cand = ndimage.binary_opening(cand, structure=np.ones((k, k), bool)) if k > 1 else cand
     if not cand.any():
         return cand
-    lab, n = ndimage.label(cand)
+    lab, n = components.label(cand)
     sizes = ndimage.sum_labels(cand, lab, np.arange(1, n + 1))
     keep = np.zeros(n + 1, dtype=bool)
     e = max(2, int(round(SHADOW_WIDTH_M / 2 / res_m)))
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is None or sizes[i - 1] < min_px:
             continue
         sl = tuple(slice(max(0, x.start - e - 1), x.stop + e + 1) for x in sl)
@@ -251,7 +252,7 @@ def _shadows(bright: np.ndarray, plants: np.ndarray, res_m: float, min_px: int) 
 
 
 def _components(mask: np.ndarray, min_px: int) -> np.ndarray:
-    lab, n = ndimage.label(mask)
+    lab, n = components.label(mask)
     if not n:
         return mask
     sizes = ndimage.sum_labels(mask, lab, np.arange(1, n + 1))

@@ -1,4 +1,9 @@
-"""Connected components of a sparse set of pixels, 4-connected, in NumPy alone.
+"""Connected components: the one place that says which pixels make one object.
+
+Two connectivities are in use: 4 (pixels sharing an edge; the scan's new blocks, the
+detector's towers and buildings, clouds) and 8 (an edge or a corner; walls, fences, the
+change tracker's objects). :func:`label` labels a dense mask either way; :func:`components`
+labels a sparse set of pixels, 4-connected, in NumPy alone.
 
 The scan labels the few changed pixels of a tile, not the tile: pixels come in as sorted
 flat indices, are cut into runs along rows, and runs that share a column with a run in the
@@ -121,3 +126,27 @@ def _union(parent: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
             if np.array_equal(up, parent):
                 break
             parent = up
+
+
+#: 8-connectivity: pixels touching at an edge or a corner are one object.
+_CORNERS = np.ones((3, 3), dtype=bool)
+
+
+def label(mask: np.ndarray, *, corners: bool = False) -> tuple[np.ndarray, int]:
+    """Objects of a dense mask, labelled 1..n in raster order (0 outside), and n.
+
+    ``corners``: pixels touching only at a corner are one object (8-connected); else only
+    pixels sharing an edge are (4-connected, as :func:`components`). ``scipy.ndimage.label``,
+    imported here only, so the scan, which needs no dense labelling, starts without SciPy.
+    """
+    from scipy import ndimage
+
+    lab, n = ndimage.label(mask, structure=_CORNERS if corners else None)
+    return lab, int(n)
+
+
+def find_objects(labels: np.ndarray) -> list[tuple[slice, ...] | None]:
+    """Each label's bounding window (``labels`` from :func:`label`), in label order."""
+    from scipy import ndimage
+
+    return ndimage.find_objects(labels)

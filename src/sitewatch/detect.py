@@ -25,7 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from . import align, buildings, clouds
+from . import align, buildings, clouds, components
 from .scenes import SceneRaster
 from .structures import StructureMaps, enclosed, kinds_for_gsd
 
@@ -80,7 +80,7 @@ def _line_mean(r: np.ndarray, length_px: int, n_dirs: int = 8) -> np.ndarray:
 
 
 def _components(mask: np.ndarray, min_px: int = 1, max_px: int | None = None) -> np.ndarray:
-    lab, n = ndimage.label(mask)
+    lab, n = components.label(mask)
     if not n:
         return mask
     sizes = ndimage.sum_labels(mask, lab, np.arange(1, n + 1))
@@ -91,11 +91,11 @@ def _components(mask: np.ndarray, min_px: int = 1, max_px: int | None = None) ->
 
 def _compact(mask: np.ndarray, max_aspect: float = 2.0) -> np.ndarray:
     """Keep roughly square components (towers), not slivers."""
-    lab, n = ndimage.label(mask)
+    lab, n = components.label(mask)
     if not n:
         return mask
     keep = np.zeros(n + 1, bool)
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is not None:
             h, w = sl[0].stop - sl[0].start, sl[1].stop - sl[1].start
             keep[i] = max(h, w) <= max_aspect * min(h, w)
@@ -104,11 +104,11 @@ def _compact(mask: np.ndarray, max_aspect: float = 2.0) -> np.ndarray:
 
 def _extent_px(mask: np.ndarray, min_len_px: float) -> np.ndarray:
     """Keep components whose longest side is at least ``min_len_px`` (lines, not blobs)."""
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    lab, n = components.label(mask, corners=True)
     if not n:
         return mask
     keep = np.zeros(n + 1, bool)
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is not None:
             keep[i] = math.hypot(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) >= min_len_px
     return keep[lab]
@@ -170,7 +170,7 @@ def _cast_shadow(wall: np.ndarray, b: np.ndarray, res: float, shade_dir: tuple[f
     """Keep wall pieces that cast a shadow: from most of their pixels, the ground 1.5-3.5 m away
     from the sun is dark and the ground 1.5-2.5 m towards it is lit. A kerb, a pavement or a road
     marking casts none, and the dark road beside a kerb lies on either side whatever the sun."""
-    lab, n = ndimage.label(wall, structure=np.ones((3, 3)))
+    lab, n = components.label(wall, corners=True)
     if not n:
         return wall
     ys, xs = np.nonzero(lab)
@@ -212,7 +212,7 @@ def _near_a_wall(fence: np.ndarray, wall: np.ndarray, res: float) -> np.ndarray:
         return np.zeros(fence.shape, bool)
     near = ndimage.distance_transform_edt(~wall) * res <= FENCE_NEAR_WALL_M
     ok = near | enclosed(wall, res)
-    lab, n = ndimage.label(fence, structure=np.ones((3, 3)))
+    lab, n = components.label(fence, corners=True)
     share = ndimage.mean(ok, lab, np.arange(1, n + 1))
     return np.concatenate([[False], np.asarray(share) >= 0.5])[lab]
 
@@ -220,15 +220,15 @@ def _near_a_wall(fence: np.ndarray, wall: np.ndarray, res: float) -> np.ndarray:
 def _tall_and_alone(towers: np.ndarray, blobs: np.ndarray, b: np.ndarray, res: float) -> np.ndarray:
     """Keep towers whose shadow (dark ground within TOWER_SHADOW_GAP_M of them) reaches TOWER_SHADOW_M
     out and that have few bright neighbours."""
-    lab, n = ndimage.label(towers)
+    lab, n = components.label(towers)
     if not n:
         return towers
-    blab, _ = ndimage.label(blobs)
+    blab, _ = components.label(blobs)
     dark = b < 0.6
     reach = max(2, int(round(TOWER_SHADOW_M / res)))
     near = max(3, int(round(25.0 / res)))
     keep = np.zeros(n + 1, bool)
-    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+    for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is None:
             continue
         pad = tuple(slice(max(0, x.start - near), x.stop + near) for x in sl)
@@ -239,7 +239,7 @@ def _tall_and_alone(towers: np.ndarray, blobs: np.ndarray, b: np.ndarray, res: f
             continue
         # the shadow: dark ground touching the tower, still dark ``reach`` metres from it
         grown = ndimage.binary_dilation(obj, iterations=max(1, int(round(TOWER_SHADOW_GAP_M / res))))
-        dlab, _ = ndimage.label(dark[pad])
+        dlab, _ = components.label(dark[pad])
         ids = np.unique(dlab[grown & dark[pad]])
         shadow = np.isin(dlab, ids[ids > 0])
         if not shadow.any():
@@ -365,7 +365,7 @@ class StructureDetector:
         halls = np.zeros_like(building)
         towers = _compact(_components(bright_small & ~halls, max(2, lo), max(3, hi)))
         shade = ndimage.binary_dilation(b < 0.6, iterations=max(1, int(round(1.5 / res))))
-        lab, n = ndimage.label(towers)
+        lab, n = components.label(towers)
         if n:
             has_shadow = ndimage.maximum(shade, lab, np.arange(1, n + 1))
             towers = np.concatenate([[False], np.asarray(has_shadow, bool)])[lab]
@@ -418,7 +418,7 @@ class StructureDetector:
         roof &= ~_snow(raw, res)
         min_px = max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2)))
         building = _components(roof, min_px) & valid
-        lab, n = ndimage.label(building)
+        lab, n = components.label(building)
         if n:  # a blob the model is only lukewarm about as a whole is not a building
             mean_p = ndimage.mean(p, lab, np.arange(1, n + 1))
             building = np.concatenate([[False], np.asarray(mean_p) >= BUILDING_MEAN_P])[lab]

@@ -39,6 +39,8 @@ from typing import Any, Protocol
 import numpy as np
 from scipy import ndimage
 
+from . import components
+
 #: Smallest enclosed ground that counts as a perimeter, m².
 MIN_ENCLOSED_M2 = 1000.0
 #: Smallest enclosed part that counts as a courtyard, m².
@@ -141,7 +143,7 @@ def layout(maps: Any) -> _Layout | None:
     filled = ndimage.binary_fill_holes(barrier)
     holes = filled & ~barrier
     enclosed = float(holes.sum()) * res * res
-    lab, n = ndimage.label(holes)  # 4-connected: a fence line separates courtyards
+    lab, n = components.label(holes)  # 4-connected: a fence line separates courtyards
     min_px = MIN_COURTYARD_M2 / (res * res)
     inner_ref = filled
     layered, gap = False, None

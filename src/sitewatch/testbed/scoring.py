@@ -15,6 +15,8 @@ import numpy as np
 from scipy import ndimage
 from shapely.geometry.base import BaseGeometry
 
+from .. import components
+
 
 @dataclass(frozen=True)
 class Truth:
@@ -194,7 +196,7 @@ def pixel_score(pred: np.ndarray, label: np.ndarray) -> PixelScore:
 
 def object_recall(pred: np.ndarray, label: np.ndarray, min_cover: float = 0.5) -> tuple[int, int]:
     """(found, total) changed objects in ``label``; found when ``pred`` covers ≥ ``min_cover`` of it."""
-    lab, n = ndimage.label(label.astype(bool))
+    lab, n = components.label(label.astype(bool))
     if not n:
         return 0, 0
     idx = np.arange(1, n + 1)
