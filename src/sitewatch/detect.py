@@ -4,13 +4,16 @@ Every scene is first co-registered to the site's first clear scene and normalise
 own open ground (:mod:`sitewatch.align`), so the maps of different dates are comparable.
 Then, in units of "ground brightness" (1.0 = this scene's typical open ground):
 
-- **buildings**: roofs, bright or blue/grey against the ground, not vegetation, at least a
-  few metres across (an opening removes wall tops and towers), and large enough to be a
-  building at this resolution;
-- **walls**: long, straight, strongly dark lines (the shadow a 3-6 m wall casts), found by
-  averaging a darkness response along lines in eight directions over 20 m;
-- **fences**: the same line test at low contrast (wire mesh and its faint shadow), away
-  from walls and buildings;
+- **buildings**: at 0.3-2 m a logistic model over image cues learnt from real labelled roofs
+  (:mod:`sitewatch.buildings`) plus blue roofs by rule; coarser, roofs bright or blue/grey
+  against the ground; never vegetation, at least a few metres across (an opening removes wall
+  tops and towers), and large enough to be a building at this resolution;
+- **walls**: long, straight, thin *bright* lines: a white top-hat narrower than ~1.5 m (a
+  wall's sunlit top) averaged along lines in eight directions over 20 m, away from buildings,
+  kept where the wall casts a shadow on the side away from the sun;
+- **fences**: a faint *dark* band up to ~11 m wide (a black top-hat: wire mesh and its
+  shadow) averaged along the same lines, with a thin dark mesh line inside it, away from
+  walls, buildings, shadow edges and vegetation;
 - **towers**: small (4-40 m²), compact, bright squares, each with a dark shadow beside it.
 
 Walls, fences and towers only from imagery of about 1 m or finer
@@ -39,19 +42,17 @@ BLUE_ROOF_HUE = 0.25
 #: and internal fences run for 50 m and more; backyard fences and kerb pieces on real suburban tiles
 #: (LEVIR-CD) are mostly shorter.
 LINE_MIN_EXTENT_M = 50.0
-#: Line length over which wall and fence darkness is averaged, metres.
+#: Line length over which the wall (bright) and fence (dark) responses are averaged, metres.
 LINE_M = 20.0
-#: Local background window for line darkness, metres.
-BACKGROUND_M = 12.0
 #: Smallest building footprint, m² (and never under 12 pixels).
 MIN_BUILDING_M2 = 60.0
 #: Tower footprint range, m².
 TOWER_M2 = (4.0, 40.0)
-#: Wall darkness: mean along the line, and at the pixel.
+#: Wall top brightness (white top-hat, in ground brightness): mean along the line, and at the pixel.
 WALL_LINE, WALL_PIXEL = 0.15, 0.12
 #: Widest faint band (mesh line and its shadow) read as a fence, metres.
 FENCE_BAND_M = 11.0
-#: Fence darkness: mean along the line (low contrast).
+#: Fence band darkness (black top-hat, in ground brightness): mean along the line, and at the pixel.
 FENCE_LINE, FENCE_PIXEL = 0.09, 0.08
 #: Darkness of the mesh line itself (a thin dark line, mean along 20 m) inside a fence band.
 FENCE_MESH = 0.04
