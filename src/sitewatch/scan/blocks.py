@@ -1,8 +1,8 @@
 """The scan's block detector: new building blocks between dates on one tile, at 10 m.
 
-What it detects: blocks of new roofs or paved ground of at least :data:`MIN_AREA_M2`
-(the contract's 100 x 30 m blocks are 3000 m²) that appear between a pixel's last clear
-scene and the next one, and that the next clear look still shows. Walls, fences and towers
+What it detects: new building blocks, objects of at least :data:`MIN_AREA_M2` (the
+contract's 100 x 30 m blocks are 3000 m²) that appear between a pixel's last clear scene
+and the next one, and that the next clear look still shows. Walls, fences and towers
 need ~1 m imagery (:func:`sitewatch.structures.kinds_for_gsd`) and are not looked for.
 
 How: for every pixel, its last clear observation is the reference; a pixel changed when its
@@ -343,10 +343,11 @@ def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MI
 
 
 class TileDetector(Protocol):
-    """Turns one tile's scenes into new objects. Swap implementations without touching the run.
+    """Turns one tile's scenes into new objects: what :func:`sitewatch.scan.tile.scan_tile` calls.
 
-    ``name`` and ``version`` go into every detection's evidence (``detector``) and into the
-    scan's key, so a scan asked again with another detector does not skip tiles done before.
+    ``name`` and ``version`` go into every detection's evidence (``detector``). A whole scan
+    (:func:`sitewatch.scan.runner.run`) runs :data:`BLOCKS`, and its key names
+    :data:`SCAN_DETECTOR`; another detector is passed to ``scan_tile``.
     """
 
     name: str
