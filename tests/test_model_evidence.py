@@ -1,0 +1,140 @@
+"""A model-only ``monitor`` run stores the same evidence as the code before it was made faster.
+
+``tests/data/model_only_evidence.json`` was written (``python tests/test_model_evidence.py``) by
+the monitor as it stood at commit 48ac303, before the pipeline's own cost was cut (cheaper
+quicklook and maps compression, one folder listing per run, ...). The run over the fixture below
+must store the very same detections (ids, outlines as stored bytes, dates, scenes, areas, scores,
+evidence), the same scene records (pixel hashes, fractions, footprints) and, decoded, the same
+quicklook pixels and map arrays: the speed-ups may change how bytes are compressed, never what
+they say. Rewrite the file only for a change that is meant to change stored evidence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+from affine import Affine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import onnx_models as om  # noqa: E402
+from servers import write_cog  # noqa: E402
+
+GOLDEN = Path(__file__).resolve().parent / "data" / "model_only_evidence.json"
+X0, Y0, RES, SIZE = 548_500.0, 4_851_500.0, 0.5, 200
+#: columns that say when or in which run, not what was found
+VOLATILE = {"fid", "run_id", "created_at"}
+
+
+def _scene(path: Path, seed: int, buildings: list[tuple[int, int, int, int]], cloud: bool = False) -> None:
+    rng = np.random.default_rng(seed)
+    img = np.empty((3, SIZE, SIZE), np.float32)
+    img[:] = np.array([110, 104, 96], np.float32)[:, None, None]
+    img += rng.normal(0, 3, img.shape)
+    for y, x, h, w in buildings:
+        img[:, y:y + h, x:x + w] = np.array([170, 80, 60], np.float32)[:, None, None]
+    if cloud:  # a bright, flat patch over one corner, away from the buildings
+        img[:, 150:200, 0:60] = 250
+    write_cog(path, np.clip(img, 1, 255).astype("uint8"), "EPSG:32645", Affine(RES, 0, X0, 0, -RES, Y0))
+
+
+def build(tmp: Path) -> tuple[Path, Path, Path]:
+    """Four dates over two sites: a building at the second date, another at the third (the model's
+    tile, 64 px, cuts the 200 px window into overlapping tiles), a cloudy corner at the last."""
+    d = tmp / "imagery"
+    d.mkdir(parents=True)
+    first, second = (100, 90, 30, 36), (30, 20, 24, 40)
+    _scene(d / "a_2021-03-01.tif", 1, [])
+    _scene(d / "b_2021-06-01.tif", 2, [first])
+    _scene(d / "c_2021-09-01.tif", 3, [first, second])
+    _scene(d / "d_2021-12-01.tif", 4, [first, second], cloud=True)
+    from pyproj import Transformer
+
+    tr = Transformer.from_crs("EPSG:32645", "EPSG:4326", always_xy=True)
+    (lon1, lat1), (lon2, lat2) = tr.transform(X0 + 50, Y0 - 50), tr.transform(X0 + 25, Y0 - 30)
+    sites = tmp / "sites.csv"
+    sites.write_text(f"site_id,name,lon,lat,radius_m\nS1,one,{lon1},{lat1},48\nS2,two,{lon2},{lat2},20\n")
+    model = om.difference_model(tmp / "diff.onnx", tile=64, gsd_m=0.5)
+    return d, sites, model
+
+
+def _digest(a: np.ndarray) -> str:
+    return f"{a.dtype}{list(a.shape)}:" + hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+
+
+def stored_evidence(db: Path) -> dict:
+    """What the file says, independent of how its blobs are compressed and of run ids and times."""
+    from PIL import Image
+
+    con = sqlite3.connect(db)
+    con.row_factory = sqlite3.Row
+
+    def rows(sql: str) -> list[dict]:
+        out = []
+        for r in con.execute(sql):
+            d = {k: (r[k].hex() if isinstance(r[k], bytes) else r[k]) for k in r.keys() if k not in VOLATILE}
+            out.append(d)
+        return out
+
+    dets = rows("SELECT * FROM detections ORDER BY detection_id")
+    for d in dets:
+        d["evidence"] = json.loads(d["evidence"])
+    scenes = rows("SELECT * FROM scenes ORDER BY site_id, scene_id")
+    for s in scenes:
+        s["properties"] = json.loads(s["properties"] or "{}")
+    maps = []
+    for r in con.execute("SELECT site_id, scene_id, grid_res_m, detector, maps, quicklook, grid "
+                         "FROM sitewatch_scene_maps ORDER BY site_id, scene_id"):
+        with np.load(io.BytesIO(r["maps"]), allow_pickle=False) as z:
+            arrays = {k: _digest(z[k]) for k in sorted(z.files) if k != "meta"}
+            meta = json.loads(bytes(z["meta"]).decode())
+        ql = np.asarray(Image.open(io.BytesIO(r["quicklook"])).convert("RGB")) if r["quicklook"] else None
+        maps.append({"site_id": r["site_id"], "scene_id": r["scene_id"], "grid_res_m": r["grid_res_m"],
+                     "detector": r["detector"], "grid": json.loads(r["grid"] or "{}"), "meta": meta,
+                     "arrays": arrays, "quicklook_pixels": None if ql is None else _digest(ql)})
+    con.close()
+    return {"detections": dets, "scenes": scenes, "maps": maps}
+
+
+def run_fixture(tmp: Path) -> dict:
+    from sitewatch.monitor import MonitorParams, run
+
+    imagery, sites, model = build(tmp)
+    db = tmp / "f.gpkg"
+    s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
+                          model_only=True))
+    assert s.status == "completed", s.as_dict()
+    got = stored_evidence(db)
+    got["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
+    # paths differ between runs: the fixture's folder is replaced by a placeholder
+    return json.loads(json.dumps(got).replace(str(tmp), "<tmp>"))
+
+
+def test_model_only_run_stores_the_same_evidence_as_before(tmp_path):
+    want = json.loads(GOLDEN.read_text())
+    got = run_fixture(tmp_path)
+    assert got["model_sha256"] == want["model_sha256"]
+    assert len(got["detections"]) == len(want["detections"]) >= 2, "the fixture must show changes"
+    for g, w in zip(got["detections"], want["detections"]):
+        assert g == w
+    assert got["scenes"] == want["scenes"]
+    assert [m["scene_id"] for m in got["maps"]] == [m["scene_id"] for m in want["maps"]]
+    for g, w in zip(got["maps"], want["maps"]):
+        assert g == w, g["scene_id"]
+    assert got == want
+
+
+if __name__ == "__main__":  # (re)record the reference: only for a change meant to change stored evidence
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    with tempfile.TemporaryDirectory() as t:
+        out = run_fixture(Path(t))
+    GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+    print(f"{GOLDEN}: {len(out['detections'])} detections, {len(out['scenes'])} scenes")
