@@ -12,6 +12,7 @@ the -0.1 offset of Sentinel-2 baseline 04.00, and a wrong guess shifts every ref
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -713,7 +714,6 @@ def _date_of(path: Path, tags: Mapping[str, str]) -> dt.datetime | None:
 def _discover_folder(folder: Path, aoi: BaseGeometry, since: dt.date | None, until: dt.date | None) -> Discovery:
     """GeoTIFFs as scenes: one multi-band file, or one file per band named ``<scene>_<band>.tif``."""
     import rasterio
-    from rasterio.warp import transform_bounds
 
     out = Discovery()
     groups: dict[str, dict[str, tuple[Path, int]]] = {}
@@ -722,11 +722,7 @@ def _discover_folder(folder: Path, aoi: BaseGeometry, since: dt.date | None, unt
         m = _BAND_SUFFIX.match(p.stem)
         scene_id, band = (m.group(1), m.group(2).lower()) if m else (p.stem, None)
         try:
-            with rasterio.open(p) as ds:
-                tags = ds.tags()
-                fp = box(*transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)) if ds.crs else None
-                gsd = abs(ds.transform.a) if ds.crs and not ds.crs.is_geographic else None
-                names = _band_names(ds)
+            tags, fp, gsd, names = _tiff_header(p)
         except rasterio.errors.RasterioIOError as exc:
             out.problems.append(f"{p}: not a readable GeoTIFF ({str(exc)[:120]})")
             continue
@@ -756,6 +752,32 @@ def _discover_folder(folder: Path, aoi: BaseGeometry, since: dt.date | None, unt
         first = next(iter(bands.values()))[0]
         out.scenes.append(SceneRef(scene_id, str(folder), when, assets, None, fp, gsd, str(first), {}))
     return out
+
+
+def _tiff_header(p: Path) -> tuple[dict[str, str], BaseGeometry | None, float | None, list[str | None]]:
+    """(tags, footprint in EPSG:4326, pixel size, band names) of one GeoTIFF, read once per version of
+    the file per process: a run discovers a folder once per site, and opening every file again for
+    each site was most of a folder's discovery time."""
+    try:
+        st = p.stat()
+    except OSError as exc:  # gone since the folder was listed: unreadable, as rasterio would say
+        import rasterio.errors
+
+        raise rasterio.errors.RasterioIOError(str(exc)) from None
+    return _tiff_header_of(str(p), st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+@functools.lru_cache(maxsize=8192)
+def _tiff_header_of(path: str, mtime_ns: int, size: int, inode: int
+                    ) -> tuple[dict[str, str], BaseGeometry | None, float | None, list[str | None]]:
+    import rasterio
+    from rasterio.warp import transform_bounds
+
+    with rasterio.open(path) as ds:
+        tags = ds.tags()
+        fp = box(*transform_bounds(ds.crs, "EPSG:4326", *ds.bounds)) if ds.crs else None
+        gsd = abs(ds.transform.a) if ds.crs and not ds.crs.is_geographic else None
+        return tags, fp, gsd, _band_names(ds)
 
 
 def _band_names(ds: Any) -> list[str | None]:

@@ -214,9 +214,10 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     from .catalog import MAX_CLOUD_COVER, same_acquisition
 
     found = sorted((s for s in scenes if _scene_overlaps(site, s)), key=lambda s: (s.acquired, s.scene_id))
-    done = store.done_scene_ids(site.site_id)
+    site_scenes = store.scenes(site.site_id)
+    done = {r.scene_id for r in site_scenes if r.status != "failed"}  # observed or unusable: no more work
     stored = [SceneRef(r.scene_id, r.source, r.acquired, {}, properties=r.properties)
-              for r in store.scenes(site.site_id) if r.status != "failed"]
+              for r in site_scenes if r.status != "failed"]
     # another tile or copy of an acquisition already stored for this site is that acquisition again
     todo = [s for s in found if s.scene_id not in done
             and not any(o.scene_id != s.scene_id and same_acquisition(o, s) for o in stored)]
@@ -224,7 +225,7 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     for rec, blob in store.scene_maps(site.site_id):
         history[float(rec.grid_res_m or 0.0)].append(StructureMaps.from_bytes(blob))
     # the site's grid, chosen by its first scene and kept for every later one, run after run
-    site_res = list(dict.fromkeys(float(r.grid_res_m) for r in store.scenes(site.site_id) if r.grid_res_m))
+    site_res = list(dict.fromkeys(float(r.grid_res_m) for r in site_scenes if r.grid_res_m))
     rep = reporter()
     task = rep.start(f"{site.site_id}", total=len(todo))
     failures: list[str] = []
@@ -358,7 +359,8 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None) -> i
             for s in same:
                 if s.status == "pending" and s.detection_id not in better:
                     better[s.detection_id] = r
-    added = store.save_detections(fresh) + store.supersede_detections(better)
+    # (a write with nothing to write still costs a transaction and its syncs: skipped)
+    added = (store.save_detections(fresh) if fresh else 0) + (store.supersede_detections(better) if better else 0)
     # security level per scene, from the same maps (needs every scene of the site: levels compare layouts)
     from .security import levels_over_time, store_updates
 
@@ -376,7 +378,8 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None) -> i
                                           f"and a fall from level {last} cannot be told from what is hidden")
         elif level is not None:
             last = level
-    store.update_security(site_id, levels)
+    if levels:  # a change model alone measures nothing: no level to store
+        store.update_security(site_id, levels)
     return added
 
 
