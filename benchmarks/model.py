@@ -188,6 +188,85 @@ def through_monitor(model_path: Path, imagery: Path, sites: Path, origins: dict,
     return masks, best, db, summary
 
 
+#: Where a monitor run's time goes: (stage, [(module, attribute), ...]); each stage's time excludes the
+#: stages called inside it (the model run inside the maps, the writes inside dating, ...).
+STAGES = [
+    ("discovering the imagery folder", [("sitewatch.catalog", "discover")]),
+    ("reading and masking the scenes", [("sitewatch.reader", "read_scene")]),
+    ("quicklook PNGs", [("sitewatch.quicklook", "png"), ("sitewatch.quicklook", "rgb8")]),
+    ("scene records (valid footprint, band medians)", [("sitewatch.monitor", "scene_record")]),
+    ("the model: onnxruntime inference", [("sitewatch.changemodel:ChangeModel", "_run")]),
+    ("the model's input: scaling, tiles, kept bands", [("sitewatch.changemodel:ModelDetector", "maps")]),
+    ("maps (de)serialisation", [("sitewatch.structures:StructureMaps", "to_bytes"),
+                                ("sitewatch.structures:StructureMaps", "from_bytes")]),
+    ("GeoPackage writes", [("sitewatch.store:Store", n) for n in
+                           ("save_scene", "save_detections", "supersede_detections", "update_security",
+                            "upsert_sites", "start_run", "finish_run")]),
+    ("dating changes: regions, outlines, ids", [("sitewatch.monitor", "redate_site")]),
+]
+
+
+def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple[float, dict[str, float]]:
+    """One more monitor run with each stage's CPU time (process time, so onnxruntime's and the reader's
+    own threads count) taken around its calls; scenes are read one after another for this run, so
+    that no read overlaps another stage. Returns the run's CPU time and stage -> seconds."""
+    import importlib
+
+    import sitewatch.monitor as mon
+    from sitewatch.errors import SceneError
+    from sitewatch.monitor import MonitorParams, run
+
+    spent: dict[str, float] = {name: 0.0 for name, _ in STAGES}
+    stack: list[list[float]] = []  # per open call: [time in callees]
+    patched: list[tuple[object, str, object]] = []
+
+    def timed(stage: str, fn):  # type: ignore[no-untyped-def]
+        def wrapper(*a, **k):  # type: ignore[no-untyped-def]
+            stack.append([0.0])
+            t0 = time.process_time()
+            try:
+                return fn(*a, **k)
+            finally:
+                took = time.process_time() - t0
+                inner = stack.pop()[0]
+                spent[stage] += took - inner
+                if stack:
+                    stack[-1][0] += took
+        return wrapper
+
+    def sequential(read, refs):  # type: ignore[no-untyped-def]
+        for ref in refs:
+            try:
+                yield ref, read(ref)
+            except SceneError as exc:
+                yield ref, exc
+
+    for stage, targets in STAGES:
+        for where, attr in targets:
+            mod, _, cls = where.partition(":")
+            owner = getattr(importlib.import_module(mod), cls) if cls else importlib.import_module(mod)
+            orig = owner.__dict__[attr]
+            if isinstance(orig, classmethod):
+                new = classmethod(timed(stage, orig.__func__))
+            else:
+                new = timed(stage, orig)
+            patched.append((owner, attr, orig))
+            setattr(owner, attr, new)
+    patched.append((mon, "_read_ahead", mon._read_ahead))
+    mon._read_ahead = sequential
+    db = work / f"levir-breakdown-{model_path.stem}.gpkg"
+    db.unlink(missing_ok=True)
+    try:
+        c0 = time.process_time()
+        run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),
+                          model_only=True))
+        total = time.process_time() - c0
+    finally:
+        for owner, attr, orig in reversed(patched):
+            setattr(owner, attr, orig)
+    return total, spent
+
+
 def scores(masks: dict[str, np.ndarray], pairs) -> dict:
     from sitewatch.testbed.scoring import PixelScore, object_recall, pixel_score
 
@@ -205,6 +284,8 @@ def main() -> None:
     ap.add_argument("--work", default=None)
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
+    import os
+
     import onnx_models as om
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-model-"))
@@ -214,10 +295,13 @@ def main() -> None:
     models = {"difference": om.difference_model(work / "difference.onnx", **meta),
               "tinycd-size": tinycd_size_model(work / "tinycd-size.onnx", **meta),
               "wide": tinycd_size_model(work / "wide.onnx", width=128, **meta)}
-    print(f"## Change model through monitor vs directly: LEVIR-CD samples, {len(pairs)} pairs of 256 x 256 px at 0.5 m, "
-          f"{sum(int(p[3].any()) for p in pairs)} with change\n")
+    n_pairs, n_changed = len(pairs), sum(int(p[3].any()) for p in pairs)
+    data = (f"LEVIR-CD samples: {n_pairs} pairs of {SIDE} x {SIDE} px at {RES} m RGB ({n_changed} with change), "
+            f"{n_pairs} sites, {2 * n_pairs} scenes")
+    print(f"## Change model through monitor vs directly: {data}\n")
     print("| model | parameters | imagery mask | path | pixel F1 | precision | recall | IoU | objects found | CPU s | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
+    timing: dict[str, dict[str, float]] = {}
     for clear in (True, False):
         imagery, sites, origins = write_levir(work, pairs, clear_mask=clear)
         mask = "scl: all clear" if clear else "none (sitewatch's cloud test)"
@@ -235,8 +319,38 @@ def main() -> None:
                   f"wall {m_wall / d_wall:.2f}x the model alone** | | | | | | | |")
             print(f"<!-- {name} / {mask}: run {summary.get('status')}, {summary.get('detections_new')} detections, "
                   f"{summary.get('scenes_new')} scenes -->")
+            if clear:
+                total, spent = breakdown(path, imagery, sites, work)
+                timing[name] = {"d_cpu": d_cpu, "d_wall": d_wall, "m_cpu": m_cpu, "m_wall": m_wall,
+                                "b_total": total, **spent}
     print("\nTimes: fastest of", args.repeat, "runs; CPU = this process's CPU time (all threads), wall = elapsed; "
           "monitor = a whole run into a new GeoPackage (discover, read, mask, quicklook, model, store, date).")
+
+    print(f"\n### Time: monitor with the model against the model alone ({data}; 'scl: all clear'; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
+    print("| model | parameters | model alone, CPU s per 256² pair | model alone CPU s | monitor CPU s | "
+          "**ratio (CPU)** | model alone wall s | monitor wall s | ratio (wall) | pipeline's own CPU s | "
+          "1.3x needs a model of ≥ CPU s per pair |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, t in timing.items():
+        own = t["b_total"] - t["the model: onnxruntime inference"]
+        print(f"| {name} | {parameters(models[name]):,} | {t['d_cpu'] / n_pairs:.3f} | {t['d_cpu']:.2f} | "
+              f"{t['m_cpu']:.2f} | **{t['m_cpu'] / t['d_cpu']:.2f}x** | {t['d_wall']:.2f} | {t['m_wall']:.2f} | "
+              f"{t['m_wall'] / t['d_wall']:.2f}x | {own:.2f} | {own / 0.3 / n_pairs:.2f} |")
+    print("\nWhere a monitor run's CPU time goes (one more run per model, its scenes read one after another so "
+          "that stages do not overlap; CPU s, each stage without the stages it calls):\n")
+    names = list(timing)
+    print("| stage | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for stage, _ in STAGES:
+        print(f"| {stage} | " + " | ".join(f"{timing[n][stage]:.3f}" for n in names) + " |")
+    rest = {n: timing[n]["b_total"] - sum(timing[n][s] for s, _ in STAGES) for n in names}
+    print("| the rest (sites, run record, store reads, Python glue) | " +
+          " | ".join(f"{rest[n]:.3f}" for n in names) + " |")
+    print("| **whole run** | " + " | ".join(f"**{timing[n]['b_total']:.3f}**" for n in names) + " |")
+    print("| pipeline's own (whole run less inference) | " +
+          " | ".join(f"{timing[n]['b_total'] - timing[n]['the model: onnxruntime inference']:.3f}"
+                     for n in names) + " |")
 
 
 if __name__ == "__main__":
