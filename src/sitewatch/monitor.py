@@ -231,6 +231,7 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     failures: list[str] = []
     unusable: list[str] = []
     new = 0
+    readback: dict[str, tuple[bytes, StructureMaps]] = {}  # this run's maps: bytes stored, as read back
     def overcast(ref: SceneRef) -> bool:
         cc = ref.properties.get("eo:cloud_cover")
         return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
@@ -283,15 +284,17 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
             raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
         record = replace(scene_record(site, ref, run_id, raster), image_href=image_href(ref, vrt_folder(store.path)))
+        blob, back = maps.stored()
+        readback[ref.scene_id] = (blob, back)
         # a change model alone maps no structures: no metrics rather than a false 0 m² built
-        store.save_scene(record, maps=maps.to_bytes(), detector=f"{detector.name} {detector.version}",
+        store.save_scene(record, maps=blob, detector=f"{detector.name} {detector.version}",
                          metrics=metrics_record(site.site_id, ref, maps, run_id) if maps.kinds else None,
                          quicklook=ql, grid=raster.grid.to_dict())
         earlier.append(maps)
         new += 1
         rep.advance(task)
     rep.finish(task)
-    added = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None))
+    added = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback)
     steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
     return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable), steps)
 
@@ -325,15 +328,19 @@ def reflectance_steps(records: Sequence[SceneRecord], new: set[str] | None = Non
     return out
 
 
-def redate_site(store: Store, site_id: str, run_id: str, model: Any = None) -> int:
+def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
+                stored: Mapping[str, tuple[bytes, StructureMaps]] | None = None) -> int:
     """Track changes over every stored observation of a site; store the ones not yet stored.
 
     ``model`` (a :class:`~sitewatch.changemodel.ChangeModel`) re-runs pairs whose stored
-    change probability was made against another scene (one that arrived late)."""
+    change probability was made against another scene (one that arrived late). ``stored``:
+    scene_id to the maps bytes this run has just stored and those maps as :meth:`StructureMaps.stored`
+    reads them back: used instead of decoding the bytes again while the file holds the same bytes."""
     by_res: dict[float, list[Observation]] = defaultdict(list)
     for rec, blob in store.scene_maps(site_id):
-        by_res[float(rec.grid_res_m or 0.0)].append(Observation(rec.scene_id, rec.acquired,
-                                                                StructureMaps.from_bytes(blob)))
+        hit = (stored or {}).get(rec.scene_id)
+        maps = hit[1] if hit is not None and hit[0] == blob else StructureMaps.from_bytes(blob)
+        by_res[float(rec.grid_res_m or 0.0)].append(Observation(rec.scene_id, rec.acquired, maps))
     records: list[DetectionRecord] = []
     for obs in by_res.values():
         if len(obs) < 2:

@@ -75,30 +75,44 @@ class StructureMaps:
 
     def to_bytes(self) -> bytes:
         """Compressed, self-describing serialisation (``numpy.savez_compressed``'s format, read by ``np.load``)."""
+        return _savez(self._arrays())
+
+    def stored(self) -> tuple[bytes, StructureMaps]:
+        """:meth:`to_bytes`, and the maps exactly as :meth:`from_bytes` will read those bytes back,
+        without decompressing them: a run that stores a scene's maps and then dates changes over
+        the stored maps need not decode what it has just encoded."""
+        arrays = self._arrays()
+        return _savez(arrays), self._from_arrays({k: np.array(v) for k, v in arrays.items()})
+
+    def _arrays(self) -> dict[str, np.ndarray]:
         arrays: dict[str, np.ndarray] = {"observed": self.observed.astype(bool)}
         for k in self.kinds:
             arrays[f"presence.{k}"] = self.presence[k].astype(bool)
             arrays[f"strength.{k}"] = (np.clip(self.strength[k], 0, 1) * 255).astype(np.uint8)
         for k, v in self.features.items():
-            arrays[f"feature.{k}"] = v
+            arrays[f"feature.{k}"] = np.asanyarray(v)
         meta = {"grid": self.grid.to_dict(), "kinds": list(self.kinds), "info": dict(self.info)}
         arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        return _savez(arrays)
+        return arrays
 
     @classmethod
     def from_bytes(cls, data: bytes) -> StructureMaps:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            meta = json.loads(bytes(z["meta"]).decode())
-            kinds = tuple(meta["kinds"])
-            return cls(
-                grid=Grid.from_dict(meta["grid"]),
-                kinds=kinds,
-                presence={k: z[f"presence.{k}"] for k in kinds},
-                strength={k: z[f"strength.{k}"].astype(np.float32) / 255.0 for k in kinds},
-                observed=z["observed"],
-                features={n[8:]: z[n] for n in z.files if n.startswith("feature.")},
-                info=meta.get("info", {}),
-            )
+            return cls._from_arrays({n: z[n] for n in z.files})
+
+    @classmethod
+    def _from_arrays(cls, z: Mapping[str, np.ndarray]) -> StructureMaps:
+        meta = json.loads(bytes(z["meta"]).decode())
+        kinds = tuple(meta["kinds"])
+        return cls(
+            grid=Grid.from_dict(meta["grid"]),
+            kinds=kinds,
+            presence={k: z[f"presence.{k}"] for k in kinds},
+            strength={k: z[f"strength.{k}"].astype(np.float32) / 255.0 for k in kinds},
+            observed=z["observed"],
+            features={n[8:]: z[n] for n in z if n.startswith("feature.")},
+            info=meta.get("info", {}),
+        )
 
 
 #: zlib level of stored maps: 1 encodes far faster than numpy's default (6), for a few % more bytes.
