@@ -197,8 +197,8 @@ STAGES = [
     ("scene records (valid footprint, band medians)", [("sitewatch.monitor", "scene_record")]),
     ("the model: onnxruntime inference", [("sitewatch.changemodel:ChangeModel", "_run")]),
     ("the model's input: scaling, tiles, kept bands", [("sitewatch.changemodel:ModelDetector", "maps")]),
-    ("maps (de)serialisation", [("sitewatch.structures:StructureMaps", "to_bytes"),
-                                ("sitewatch.structures:StructureMaps", "from_bytes")]),
+    ("maps (de)serialisation", [("sitewatch.structures:StructureMaps", n)
+                                for n in ("to_bytes", "from_bytes", "stored")]),
     ("GeoPackage writes", [("sitewatch.store:Store", n) for n in
                            ("save_scene", "save_detections", "supersede_detections", "update_security",
                             "upsert_sites", "start_run", "finish_run")]),
@@ -245,6 +245,8 @@ def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple
         for where, attr in targets:
             mod, _, cls = where.partition(":")
             owner = getattr(importlib.import_module(mod), cls) if cls else importlib.import_module(mod)
+            if attr not in owner.__dict__:  # (an older sitewatch, measured for comparison)
+                continue
             orig = owner.__dict__[attr]
             if isinstance(orig, classmethod):
                 new = classmethod(timed(stage, orig.__func__))
