@@ -2,7 +2,7 @@
 
 ``tests/data/model_only_evidence.json`` was written (``python tests/test_model_evidence.py``) by
 the monitor as it stood at commit 48ac303, before the pipeline's own cost was cut (cheaper
-quicklook and maps compression, one folder listing per run, ...). The run over the fixture below
+quicklook and maps compression, each GeoTIFF's header read once, ...). The run over the fixture below
 must store the very same detections (ids, outlines as stored bytes, dates, scenes, areas, scores,
 evidence), the same scene records (pixel hashes, fractions, footprints) and, decoded, the same
 quicklook pixels and map arrays: the speed-ups may change how bytes are compressed, never what
