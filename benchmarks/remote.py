@@ -132,14 +132,16 @@ def _serve_child(root: str, args: dict[str, Any], q: Any, stop: Any) -> None:
 
         class T(base):  # type: ignore[misc,valid-type]
             def handle_one_request(self) -> None:
-                t = time.monotonic()
+                self._t0 = None  # set once a request has arrived: an idle kept-alive connection is not in flight
                 super().handle_one_request()
-                with net.lock:
-                    net.stats["busy_s"] += time.monotonic() - t
+                if self._t0 is not None:
+                    with net.lock:
+                        net.stats["busy_s"] += time.monotonic() - self._t0
 
             def _record(self) -> Any:
                 if self.path == "/_stats":
                     return super()._record()
+                self._t0 = time.monotonic()
                 with net.lock:
                     net.stats["requests"] += 1
                     net.stats["api_requests"] += 0 if self.path.startswith("/files/") else 1
@@ -188,6 +190,37 @@ def _serve_child(root: str, args: dict[str, Any], q: Any, stop: Any) -> None:
             items.append(earth_search_item(s["id"], s["when"], s["bbox"], hrefs, cloud_cover=s["cloud_cover"]))
         q.put({"url": srv.url, "write_s": write_s, "specs": specs})
         stop.wait()
+
+
+def _time_site_waits(monitor: Any) -> dict[str, float]:
+    """Wrap the monitor's read-ahead to add up, over the site threads, the time spent waiting for the
+    next scene's read and the time spent on the scene once it is there (mapping, quicklook, storing)."""
+    out = {"wait": 0.0, "work": 0.0}
+    lock = threading.Lock()
+    orig = monitor._read_ahead
+
+    def timed(read: Any, refs: Any) -> Any:
+        it = orig(read, refs)
+        while True:
+            t = time.monotonic()
+            try:
+                got = next(it)
+            except StopIteration:
+                return
+            t1 = time.monotonic()
+            yield got
+            with lock:
+                out["wait"] += t1 - t
+                out["work"] += time.monotonic() - t1
+
+    monitor._read_ahead = timed
+    return out
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now, MB."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 def _sites(n: int, tile_px: int, seed: int, path: Path) -> list[Any]:
@@ -249,6 +282,75 @@ def _needed(root: Path, specs: list[dict[str, Any]], sites: list[Any], res_m: fl
     return tiles_total, raw_total
 
 
+def _start_profiling() -> list[Any]:
+    """One cProfile per thread, timed by that thread's own CPU clock (so waiting on the network
+    costs nothing); every ThreadPoolExecutor work item and the main thread are profiled."""
+    import cProfile
+    from concurrent.futures import thread as cft
+
+    profiles: list[Any] = []
+    local = threading.local()
+
+    def mine() -> Any:
+        p = getattr(local, "p", None)
+        if p is None:
+            p = local.p = cProfile.Profile(time.thread_time)
+            profiles.append(p)
+        return p
+
+    orig = cft._WorkItem.run
+
+    def run(self: Any) -> None:
+        p = mine()
+        p.enable()
+        try:
+            orig(self)
+        finally:
+            p.disable()
+
+    cft._WorkItem.run = run  # type: ignore[method-assign]
+    mine().enable()
+    return profiles
+
+
+#: Where CPU goes, by the cumulative time of these functions (file suffix, function name); nested
+#: ones are not subtracted, so the shares overlap where one calls another (open inside read_band).
+PROFILE_PARTS = {
+    "GDAL open + header parse (reader._open)": ("reader.py", "_open"),
+    "GDAL window read: fetch + decode (DatasetReader.read)": ("~", "method 'read' of 'rasterio._io"),
+    "reprojection (rasterio reproject)": ("warp.py", "reproject"),
+    "scene hash (sha256)": ("~", "method 'update' of '_hashlib.HASH'"),
+    "mask + scene assembly (reader.read_scene, all)": ("reader.py", "read_scene"),
+    "detector maps (detector.maps)": ("detect.py", "maps"),
+    "quicklook PNG": ("quicklook.py", "png"),
+    "store: save_scene (SQLite)": ("store.py", "save_scene"),
+    "redate_site (tracking, levels, SQLite)": ("monitor.py", "redate_site"),
+    "catalog search (discover)": ("catalog.py", "discover"),
+}
+
+
+def _report_profile(profiles: list[Any], path: str, cpu: float) -> None:
+    import pstats
+
+    for p in profiles:
+        p.disable()
+    st = pstats.Stats(profiles[0])
+    for p in profiles[1:]:
+        st.add(p)
+    st.dump_stats(path)
+    total = sum(v[2] for v in st.stats.values())  # type: ignore[attr-defined]
+    print(f"profile ({len(profiles)} threads, {total:.1f} s of thread CPU seen, process CPU {cpu:.1f} s):")
+    for label, (suffix, name) in PROFILE_PARTS.items():
+        cum = sum(v[3] for (f, _, fn), v in st.stats.items()  # type: ignore[attr-defined]
+                  if (fn == name or (f == "~" and name in fn)) and f.endswith(suffix))
+        print(f"  {label:58s} {cum:7.1f} s  {cum / max(total, 1e-9):5.1%}")
+    print("  top functions by own time:")
+    st.sort_stats("tottime")
+    rows = sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:15]  # type: ignore[attr-defined]
+    for (f, line, fn), v in rows:
+        print(f"    {v[2]:6.2f} s own  {v[3]:6.2f} s cum  {v[1]:7d} calls  {fn} ({Path(f).name}:{line})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sites", type=int, default=20)
@@ -260,6 +362,8 @@ def main() -> None:
     ap.add_argument("--site-threads", type=int, default=2, help="sites at once (the flow runs two)")
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--profile", metavar="FILE.pstats", default=None,
+                    help="profile every thread's CPU (cProfile on thread_time) and print where it went")
     a = ap.parse_args()
 
     import requests
@@ -293,11 +397,16 @@ def main() -> None:
         with ThreadPoolExecutor(a.site_threads) as ex:
             return list(ex.map(fn, xs))
 
+    waits = _time_site_waits(monitor)
+    rss0 = _rss_mb()
     before = requests.get(f"{url}/_stats").json()
+    profiles = _start_profiling() if a.profile else None
     load0 = os.getloadavg()
     c0, w0 = time.process_time(), time.monotonic()
     summary = run(params, map_sites=threads)
     wall, cpu = time.monotonic() - w0, time.process_time() - c0
+    if profiles is not None:
+        _report_profile(profiles, a.profile, cpu)
     load1 = os.getloadavg()
     after = requests.get(f"{url}/_stats").json()
     stop.set()
@@ -325,15 +434,20 @@ def main() -> None:
           f"mean requests in flight {inflight:.1f}")
     print(f"bytes {got / 1e6:.1f} MB -> {got / reads / 1e3:.0f} kB per read; fetched / internal tiles under "
           f"the windows {got / tiles_needed:.2f}; / raw window pixels {got / raw_needed:.2f}")
-    print(f"CPU {cpu:.1f} s -> {cpu / reads * 1000:.0f} ms per read; peak RSS "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB (client process)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"CPU {cpu:.1f} s -> {cpu / reads * 1000:.0f} ms per read; peak RSS {peak:.0f} MB (client process; "
+          f"{rss0:.0f} MB before the run: imports and the benchmark's own set-up)")
+    waited, worked = waits["wait"], waits["work"]
+    print(f"site threads: {waited:.1f} s waiting for scenes read ahead, {worked:.1f} s mapping and storing them "
+          f"({waited / max(waited + worked, 1e-9):.0%} waiting: near 0 % the reads keep up, near 100 % they do not)")
     print(f"floors: bytes / bandwidth {floor_bytes:.1f} s; requests x latency / {conc} {floor_lat:.1f} s; "
           f"wall / larger floor {wall / max(floor_bytes, floor_lat):.2f}")
     print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores)")
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"reads": reads, "clear": clear, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                       "requests": req, "api_requests": api, "bytes": got, "tiles_needed": tiles_needed,
-                      "raw_needed": raw_needed, "load": [load0[0], load1[0]]}))
+                      "raw_needed": raw_needed, "load": [load0[0], load1[0]],
+                      "rss_before_mb": round(rss0), "peak_rss_mb": round(peak)}))
 
 
 if __name__ == "__main__":

@@ -144,3 +144,69 @@ def test_no_byte_of_a_file_is_fetched_twice_in_a_run(scenes, tmp_path):
         spans.sort()
         for (a0, b0), (a1, b1) in zip(spans, spans[1:]):
             assert a1 > b0, f"{path}: bytes {a1}-{min(b0, b1)} fetched twice"
+
+
+def test_the_dry_run_expects_what_the_mask_first_run_fetches(scenes, tmp_path):
+    """A dry run reads no pixel, so it cannot see that a site is under cloud; it weighs each scene's
+    bands by the item's eo:cloud_cover. Against the run it predicts (a cloudy scene costs its mask):
+    the expectation is within a fifth of what GDAL fetches, and the every-band bound is not."""
+    import json
+
+    from servers import earth_search_item, stac_api
+
+    from sitewatch.cost import dry_run
+    from sitewatch.monitor import MonitorParams, run
+
+    sites = tmp_path / "sites.geojson"
+    sites.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"site_id": "s1"}, "geometry": mapping(_aoi())}]}))
+    bbox = shape(transform_geom(CRS, "EPSG:4326", mapping(box(X0, Y0 - 6000, X0 + 6000, Y0)))).bounds
+    with serve_dir(scenes) as files:
+        items = [earth_search_item(f"S2A_45TXN_202405{day:02d}_0_L2A", f"2024-05-{day:02d}T05:00:00Z", bbox,
+                                   {b: f"{files.url}/{name}/{b}.tif" for b in (*BANDS, "scl")}, cloud_cover=cc)
+                 for name, day, cc in (("clear-1", 1, 0.0), ("cloudy", 2, 90.0), ("clear-2", 3, 4.0))]
+        with stac_api(items) as api:
+            params = MonitorParams(sites=str(sites), imagery=api.url, db=str(tmp_path / "f.gpkg"),
+                                   collection="sentinel-2-l2a")
+            (cost,) = dry_run(params)
+            seen = len(files.seen())
+            (site,) = run(params).sites
+            real = 0
+            for q in files.seen()[seen:]:
+                if q.method == "GET" and q.range:
+                    a, b = q.range.split("=", 1)[1].split("-")
+                    real += int(b) - int(a) + 1
+    assert site.scenes_new == 2 and site.scenes_unusable == 1 and cost.scenes_to_read == 3
+    assert 0.8 * real <= cost.bytes <= 1.25 * real, (cost.bytes, real)
+    assert cost.bytes_max > 1.25 * real, "the cloudy scene's bands: the bound counts them, the run does not"
+
+
+def test_the_progress_bar_counts_the_runs_reads_their_bytes_and_estimates_the_rest(scenes, tmp_path, capsys):
+    """One site of two done: the run-wide bar has its three reads, a total that extrapolates the
+    unsearched site by the searched one's mean, and the bytes of every window read (the mask of each
+    scene, the bands of the two clear ones: the cloudy scene's bands are neither fetched nor counted)."""
+    import rasterio
+
+    from sitewatch.progress import rich_progress
+    from sitewatch.reader import source_window, window_bytes
+    from sitewatch.grid import grid_for
+
+    site = Site("s1", _aoi())
+    store = Store(tmp_path / "f.gpkg")
+    store.upsert_sites([site])
+    run_id = store.start_run("monitor", {})
+    with serve_dir(scenes) as srv, rich_progress(reads=True) as rep:
+        rep.plan(2)
+        refs = [_ref(srv.url, n, d) for n, d in (("clear-1", 1), ("cloudy", 2), ("clear-2", 3))]
+        res = monitor_site(store, site, refs, default_detector(), run_id)
+        reads = rep.progress.tasks[0]
+        shown = (reads.description, reads.completed, reads.total, reads.fields["nbytes"])
+    assert res.scenes_new == 2 and res.scenes_unusable == 1
+    grid = grid_for(_aoi(), 10.0)
+    expected = 0
+    for name, files in (("clear-1", (*BANDS, "scl")), ("cloudy", ("scl",)), ("clear-2", (*BANDS, "scl"))):
+        for f in files:
+            with rasterio.open(scenes / name / f"{f}.tif") as ds:
+                expected += window_bytes(ds, source_window(ds, grid))[2]
+    assert shown == ("reads (1 of 2 sites searched)", 3, 6, expected)
+    assert "reads" in capsys.readouterr().err

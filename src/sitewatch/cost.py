@@ -11,6 +11,11 @@ TIFF metadata, which reads the tile index, never the tiles). A file without a ti
 (striped, or not a TIFF) counts its window uncompressed. Headers are counted as one
 :data:`HEADER_BYTES` chunk per file.
 
+**Mask first**: a run reads a scene's ``scl`` over the site before its bands and skips the
+bands of a site too cloudy to use, which a dry run cannot see without reading pixels. The
+bytes, reads and time are therefore the expectation from each item's ``eo:cloud_cover``
+(:func:`clear_chance`), and ``bytes_max`` what they would be were every site clear.
+
 **Time** is one read per header and one per row of tiles under the window (a COG stores a
 row's tiles one after another, so GDAL fetches them as one range), each costed at the mean time
 the header reads of this very dry run took (a real round trip to the same server), plus the CPU
@@ -20,7 +25,6 @@ Tiles far larger than a header take longer on a slow link than this counts.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ImageryError, SceneError
+from .progress import human_bytes  # noqa: F401 (public here too: cost lines print bytes with it)
 
 #: GDAL's /vsicurl/ chunk: what opening a remote COG's header fetches at least.
 HEADER_BYTES = 16_384
@@ -61,11 +66,13 @@ class SiteCost:
     how: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()
     scene_ids: tuple[str, ...] = field(default=(), repr=False)
+    #: the bytes if every scene's site were clear (every band read); ``bytes`` is the expectation
+    bytes_max: int = 0
 
 
 def _file_cost(href: str, grid: Any, sas: str | None = None) -> FileCost:
     """Bytes of ``href``'s full-resolution tiles under ``grid``, from its header and tile index only."""
-    from .reader import _open, source_window
+    from .reader import _open, source_window, window_bytes
 
     t0 = time.perf_counter()
     with _open(href, sas) as ds:
@@ -73,26 +80,8 @@ def _file_cost(href: str, grid: Any, sas: str | None = None) -> FileCost:
         span = source_window(ds, grid)
         if span is None:
             return FileCost(href, 0, 0, 0, "outside the window", header_s)
-        col0, row0, col1, row1 = span
-        bh, bw = ds.block_shapes[0]
-        tiled = bw < ds.width or bh < ds.height or ds.profile.get("tiled", False)
-        total, tiles = 0, 0
-        if tiled:
-            for ty in range(row0 // bh, math.ceil(row1 / bh)):
-                for tx in range(col0 // bw, math.ceil(col1 / bw)):
-                    size = ds.get_tag_item(f"BLOCK_SIZE_{tx}_{ty}", "TIFF", bidx=1)
-                    if size is None:
-                        tiled = False
-                        break
-                    total += int(size)
-                    tiles += 1
-                if not tiled:
-                    break
-        if not tiled:
-            itemsize = sum(int(dt_[-2:]) // 8 if dt_[-2:].isdigit() else 1 for dt_ in ds.dtypes)
-            return FileCost(href, 1, 1, (col1 - col0) * (row1 - row0) * itemsize, "uncompressed window", header_s)
-        rows = math.ceil(row1 / bh) - row0 // bh
-        return FileCost(href, tiles, rows, total, "tile index", header_s)
+        tiles, rows, nbytes, how = window_bytes(ds, span)
+        return FileCost(href, tiles, rows, nbytes, how, header_s)
 
 
 def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequence[Any] = (),
@@ -119,6 +108,8 @@ def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequ
     files: list[FileCost] = []
     problems: list[str] = []
     known = list(site_res)
+    # (files always fetched, files fetched only when the site is clear, chance it is) per scene
+    scenes: list[tuple[list[FileCost], list[FileCost], float]] = []
     for ref in todo:
         try:
             if "red" not in ref.assets:
@@ -129,15 +120,40 @@ def estimate_site(site: Any, scenes: Sequence[Any], done: set[str], stored: Sequ
                 known.append(res)
             grid = grid_for(site.geometry, res)
             assets = {ref.assets[n].href: ref.assets[n].sas for n in (*BANDS, "scl") if n in ref.assets}
-            files += [_file_cost(h, grid, sas) for h, sas in assets.items()]
+            mine = [_file_cost(h, grid, sas) for h, sas in assets.items()]
+            files += mine
+            p = clear_chance(ref)
+            first = {ref.assets[n].href for n in ("scl",) if n in ref.assets} if p < 1 else set(assets)
+            scenes.append(([f for f in mine if f.href in first], [f for f in mine if f.href not in first], p))
         except SceneError as exc:
             problems.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
     per_read = sum(f.header_s for f in files) / len(files) if files else 0.0
-    reads = len(files) + sum(f.ranges for f in files)
-    nbytes = sum(f.bytes for f in files) + HEADER_BYTES * len(files)
-    seconds = reads * per_read + CPU_PER_SCENE_S * len(todo)
-    return SiteCost(site.site_id, len(found), len(todo), nbytes, reads, seconds,
-                    tuple(sorted({f.how for f in files})), tuple(problems), tuple(s.scene_id for s in todo))
+    reads = nbytes = nbytes_max = scenes_read = 0.0
+    for first, rest, p in scenes:
+        # red's header is fetched for the grid even when its tiles are not (the 1 - p not counted below)
+        reads += sum(1 + f.ranges for f in first) + p * sum(1 + f.ranges for f in rest) + (1 - p)
+        nbytes += sum(f.bytes + HEADER_BYTES for f in first) + p * sum(f.bytes + HEADER_BYTES for f in rest) \
+            + (1 - p) * HEADER_BYTES
+        nbytes_max += sum(f.bytes + HEADER_BYTES for f in (*first, *rest))
+        scenes_read += p
+    seconds = reads * per_read + CPU_PER_SCENE_S * scenes_read
+    return SiteCost(site.site_id, len(found), len(todo), round(nbytes), round(reads), seconds,
+                    tuple(sorted({f.how for f in files})), tuple(problems), tuple(s.scene_id for s in todo),
+                    bytes_max=nbytes_max and round(nbytes_max))
+
+
+def clear_chance(ref: Any) -> float:
+    """The chance that a run reads ``ref``'s bands over a site, as the reader decides (mask first).
+
+    With ``scl`` the reader reads the mask over the site first and the bands only when it is
+    clear enough; a small site lies under cloud about as often as the item's ``eo:cloud_cover``
+    says of its tile, so that is the chance it is not. 1 without ``scl`` or a cloud cover (every
+    band read), or with a cover of 0 (the reader then reads mask and bands at once).
+    """
+    cc = ref.properties.get("eo:cloud_cover")
+    if "scl" not in ref.assets or not isinstance(cc, (int, float)) or isinstance(cc, bool) or cc <= 0:
+        return 1.0
+    return max(0.0, 1.0 - min(float(cc), 100.0) / 100.0)
 
 
 def dry_run(params: Any, sites: Sequence[Any] | None = None) -> list[SiteCost]:
@@ -175,22 +191,20 @@ def dry_run(params: Any, sites: Sequence[Any] | None = None) -> list[SiteCost]:
     return out
 
 
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return f"{n:,.1f} TiB"
-
-
 def cost_lines(costs: Sequence[SiteCost]) -> list[str]:
     """One line per site and a total, as ``--dry-run`` prints them."""
+    def most(c: SiteCost) -> str:
+        return f" (at most {human_bytes(c.bytes_max)})" if c.bytes_max > c.bytes else ""
+
     lines = [f"{c.site_id}: {c.scenes_found} scenes found, {c.scenes_to_read} to read, "
-             f"{human_bytes(c.bytes)} in {c.reads} reads ({', '.join(c.how) or 'nothing to read'}), "
+             f"{human_bytes(c.bytes)} in {c.reads} reads ({', '.join(c.how) or 'nothing to read'}){most(c)}, "
              f"about {c.seconds:,.1f} s" for c in costs]
     total_s = sum(c.seconds for c in costs)
+    total = SiteCost("total", 0, 0, sum(c.bytes for c in costs), bytes_max=sum(c.bytes_max for c in costs))
+    masked = (f"; bytes expected with the mask read first: a scene's bands only where its eo:cloud_cover "
+              f"leaves the site clear{most(total)}") if total.bytes_max > total.bytes else ""
     lines.append(f"total: {len(costs)} sites, {sum(c.scenes_found for c in costs)} scenes found, "
-                 f"{sum(c.scenes_to_read for c in costs)} to read, {human_bytes(sum(c.bytes for c in costs))}, "
+                 f"{sum(c.scenes_to_read for c in costs)} to read, {human_bytes(total.bytes)}, "
                  f"about {total_s:,.1f} s (each read costed at this dry run's mean header read, plus "
-                 f"{CPU_PER_SCENE_S} s CPU per scene); nothing read or written")
+                 f"{CPU_PER_SCENE_S} s CPU per scene{masked}); nothing read or written")
     return lines

@@ -20,6 +20,7 @@ import math
 import os
 import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from shapely.geometry.base import BaseGeometry
 
 from . import httpio
 from .errors import FetchError, SceneError
+from .progress import reporter
 from .grid import Grid, grid_for, nice_resolution, site_resolution  # noqa: F401 (nice_resolution: public here too)
 from .scenes import BANDS, SCL_MASKED, AssetRef, SceneRaster, SceneRef
 
@@ -76,6 +78,34 @@ def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
     return None if col1 <= col0 or row1 <= row0 else (col0, row0, col1, row1)
 
 
+def window_bytes(ds: Any, span: tuple[int, int, int, int]) -> tuple[int, int, int, str]:
+    """(tiles, rows of tiles, bytes, how counted) a read of ``span`` fetches from ``ds``.
+
+    From the file's tile index (GDAL's ``BLOCK_SIZE_x_y`` TIFF metadata: the header, never
+    the tiles): the compressed full-resolution tiles under the window, which a read decodes
+    whole; a COG stores a row's tiles one after another, so each row is one range. A file
+    without a tile index (striped, or not a TIFF) counts its window uncompressed, as one range.
+    """
+    col0, row0, col1, row1 = span
+    bh, bw = ds.block_shapes[0]
+    if bw < ds.width or bh < ds.height or ds.profile.get("tiled", False):
+        total = tiles = 0
+        for ty in range(row0 // bh, math.ceil(row1 / bh)):
+            for tx in range(col0 // bw, math.ceil(col1 / bw)):
+                size = ds.get_tag_item(f"BLOCK_SIZE_{tx}_{ty}", "TIFF", bidx=1)
+                if size is None:
+                    break
+                total += int(size)
+                tiles += 1
+            else:
+                continue
+            break
+        else:
+            return tiles, math.ceil(row1 / bh) - row0 // bh, total, "tile index"
+    itemsize = sum(int(d[-2:]) // 8 if d[-2:].isdigit() else 1 for d in ds.dtypes)
+    return 1, 1, (col1 - col0) * (row1 - row0) * itemsize, "uncompressed window"
+
+
 @contextmanager
 def _open(href: str, sas: str | None = None) -> Iterator[Any]:
     """Open a raster with one-line errors: FetchError for remote ones (retried next run).
@@ -107,6 +137,42 @@ def _open(href: str, sas: str | None = None) -> Iterator[Any]:
         assert ds is not None
         with ds:
             yield ds
+
+
+#: Native pixel sizes already read, by file (a local file by its path, size and modification
+#: time): every site over a scene needs its red band's pixel size to choose its grid, and
+#: opening the file for it again costs a GDAL open per read. Bounded; facts of a header only.
+_GSD_CACHE: OrderedDict[tuple[str, int, int], float] = OrderedDict()
+_GSD_CACHE_MAX = 4096
+_GSD_LOCK = threading.Lock()
+
+
+def _file_key(href: str) -> tuple[str, int, int]:
+    """What identifies a file's contents here: a URL as itself (as GDAL's /vsicurl/ cache
+    keys it), a local file with its size and modification time (a rewritten file is new)."""
+    if href.startswith(("http://", "https://")):
+        return (href, 0, 0)
+    try:
+        st = os.stat(href)
+        return (href, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return (href, -1, -1)
+
+
+def href_gsd(asset: AssetRef) -> float:
+    """The native pixel size of ``asset``'s file, metres (opened once per file and run)."""
+    key = _file_key(asset.href)
+    with _GSD_LOCK:
+        if key in _GSD_CACHE:
+            _GSD_CACHE.move_to_end(key)
+            return _GSD_CACHE[key]
+    with _open(asset.href, asset.sas) as ds:
+        gsd = native_gsd(ds)
+    with _GSD_LOCK:
+        _GSD_CACHE[key] = gsd
+        while len(_GSD_CACHE) > _GSD_CACHE_MAX:
+            _GSD_CACHE.popitem(last=False)
+    return gsd
 
 
 def native_gsd(ds: Any) -> float:
@@ -185,6 +251,9 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False,
         except rasterio.errors.RasterioError as exc:
             raise (FetchError if asset.href.startswith("http") else SceneError)(
                 f"cannot read {asset.href}: {str(exc).splitlines()[0][:200]}") from None
+        rep = reporter()
+        if rep.counts_bytes:  # the progress bar's bytes: what the window spans in the file
+            rep.read_bytes(window_bytes(ds, span)[2])
         h.update(str(raw.dtype).encode() + str(raw.shape).encode())
         h.update(raw.tobytes())
         nodata = ds.nodata if ds.nodata is not None else (0 if raw.dtype.kind in "ui" else None)
@@ -219,9 +288,8 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
         raise SceneError(f"scene {ref.scene_id}: no red band")
     native: float | None = None
     if res_m is None:
-        with _open(ref.assets["red"].href, ref.assets["red"].sas) as ds:
-            native = native_gsd(ds)
-            res_m = site_resolution(native, site_res)
+        native = href_gsd(ref.assets["red"])
+        res_m = site_resolution(native, site_res)
     grid = grid_for(aoi, res_m)
     h = hashlib.sha256()
     scl_code: np.ndarray | None = None

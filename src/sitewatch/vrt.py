@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import uuid
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -57,10 +58,25 @@ def image_href(ref: SceneRef, folder: Path | None) -> str | None:
             or any(getattr(ref.assets[n], "sas", None) for n in RGB):
         return one
     red, green, blue = (ref.assets[n] for n in RGB)
+    key = (str(folder), ref.scene_id, tuple((b.href, b.band) for b in (red, green, blue)))
+    with _WRITTEN_LOCK:
+        done = _WRITTEN.get(key)
+    if done is not None and Path(done).exists():
+        return done  # every site over the scene names the same VRT: written once, not once per site
     try:
-        return str(write_vrt(ref.scene_id, (red, green, blue), folder))  # type: ignore[arg-type]
+        path = str(write_vrt(ref.scene_id, (red, green, blue), folder))  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - a convenience link must never fail the scene
         return None
+    with _WRITTEN_LOCK:
+        _WRITTEN[key] = path
+        while len(_WRITTEN) > 4096:
+            _WRITTEN.pop(next(iter(_WRITTEN)))
+    return path
+
+
+#: VRTs this process wrote, by (folder, scene, band files): a scene's VRT is the same for every site.
+_WRITTEN: dict[tuple[str, str, tuple[tuple[str, int], ...]], str] = {}
+_WRITTEN_LOCK = threading.Lock()
 
 
 def _source_filename(href: str, folder: Path | None) -> str:

@@ -117,7 +117,8 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
     where(sites, site_list)
     quiet_prefect(verbose)
     flow = flow_or_library("monitor") if use_prefect else None
-    with rich_progress():
+    with rich_progress(reads=True) as rep:
+        rep.plan(len(site_list))
         if flow is not None:
             if workers or cluster:
                 from pipelines.runners import task_runner  # registered flow => pipelines is installed
