@@ -393,9 +393,16 @@ def main() -> None:
     params = MonitorParams(sites=str(work / "sites.geojson"), imagery=f"{url}/v1", db=str(work / "f.gpkg"),
                            collection="sentinel-2-l2a")
 
+    rss_after: list[float] = []  # resident memory as each site ends: flat, or growing with the sites done?
+
     def threads(fn: Any, xs: list[Any]) -> list[Any]:
+        def one(x: Any) -> Any:
+            r = fn(x)
+            rss_after.append(_rss_mb())
+            return r
+
         with ThreadPoolExecutor(a.site_threads) as ex:
-            return list(ex.map(fn, xs))
+            return list(ex.map(one, xs))
 
     waits = _time_site_waits(monitor)
     rss0 = _rss_mb()
@@ -437,6 +444,8 @@ def main() -> None:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"CPU {cpu:.1f} s -> {cpu / reads * 1000:.0f} ms per read; peak RSS {peak:.0f} MB (client process; "
           f"{rss0:.0f} MB before the run: imports and the benchmark's own set-up)")
+    marks = sorted({0, len(rss_after) // 4, len(rss_after) // 2, 3 * len(rss_after) // 4, len(rss_after) - 1})
+    print("RSS as sites end: " + ", ".join(f"{rss_after[i]:.0f} MB after {i + 1}" for i in marks if rss_after))
     waited, worked = waits["wait"], waits["work"]
     print(f"site threads: {waited:.1f} s waiting for scenes read ahead, {worked:.1f} s mapping and storing them "
           f"({waited / max(waited + worked, 1e-9):.0%} waiting: near 0 % the reads keep up, near 100 % they do not)")
