@@ -362,6 +362,8 @@ def main() -> None:
     ap.add_argument("--site-threads", type=int, default=2, help="sites at once (the flow runs two)")
     ap.add_argument("--page-size", type=int, default=100)
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--no-bound-heap", action="store_true",
+                    help="leave glibc's allocator as it is (the CLI bounds it: reader.bound_heap)")
     ap.add_argument("--profile", metavar="FILE.pstats", default=None,
                     help="profile every thread's CPU (cProfile on thread_time) and print where it went")
     a = ap.parse_args()
@@ -373,6 +375,8 @@ def main() -> None:
 
     # the same script measures a tree from before concurrent reads (one scene, one band at a time)
     scenes_ahead = getattr(monitor, "scenes_ahead", lambda: 1)
+    if not hasattr(reader, "bound_heap"):
+        reader.bound_heap = lambda: False
     read_threads = getattr(reader, "read_threads", lambda: 1)
 
     work = Path(tempfile.mkdtemp(prefix="sitewatch-remote-"))
@@ -404,6 +408,8 @@ def main() -> None:
         with ThreadPoolExecutor(a.site_threads) as ex:
             return list(ex.map(one, xs))
 
+    if not a.no_bound_heap:
+        reader.bound_heap()  # as the CLI's monitoring run does
     waits = _time_site_waits(monitor)
     rss0 = _rss_mb()
     before = requests.get(f"{url}/_stats").json()

@@ -210,3 +210,17 @@ def test_the_progress_bar_counts_the_runs_reads_their_bytes_and_estimates_the_re
                 expected += window_bytes(ds, source_window(ds, grid))[2]
     assert shown == ("reads (1 of 2 sites searched)", 3, 6, expected)
     assert "reads" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("env, applied", [({}, True), ({"MALLOC_ARENA_MAX": "4"}, False)])
+def test_the_heap_is_bounded_for_a_long_run_unless_the_user_chose_otherwise(env, applied):
+    """glibc's allocator tuned in a fresh process (it is process-wide); a user's own setting wins."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    r = subprocess.run([sys.executable, "-c", "from sitewatch.reader import bound_heap; print(bound_heap())"],
+                       capture_output=True, text=True, timeout=120, env={**clean, **env})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == str(applied)

@@ -225,6 +225,29 @@ def _pool() -> ThreadPoolExecutor:
         return _POOL
 
 
+def bound_heap() -> bool:
+    """Keep a long run's resident memory flat with the number of sites (glibc's allocator).
+
+    Every band read decodes whole internal tiles (2 MB each for a 1024-px ``uint16`` tile) on
+    one of many threads. glibc raises its mmap threshold after such a buffer is freed, so later
+    ones come from per-thread arenas that keep their freed pages: resident memory crept up
+    site after site (369 -> 500 MB over 30 sites in ``benchmarks/remote.py``). A fixed 256 KiB
+    threshold (which returns large buffers to the system when freed) and two arenas keep it flat
+    (~325 MB). Process-wide, so it is called by the CLI's monitoring run, not on import; a user's
+    own ``MALLOC_ARENA_MAX`` or ``MALLOC_MMAP_THRESHOLD_`` wins. True when applied.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows): nothing to tune
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 256 * 1024)) and bool(mallopt(m_arena_max, 2))
+
+
 def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False,
                scales: dict[str, tuple[float, float]] | None = None, name: str = "") -> tuple[np.ndarray, float]:
     """One band on the grid (float32, NaN where no data) and its native resolution; the

@@ -116,6 +116,9 @@ def run_monitor(sites: str, imagery: str, db: str, collection: str | None = None
     Store(db)  # a --db that is not a findings GeoPackage (or has no folder) is refused now, not in the flow
     where(sites, site_list)
     quiet_prefect(verbose)
+    from ..reader import bound_heap
+
+    bound_heap()  # memory flat with the number of sites, before any read thread starts
     flow = flow_or_library("monitor") if use_prefect else None
     with rich_progress(reads=True) as rep:
         rep.plan(len(site_list))
