@@ -20,6 +20,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .detections import Change
+from .grid import Grid
 from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
@@ -42,6 +43,43 @@ class Metrics:
     fence_length_m: float | None
     tower_count: int | None
     enclosed_area_m2: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class KindSeries:
+    """One kind's maps over a site's usable scenes, oldest first, all on one grid.
+
+    What :func:`track` judges each candidate change against; every list has one entry per
+    scene of ``obs``, each array the grid's shape.
+
+    Attributes:
+        kind: the structure family (``building``, ``wall``, ``fence``, ``tower``).
+        obs: the scenes, oldest first (their ids and dates date the changes).
+        present: where each scene's map says the structure stands.
+        present_near: ``present`` widened by the kind's :data:`TOLERANCE_M`: "still there" allowing
+            for misregistration (and a fence's shadow band moving with the sun).
+        strength: each scene's map response (0..1), also where it falls short of "present".
+        observed: ground each scene saw clearly (not cloud, shadow or no-data).
+        res: grid resolution, metres; ``transform``: the grid's affine transform (for outlines).
+    """
+
+    kind: str
+    obs: Sequence[Observation]
+    present: Sequence[np.ndarray]
+    present_near: Sequence[np.ndarray]
+    strength: Sequence[np.ndarray]
+    observed: Sequence[np.ndarray]
+    res: float
+    transform: object
+
+    @classmethod
+    def of(cls, kind: str, obs: Sequence[Observation], grid: Grid) -> KindSeries:
+        """The series of ``kind`` over ``obs`` (oldest first, each mapping ``kind`` on ``grid``'s shape)."""
+        present = [o.maps.presence[kind] for o in obs]
+        tol = max(1, int(round(TOLERANCE_M[kind] / grid.res)))
+        return cls(kind, tuple(obs), tuple(present), tuple(_dilate(p, tol) for p in present),
+                   tuple(o.maps.strength[kind] for o in obs), tuple(o.maps.observed for o in obs),
+                   grid.res, grid.transform)
 
 
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":
@@ -223,36 +261,32 @@ def track(observations: Sequence[Observation]) -> list[Change]:
     if len(obs) < 2:
         return []
     grid = obs[0].maps.grid
-    res = grid.res
     out: list[Change] = []
     for kind in KINDS:
         usable = [o for o in obs if kind in o.maps.kinds and o.maps.grid.shape == grid.shape]
         if len(usable) < 2:
             continue
-        P = [o.maps.presence[kind] for o in usable]
-        S = [o.maps.strength[kind] for o in usable]
-        O = [o.maps.observed for o in usable]
-        tol = max(1, int(round(TOLERANCE_M[kind] / res)))
-        Pd = [_dilate(p, tol) for p in P]
+        series = KindSeries.of(kind, usable, grid)
         for new in (True, False):
-            found = _track_kind(kind, usable, P, Pd, S, O, res, grid.transform, new=new)
+            found = _track_kind(series, new=new)
             out += _merge_runs(found) if kind == "fence" else found
     out.sort(key=lambda c: (c.after_date, c.kind, c.before_date, c.geometry.centroid.x if not c.geometry.is_empty
                             else 0.0, c.geometry.centroid.y if not c.geometry.is_empty else 0.0))
     return out
 
 
-def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[np.ndarray],
-                S: list[np.ndarray], O: list[np.ndarray], res: float, transform: object,
-                new: bool) -> list[Change]:
-    n = len(obs)
-    min_px = max(MIN_PX[kind], int(math.ceil(MIN_AREA_M2[kind] / res ** 2)))
-    state = np.full(P[0].shape, -1, np.int8)  # last clear look: -1 unknown, 0 absent, 1 present
-    done = np.zeros(P[0].shape, bool)  # pixels already part of a reported change of this direction
+def _track_kind(ks: KindSeries, new: bool) -> list[Change]:
+    """Changes of one kind in one direction (``new`` or removed), scene by scene, oldest first."""
+    kind, n = ks.kind, len(ks.obs)
+    min_px = max(MIN_PX[kind], int(math.ceil(MIN_AREA_M2[kind] / ks.res ** 2)))
+    shape = ks.present[0].shape
+    state = np.full(shape, -1, np.int8)  # last clear look: -1 unknown, 0 absent, 1 present
+    done = np.zeros(shape, bool)  # pixels already part of a reported change of this direction
     out: list[Change] = []
     for t in range(n):
         if t > 0:
-            cand = (P[t] & (state == 0) & O[t]) if new else (~Pd[t] & (state == 1) & O[t])
+            cand = ((ks.present[t] & (state == 0) & ks.observed[t]) if new
+                    else (~ks.present_near[t] & (state == 1) & ks.observed[t]))
             cand &= ~done
             if cand.any():
                 if kind == "fence":
@@ -261,7 +295,8 @@ def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: 
                     lab, _ = ndimage.label(cand, structure=np.ones((3, 3)))
                 # a new building or tower is judged whole: a scene that saw only the part of it that
                 # is new here (the rest hidden) did not see the building clearly, only a fragment
-                whole_lab = ndimage.label(P[t], structure=np.ones((3, 3)))[0] if new and kind in WHOLE else None
+                whole_lab = (ndimage.label(ks.present[t], structure=np.ones((3, 3)))[0]
+                             if new and kind in WHOLE else None)
                 whole_sl = ndimage.find_objects(whole_lab) if whole_lab is not None else []
                 for i, sl in enumerate(ndimage.find_objects(lab), start=1):
                     if sl is None:
@@ -278,45 +313,55 @@ def _track_kind(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: 
                     if npx < min_px:
                         continue
                     whole = (np.isin(whole_lab[pad], ids) | obj) if whole_lab is not None else None
-                    c = _judge(kind, obs, P, Pd, S, O, t, pad, obj, res, transform, new, whole)
+                    c = _judge(ks, t, pad, obj, new, whole)
                     if c is not None:
                         out.append(c)
                         done[pad] |= obj
-        seen = O[t]
-        state[seen] = (Pd[t] if new else P[t])[seen].astype(np.int8)
+        seen = ks.observed[t]
+        state[seen] = (ks.present_near[t] if new else ks.present[t])[seen].astype(np.int8)
     return out
 
 
-def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[np.ndarray], S: list[np.ndarray],
-           O: list[np.ndarray], t: int, sl: tuple[slice, ...], obj: np.ndarray, res: float, transform: object,
-           new: bool, whole: np.ndarray | None = None) -> Change | None:
+def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: bool,
+           whole: np.ndarray | None = None) -> Change | None:
     """Whether one candidate object is a dated change, and the Change if so.
 
+    The object is ``obj`` (a mask over the window ``sl`` of the grid) found in scene ``t``.
     ``whole`` is the structure the object belongs to at t (for buildings and towers): scenes
     must see all of it clearly to bracket the change, not only the object's pixels.
     """
+    kind, obs, res = ks.kind, ks.obs, ks.res
     seen = obj if whole is None else whole
     # complete at t: it must not run into ground this scene could not see
     ring = ndimage.binary_dilation(seen, iterations=2) & ~seen
-    if ring.any() and (~O[t][sl][ring]).mean() > 0.1:
+    if ring.any() and (~ks.observed[t][sl][ring]).mean() > 0.1:
         return None
 
-    def mean(maps: list[np.ndarray], s: int) -> float:
-        return float(maps[s][sl][obj].mean())
+    def present(s: int) -> float:
+        """Share of the object scene ``s`` maps as standing."""
+        return float(ks.present[s][sl][obj].mean())
+
+    def near(s: int) -> float:
+        """Share of the object scene ``s`` maps as standing, within the kind's tolerance."""
+        return float(ks.present_near[s][sl][obj].mean())
+
+    def strength(s: int) -> float:
+        """Scene ``s``'s mean map response over the object."""
+        return float(ks.strength[s][sl][obj].mean())
 
     def clear_scenes(scenes: range) -> Iterator[int]:
         """Scenes, in the order given, that saw the structure's ground clearly."""
-        return (s for s in scenes if O[s][sl][seen].mean() >= CLEAR_SHARE)
+        return (s for s in scenes if ks.observed[s][sl][seen].mean() >= CLEAR_SHARE)
 
     # before: the last scene that saw the object's ground clearly; for a new structure, one whose
     # map's response there was weak: a scene whose response was strong but fell short of
     # "present" (a faint fence band on a snowy day) is neither absent nor present, so look earlier
-    now = mean(S, t)
+    now = strength(t)
     before = next((s for s in clear_scenes(range(t - 1, -1, -1))
-                   if not (new and mean(Pd, s) <= ABSENT_SHARE and mean(S, s) >= AMBIGUOUS * now > 0)), None)
+                   if not (new and near(s) <= ABSENT_SHARE and strength(s) >= AMBIGUOUS * now > 0)), None)
     if before is None:
         return None
-    if new and mean(Pd, before) > ABSENT_SHARE:
+    if new and near(before) > ABSENT_SHARE:
         return None
     # Before and after are composites of several clear scenes where the site has them: the
     # structure's state before is what most of the last WINDOW clear looks up to ``before`` saw
@@ -325,39 +370,39 @@ def _judge(kind: str, obs: Sequence[Observation], P: list[np.ndarray], Pd: list[
     # (haze the mask missed, a misregistered pass) can neither make nor unmake a change.
     earlier = list(itertools.islice(clear_scenes(range(before - 1, -1, -1)), WINDOW - 1))
     if new:  # most of those looks must not have seen it standing (else ``before`` missed it)
-        stood_earlier = not _majority([True] + [mean(Pd, s) < PRESENT_SHARE for s in earlier])
+        stood_earlier = not _majority([True] + [near(s) < PRESENT_SHARE for s in earlier])
     else:  # a removal needs it seen standing in at least two clear looks, and in most of them
-        stood_earlier = bool(earlier) and _majority([True] + [mean(Pd, s) >= PRESENT_SHARE for s in earlier])
+        stood_earlier = bool(earlier) and _majority([True] + [near(s) >= PRESENT_SHARE for s in earlier])
     if new and stood_earlier:
         return None
     a, b = before, t
-    mag = abs(now - mean(S, a)) if new else mean(S, a)
+    mag = abs(now - strength(a)) if new else strength(a)
     if not new:
-        if mean(P, before) < PRESENT_SHARE:
+        if present(before) < PRESENT_SHARE:
             return None
-        if now >= AMBIGUOUS * mean(S, before) > 0:
+        if now >= AMBIGUOUS * strength(before) > 0:
             return None  # still a strong response where it stood: unmapped, not shown gone
     # persistence: the next clear scenes must, for the most part, agree
     later = list(itertools.islice(clear_scenes(range(t + 1, len(obs))), WINDOW - 1))
-    if later and not _majority([True] + [mean(Pd, u) >= PRESENT_SHARE if new else mean(Pd, u) <= ABSENT_SHARE
+    if later and not _majority([True] + [near(u) >= PRESENT_SHARE if new else near(u) <= ABSENT_SHARE
                                          for u in later]):
         return None  # seen once, gone at the next clear looks: noise, however strong
     confirmed = bool(later)
     if not new and not stood_earlier:  # seen standing in one clear scene only is not a removal
         return None
-    full = np.zeros(P[0].shape, bool)
+    full = np.zeros(ks.present[0].shape, bool)
     full[sl] = obj
     area = float(obj.sum()) * res * res
     length = _length_m(obj, res) if kind in ("wall", "fence") else None
     if length is not None and length < MIN_LENGTH_M:
         return None
-    geom = _polygons(full, transform)
+    geom = _polygons(full, ks.transform)
     ev = {"maps": [kind], "direction": "new" if new else "removed", "magnitude": round(mag, 3),
-          "strength_before": round(mean(S, a), 3), "strength_after": round(now, 3),
+          "strength_before": round(strength(a), 3), "strength_after": round(now, 3),
           "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
-          "clear_share_before": round(float(O[a][sl][obj].mean()), 3)}
+          "clear_share_before": round(float(ks.observed[a][sl][obj].mean()), 3)}
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
-        ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if mean(Pd, s) < PRESENT_SHARE]
+        ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if near(s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"
     # fitted on real labelled detections where a model covers this resolution, else the uncalibrated ranking
     fitted = real_score(name, ev, area, res)
