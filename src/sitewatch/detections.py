@@ -17,7 +17,7 @@ from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
 
 from .grid import Grid, to_crs
-from .store import DetectionRecord
+from .records import DetectionRecord
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 
 from ..catalog import is_url
+from ..records import DetectionRecord, MetricsRecord, RunRecord, SceneRecord
 from ..reviews import Review
 from ..security import DatedLevel, Desecuritisation, desecuritisation, site_levels
-from ..store import DetectionRecord, MetricsRecord, RunRecord, SceneRecord, Store
+from ..store import Store
 
 #: A scene that saw less than this fraction of the site as clear ground is a partial view:
 #: shown and marked, never plotted as a measurement of the whole site nor used for level falls.

@@ -20,8 +20,9 @@ from PIL import Image
 
 from ..chips import scene_pair_chips
 from ..grid import Grid, to_crs
+from ..records import DetectionRecord, SceneRecord
 from ..security import RULE, DatedLevel
-from ..store import DetectionRecord, SceneRecord, Store
+from ..store import Store
 from .data import FULL_VIEW, Finding, SiteTimeline, is_partial
 from .tables import PROVENANCE_FIELDS, citation, provenance_rows
 
