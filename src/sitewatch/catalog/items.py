@@ -1,7 +1,8 @@
 """STAC items to scenes: dates, band assets, resolution, signing; what cannot be used, named.
 
 :func:`scene_from_item` turns one item into a :class:`~sitewatch.scenes.SceneRef` or a one-line
-reason it cannot be used (no date, no usable band, Landsat, bands only on ``s3://``).
+reason it cannot be used (no date, no usable band, Landsat, bands only on ``s3://``);
+:class:`Discovery` holds what a search over any source found.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ ASSET_KEYS = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "swi
               "b04": "red", "b03": "green", "b02": "blue", "b08": "nir", "b11": "swir16", "scl-20m": "scl"}
 #: Above this ``eo:cloud_cover`` (percent of the tile) an item is stored as unusable without being
 #: read: at most 1 % of the tile is clear, and a site is rarely in it (a read costs several requests).
+#: Callers read it as ``sitewatch.catalog.MAX_CLOUD_COVER`` at call time (where a test may lower it).
 MAX_CLOUD_COVER = 99.0
 WANTED = (*BANDS, "scl")
 TIFF_SUFFIXES = (".tif", ".tiff")
