@@ -133,8 +133,6 @@ def test_no_import_cycle_among_sitewatch_modules():
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=False, reason="splits in progress on other branches: monitor.py is "
-                                        "still 500 lines or more")
 def test_every_module_is_under_500_lines():
     sizes = {name: len(path.read_text().splitlines()) for name, path in _modules().items()}
     large = sorted((n, name) for name, n in sizes.items() if n >= MAX_LINES)
