@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from .components import find_objects, label
 from .detections import Change, detection_record
 from .grid import Grid
 from .modelcontract import Contract, ModelError, parse_contract
@@ -366,11 +367,11 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
         p = probs[i]
         if p is None:
             continue
-        lab, n = ndimage.label(p >= thr, structure=np.ones((3, 3)))
+        lab, n = label(p >= thr, corners=True)
         if n == 0:
             continue
         O0, O1 = obs[i - 1].maps.observed, obs[i].maps.observed
-        for j, sl in enumerate(ndimage.find_objects(lab), start=1):
+        for j, sl in enumerate(find_objects(lab), start=1):
             region = lab[sl] == j
             npx = int(region.sum())
             if npx < min_px:

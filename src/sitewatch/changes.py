@@ -15,11 +15,12 @@ import math
 
 import numpy as np
 from scipy import ndimage
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import MultiPolygon, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
-from .detections import Change
+from .components import find_objects, label
+from .detections import Change, as_multipolygon
 from .grid import Grid
 from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
@@ -143,8 +144,7 @@ def _merge_runs(changes: list[Change]) -> list[Change]:
                 line = unary_union([c.geometry, other.geometry]).minimum_rotated_rectangle
                 if min(_sides(line)) > 8.0:  # side by side, not end to end
                     continue
-                g = unary_union([c.geometry, other.geometry])
-                g = g if isinstance(g, MultiPolygon) else MultiPolygon([g])
+                g = as_multipolygon(unary_union([c.geometry, other.geometry]))
                 ev = {**dict(before.evidence),
                       "pieces": int(c.evidence.get("pieces", 1)) + int(other.evidence.get("pieces", 1))}
                 c = Change(c.kind, g, before.before_scene_id, before.before_date, c.after_scene_id, c.after_date,
@@ -193,7 +193,7 @@ def _split_lines(mask: np.ndarray) -> np.ndarray:
     out = np.zeros(mask.shape, np.int32)
     n = 0
     for k in range(4):
-        lab, m_k = ndimage.label(mask & (bins == k), structure=np.ones((3, 3)))
+        lab, m_k = label(mask & (bins == k), corners=True)
         out[lab > 0] = lab[lab > 0] + n
         n += m_k
     return out
@@ -204,7 +204,7 @@ def _polygons(mask: np.ndarray, grid_transform: object) -> MultiPolygon:
 
     polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid_transform) if v]
     u = unary_union(polys)
-    return u if isinstance(u, MultiPolygon) else MultiPolygon([u]) if isinstance(u, Polygon) else MultiPolygon()
+    return as_multipolygon(u)
 
 
 def _length_m(mask: np.ndarray, res: float) -> float:
@@ -292,13 +292,13 @@ def _track_kind(ks: KindSeries, new: bool) -> list[Change]:
                 if kind == "fence":
                     lab = _split_lines(cand)
                 else:
-                    lab, _ = ndimage.label(cand, structure=np.ones((3, 3)))
+                    lab, _ = label(cand, corners=True)
                 # a new building or tower is judged whole: a scene that saw only the part of it that
                 # is new here (the rest hidden) did not see the building clearly, only a fragment
-                whole_lab = (ndimage.label(ks.present[t], structure=np.ones((3, 3)))[0]
+                whole_lab = (label(ks.present[t], corners=True)[0]
                              if new and kind in WHOLE else None)
-                whole_sl = ndimage.find_objects(whole_lab) if whole_lab is not None else []
-                for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+                whole_sl = find_objects(whole_lab) if whole_lab is not None else []
+                for i, sl in enumerate(find_objects(lab), start=1):
                     if sl is None:
                         continue
                     ids: np.ndarray = np.zeros(0, int)
@@ -424,7 +424,7 @@ def measure(maps: StructureMaps) -> Metrics:
     if "wall" not in maps.kinds:
         return Metrics(built, None, None, None, None)
     wall, fence = maps.presence["wall"], maps.presence["fence"]
-    _, towers = ndimage.label(maps.presence["tower"])
+    _, towers = label(maps.presence["tower"])
     grow = max(1, int(round(PERIMETER_GAP_M / res)))
     holes = enclosed(wall | fence, res)
     enclosed_m2: float | None = float((_dilate(holes, grow) & ~(wall | fence)).sum()) * res * res
