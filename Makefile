@@ -1,6 +1,7 @@
 # The two commands: `make demo` and `make test`. Both set up .venv when it is missing.
-# `make demo` (and `make install`) install what the product needs: the library, the CLI and the
-# Prefect flows. `make install-extras` adds the change-model runtime and Dask (scaling out).
+# `make demo` (and `make install`) install what the product needs to run: the library and the CLI.
+# `make install-extras` adds the Prefect flows (schedules, deployments), the change-model runtime
+# and Dask (scaling out).
 # `make test` installs everything plus the test tools (pytest, Playwright, nbclient, GDAL's validator).
 PYTHON ?= python3
 VENV   := .venv
@@ -18,12 +19,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[flows]"
+	# --no-compile: Python compiles what it imports on first use, not every module of every package
+	$(BIN)/python -m pip install -q --no-compile -e .
 	touch $(STAMP)
 
-# --change-model (onnxruntime), `review learn` (scikit-learn), --workers/--cluster (Dask)
+# Prefect (flows, schedules), --change-model (onnxruntime), `review learn` (scikit-learn),
+# --workers/--cluster (Dask)
 install-extras: install
-	$(BIN)/python -m pip install -q -e ".[flows,models,dask]"
+	$(BIN)/python -m pip install -q --no-compile -e ".[flows,models,dask]"
 
 install-test: $(TEST_STAMP)
 

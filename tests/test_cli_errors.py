@@ -85,3 +85,22 @@ def test_scaling_out_without_the_dask_extra_is_one_line(tmp_path, cmd):
                        timeout=180, env=env)
     assert r.returncode == 2, r.stderr
     _one_line(r, "need", "Dask", "sitewatch[dask]")
+
+
+def test_monitor_without_prefect_runs_the_library_and_says_so(tmp_path):
+    """`make demo`'s install has no Prefect: the run completes on the library path, told on stderr."""
+    shadow = tmp_path / "shadow" / "prefect"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('No module named prefect')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(shadow.parent), os.environ.get("PYTHONPATH", "")])}
+    db = tmp_path / "f.gpkg"
+    r = subprocess.run([sys.executable, "-m", "sitewatch.cli.main", "monitor", "--sites", str(SITE),
+                        "--imagery", str(CATALOG), "--db", str(db)], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+    assert sum("Prefect is not installed" in ln for ln in r.stderr.splitlines()) == 1, r.stderr
+    from sitewatch.store import Store
+
+    runs = Store(str(db)).runs()
+    assert [x.status for x in runs] == ["completed"]

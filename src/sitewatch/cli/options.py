@@ -56,7 +56,11 @@ def quiet_prefect(verbose: bool = False) -> None:
 
 
 def flow_or_library(name: str) -> Any:
-    """The flow registered under ``sitewatch.flows`` (pipelines/), or None without Prefect."""
+    """The flow registered under ``sitewatch.flows`` (pipelines/), or None without Prefect.
+
+    Without Prefect the library runs the same steps with the same results; the user is told once,
+    on stderr, so a run that was expected to show up in Prefect's UI is not a silent surprise.
+    """
     from importlib.metadata import entry_points
 
     for ep in entry_points(group="sitewatch.flows"):
@@ -64,5 +68,7 @@ def flow_or_library(name: str) -> Any:
             try:
                 return ep.load()
             except ImportError:
-                return None
+                break
+    click.echo("Prefect is not installed: running the library directly (same results; "
+               "`make install-extras` or `pip install 'sitewatch[flows]'` adds the flows and schedules).", err=True)
     return None
