@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from .indices import NDVI_PLANTS, ndvi
+from .registration import phase_cross_correlation
 
 #: Shifts larger than this (pixels) are not misregistration but a wrong match: ignored.
 MAX_SHIFT_PX = 6.0
@@ -43,8 +44,6 @@ def phase_shift(reference: np.ndarray, image: np.ndarray,
     was tried and is worse: new structures' edges then outweigh the ground both dates share.
     ``quality`` is the correlation of the two detail images after the shift (0..1).
     """
-    from skimage.registration import phase_cross_correlation
-
     ref, img = _highpass(_filled(reference)), _highpass(_filled(image, valid))
     shift, _, _ = phase_cross_correlation(ref, img, upsample_factor=20, normalization=None)
     dy, dx = float(shift[0]), float(shift[1])

@@ -22,6 +22,7 @@ from shapely.ops import unary_union
 from .components import find_objects, label
 from .detections import Change, as_multipolygon
 from .grid import Grid
+from .morphology import skeletonize
 from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
@@ -208,8 +209,6 @@ def _polygons(mask: np.ndarray, grid_transform: object) -> MultiPolygon:
 
 
 def _length_m(mask: np.ndarray, res: float) -> float:
-    from skimage.morphology import skeletonize
-
     sk = skeletonize(mask)
     if not sk.any():
         return 0.0

@@ -29,6 +29,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import align, buildings, clouds, components
+from .morphology import skeletonize
 from .scenes import SceneRaster
 from .structures import StructureMaps, enclosed, kinds_for_gsd
 
@@ -347,8 +348,6 @@ class StructureDetector:
         fence &= near_mesh | enclosed(wall, res)
         fence = _extent_px(fence, min_len)
         if fence.any():  # the band's centre line: where the fence is, whatever the sun's angle
-            from skimage.morphology import skeletonize
-
             fence = _extent_px(ndimage.binary_dilation(skeletonize(fence)), min_len)
         fence = _near_a_wall(fence, wall, res)
         presence["fence"] = fence
