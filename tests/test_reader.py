@@ -193,14 +193,6 @@ def test_sha256_stable_and_sensitive(tmp_path):
     assert read_scene(ref_a, AOI, res_m=5.0).sha256 == h1  # over source pixels, not the grid
 
 
-def test_read_is_fast(tmp_path):
-    ref = _scene("s", _rgb(tmp_path, "EPSG:32644", 10.0, 1000, rng=3))
-    read_scene(ref, AOI, res_m=10.0)  # warm up GDAL
-    t0 = time.perf_counter()
-    read_scene(ref, AOI, res_m=10.0)
-    assert time.perf_counter() - t0 < 0.5
-
-
 # --- unreadable assets ----------------------------------------------------------------------------
 
 
