@@ -3,8 +3,10 @@
 Each band is read over the window that covers the site (plus a margin for resampling) —
 for a remote COG that is a few HTTP range requests, not the whole file — hashed as read
 (the evidence: ``scenes.sha256`` is over these source pixels, before any resampling) and
-then reprojected onto the site's local-UTM grid. Clouds, shadows, snow and no-data are
-masked from ``scl`` when the scene has it, else by :mod:`sitewatch.clouds`.
+then reprojected onto the site's local-UTM grid — or copied, when the file's pixels already
+are the grid's (:func:`on_source_grid`: a Sentinel-2 10 m band under a site in its own UTM
+zone). Clouds, shadows, snow and no-data are masked from ``scl`` when the scene has it, else
+by :mod:`sitewatch.clouds`.
 
 Remote reads are bound by latency and bytes, not decoding, so ``scl`` (one 20 m file, a
 quarter of a 10 m band's pixels) is read first: a site window too cloudy to use costs that
@@ -24,9 +26,11 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
+from affine import Affine
 from shapely.geometry.base import BaseGeometry
 
 from . import httpio
@@ -76,6 +80,49 @@ def source_window(ds: Any, grid: Grid) -> tuple[int, int, int, int] | None:
     col1 = min(ds.width, math.ceil(win.col_off + win.width) + MARGIN_PX)
     row1 = min(ds.height, math.ceil(win.row_off + win.height) + MARGIN_PX)
     return None if col1 <= col0 or row1 <= row0 else (col0, row0, col1, row1)
+
+
+#: How far from a whole pixel a scene's origin may lie and still count as on the grid, in pixels: well
+#: under what a bilinear weight can move in a float32 value (so a copy equals the warp bit for bit).
+ALIGN_TOL_PX = 1e-9
+
+
+@lru_cache(maxsize=64)
+def _crs(text: str) -> Any:
+    from rasterio.crs import CRS
+
+    return CRS.from_user_input(text)
+
+
+def on_source_grid(src_transform: Affine, src_crs: Any, grid: Grid) -> bool:
+    """Whether the file's pixels already are the grid's: same CRS, north-up, same pixel size and an
+    origin a whole number of pixels away (a Sentinel-2 10 m band under a site grid of that tile).
+    Then each grid pixel is one file pixel and a plain copy gives what the warp gives, for less CPU."""
+    t, g = src_transform, grid.transform
+    res = grid.res
+    if src_crs is None or t.b != 0 or t.d != 0 or g.b != 0 or g.d != 0:
+        return False
+    if abs(t.a - res) > ALIGN_TOL_PX * res or abs(t.e + res) > ALIGN_TOL_PX * res or g.e != -res:
+        return False
+    dc, dr = (g.c - t.c) / res, (t.f - g.f) / res
+    if abs(dc - round(dc)) > ALIGN_TOL_PX or abs(dr - round(dr)) > ALIGN_TOL_PX:
+        return False
+    try:
+        return bool(src_crs == _crs(grid.crs))
+    except Exception:  # a CRS rasterio cannot compare: let the warp decide
+        return False
+
+
+def copy_onto(src: np.ndarray, src_transform: Affine, out: np.ndarray, grid: Grid) -> None:
+    """Put a window read on the grid it lies on (:func:`on_source_grid`): grid pixels the window
+    does not cover keep what ``out`` holds (no data), as the warp leaves them."""
+    res = grid.res
+    dc = round((grid.transform.c - src_transform.c) / res)
+    dr = round((src_transform.f - grid.transform.f) / res)
+    r0, c0 = max(0, -dr), max(0, -dc)
+    r1, c1 = min(grid.height, src.shape[0] - dr), min(grid.width, src.shape[1] - dc)
+    if r1 > r0 and c1 > c0:
+        out[r0:r1, c0:c1] = src[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
 
 
 def window_bytes(ds: Any, span: tuple[int, int, int, int]) -> tuple[int, int, int, str]:
@@ -283,9 +330,13 @@ def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False,
         src = raw.astype(np.float32)
         if nodata is not None:
             src[raw == nodata] = np.nan
-        reproject(src, out, src_transform=ds.window_transform(window), src_crs=ds.crs, src_nodata=np.nan,
-                  dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
-                  resampling=Resampling.nearest if nearest else Resampling.bilinear)
+        src_transform = ds.window_transform(window)
+        if on_source_grid(src_transform, ds.crs, grid):
+            copy_onto(src, src_transform, out, grid)  # no resampling to do: the warp would copy too
+        else:
+            reproject(src, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=np.nan,
+                      dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
+                      resampling=Resampling.nearest if nearest else Resampling.bilinear)
         if not nearest:
             scale, offset = default_scale(str(raw.dtype), asset)
             out = out * np.float32(scale) + np.float32(offset)
