@@ -372,7 +372,15 @@ def prepare(params: MonitorParams, sites: Sequence[Site] | None = None) -> tuple
 
 
 def run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector | None = None) -> SiteResult:
-    """Discover and process one site: the unit of work of the monitor flow."""
+    """Discover and process one site: the unit of work of the monitor flow and of :func:`run` alike,
+    on one BLAS thread (:func:`sitewatch.blas.one_blas_thread`: sites run side by side)."""
+    from .blas import one_blas_thread
+
+    with one_blas_thread():
+        return _run_site(params, site, run_id, detector)
+
+
+def _run_site(params: MonitorParams, site: Site, run_id: str, detector: Detector | None) -> SiteResult:
     from .catalog import discover
     from .detect import default_detector
 
