@@ -1,6 +1,6 @@
 """Remote reads at the network's speed: a monitor run against an Earth Search-like source on 127.0.0.1.
 
-    nice .venv/bin/python benchmarks/remote.py [--sites 20] [--dates 40] [--latency-ms 80] [--mbps 50]
+    nice .venv/bin/python benchmarks/remote.py [--sites 20] [--dates 40] [--latency-ms 80] [--mbps 50] [--also-local]
 
 A child process writes Sentinel-2 L2A-like COGs laid out as Earth Search's (10 m bands in
 1024-px internal tiles, the 20 m ``swir16`` and ``scl`` in 512-px tiles, internal overviews, DEFLATE) and
@@ -9,7 +9,9 @@ landing page and collections, ``next``-token paging), adding a fixed latency to 
 and sharing one bandwidth cap between all connections. It counts requests, bytes and the time
 requests spend in flight. The parent runs the real monitor (plain path, sites on threads as the
 flow runs them) and prints reads per second, requests and bytes per read, bytes fetched over
-bytes the windows need, CPU per read, peak memory and the two floors.
+bytes the windows need, CPU per read, peak memory and the two floors, and a hash of the results
+stored (scene hashes, measures, detections); ``--also-local`` runs the same items from the files'
+paths, no server, and says whether its hash is the same.
 
 B11 (``swir16``) is 20 m as on Earth Search. Scenes: ``--dates`` acquisitions of one 4096-px (41 km) tile; ``--cloudy`` of them have a site
 window wholly cloudy in ``scl`` (cloud cover 60-95 %), the rest clear (0-20 %). Band files are
@@ -33,6 +35,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +285,41 @@ def _needed(root: Path, specs: list[dict[str, Any]], sites: list[Any], res_m: fl
     return tiles_total, raw_total
 
 
+def results_rows(db: str | Path) -> dict[str, list[tuple[Any, ...]]]:
+    """What a run stored that must not depend on where the files were read from, in a stable order:
+    each scene's status, pixel hash and fractions, each scene's measures, each detection (its id
+    is a hash of site, kind, scenes and outline; the outline as WKB). Hrefs and run ids left out."""
+    from sitewatch.store import Store
+
+    store = Store(str(db))
+    scenes = sorted((r.site_id, r.scene_id, r.status, r.sha256, r.valid_fraction, r.cloud_fraction, r.gsd_m,
+                     r.grid_res_m) for r in store.scenes())
+    metrics = sorted((m.site_id, m.scene_id, m.built_area_m2, m.wall_length_m, m.fence_length_m, m.tower_count,
+                      m.enclosed_area_m2, m.security_level) for m in store.metrics())
+    dets = sorted((d.site_id, d.detection_id, d.kind, str(d.before_date), str(d.after_date), d.before_scene_id,
+                   d.after_scene_id, d.area_m2, d.length_m, d.score, d.status, d.geometry.wkb_hex)
+                  for d in store.detections())
+    return {"scenes": scenes, "metrics": metrics, "detections": dets}
+
+
+def results_hash(db: str | Path) -> str:
+    """SHA-256 over :func:`results_rows`: equal hashes, equal results (floats by ``repr``, exact)."""
+    import hashlib
+
+    return hashlib.sha256(repr(results_rows(db)).encode()).hexdigest()
+
+
+def _local_items(srv_root: Path, specs: list[dict[str, Any]], path: Path) -> Path:
+    """The same items as the server's, as a local ItemCollection whose hrefs are the files' paths."""
+    from servers import earth_search_item
+
+    feats = [earth_search_item(s["id"], s["when"], s["bbox"], {k: str(srv_root.resolve() / r) for k, r in
+                                                              s["rel"].items()}, cloud_cover=s["cloud_cover"])
+             for s in specs]
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": feats}))
+    return path
+
+
 def _start_profiling() -> list[Any]:
     """One cProfile per thread, timed by that thread's own CPU clock (so waiting on the network
     costs nothing); every ThreadPoolExecutor work item and the main thread are profiled."""
@@ -364,6 +402,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--no-bound-heap", action="store_true",
                     help="leave glibc's allocator as it is (the CLI bounds it: reader.bound_heap)")
+    ap.add_argument("--also-local", action="store_true",
+                    help="then run the same sites and items from the files themselves (no server) and "
+                         "compare the results hashes")
     ap.add_argument("--profile", metavar="FILE.pstats", default=None,
                     help="profile every thread's CPU (cProfile on thread_time) and print where it went")
     a = ap.parse_args()
@@ -458,11 +499,24 @@ def main() -> None:
     print(f"floors: bytes / bandwidth {floor_bytes:.1f} s; requests x latency / {conc} {floor_lat:.1f} s; "
           f"wall / larger floor {wall / max(floor_bytes, floor_lat):.2f}")
     print(f"load average before {load0[0]:.1f}, after {load1[0]:.1f} (2 cores)")
+    digest = results_hash(params.db)
+    print(f"results hash {digest} (scenes, measures, detections stored)")
+    local: dict[str, Any] = {}
+    if a.also_local:
+        lp = replace(params, imagery=str(_local_items(work / "srv", specs, work / "items.json")),
+                     db=str(work / "local.gpkg"))
+        w1 = time.monotonic()
+        ls = run(lp, map_sites=threads).as_dict()
+        local = {"local_hash": results_hash(lp.db), "local_wall_s": round(time.monotonic() - w1, 2)}
+        same = local["local_hash"] == digest
+        print(f"local run (the same files by path, no server): {ls['scenes_new']} observed, "
+              f"{ls['scenes_unusable']} unusable in {local['local_wall_s']:.1f} s; results hash "
+              f"{local['local_hash']} -> {'identical to' if same else 'DIFFERENT from'} the remote run's")
     shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({"reads": reads, "clear": clear, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                       "requests": req, "api_requests": api, "bytes": got, "tiles_needed": tiles_needed,
                       "raw_needed": raw_needed, "load": [load0[0], load1[0]],
-                      "rss_before_mb": round(rss0), "peak_rss_mb": round(peak)}))
+                      "rss_before_mb": round(rss0), "peak_rss_mb": round(peak), "results_hash": digest, **local}))
 
 
 if __name__ == "__main__":

@@ -224,3 +224,56 @@ def test_the_heap_is_bounded_for_a_long_run_unless_the_user_chose_otherwise(env,
                        capture_output=True, text=True, timeout=120, env={**clean, **env})
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(applied)
+
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    """Four clear dates of one site: a new 300 x 200 m building on the last two."""
+    import rasterio
+
+    root = tmp_path_factory.mktemp("series")
+    for k in range(4):
+        _scene(root, f"d{k}", 4, 10 + k)
+        for b in BANDS if k >= 2 else ():
+            with rasterio.open(root / f"d{k}" / f"{b}.tif") as ds:
+                data = ds.read(1)
+            data[320:340, 250:280] = 6000 + 300 * BANDS.index(b)
+            write_cog(root / f"d{k}" / f"{b}.tif", data, CRS, from_origin(X0, Y0, 10, 10), blocksize=256)
+    return root
+
+
+def test_a_run_over_http_stores_what_a_run_over_the_same_files_by_path_stores(scenes, series, tmp_path):
+    """The same items, their hrefs URLs on a server or the files' paths: the same scenes (status,
+    pixel hash, fractions), measures and detections are stored; the benchmark's results hash agrees."""
+    import json
+
+    from servers import earth_search_item, stac_api
+
+    from benchmarks.remote import results_hash, results_rows
+    from sitewatch.monitor import MonitorParams, run
+
+    sites = tmp_path / "sites.geojson"
+    sites.write_text(json.dumps({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"site_id": "s1"}, "geometry": mapping(_aoi())}]}))
+    bbox = shape(transform_geom(CRS, "EPSG:4326", mapping(box(X0, Y0 - 6000, X0 + 6000, Y0)))).bounds
+    dated = [(f"d{k}", series, 1 + 7 * k) for k in range(4)] + [("cloudy", scenes, 10)]
+
+    def items(base: dict) -> list[dict]:
+        return [earth_search_item(f"S2A_45TXN_202405{day:02d}_0_L2A", f"2024-05-{day:02d}T05:00:00Z", bbox,
+                                  {b: f"{base[d]}/{name}/{b}.tif" for b in (*BANDS, "scl")}, cloud_cover=30.0)
+                for name, d, day in dated]
+
+    local = tmp_path / "items.json"
+    local.write_text(json.dumps({"type": "FeatureCollection", "features": items({series: series, scenes: scenes})}))
+    run(MonitorParams(sites=str(sites), imagery=str(local), db=str(tmp_path / "local.gpkg"),
+                      collection="sentinel-2-l2a"))
+    with serve_dir(series) as a, serve_dir(scenes) as b, stac_api(items({series: a.url, scenes: b.url})) as api:
+        run(MonitorParams(sites=str(sites), imagery=api.url, db=str(tmp_path / "remote.gpkg"),
+                          collection="sentinel-2-l2a"))
+    there, here = results_rows(tmp_path / "remote.gpkg"), results_rows(tmp_path / "local.gpkg")
+    assert len(here["scenes"]) == 5 and all(r[3] for r in here["scenes"])
+    assert sorted(r[2] for r in here["scenes"]) == ["observed"] * 4 + ["unusable"]
+    assert here["detections"], "the new building is found, so detections are compared too"
+    assert there == here
+    assert results_hash(tmp_path / "remote.gpkg") == results_hash(tmp_path / "local.gpkg")
