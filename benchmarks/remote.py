@@ -355,15 +355,16 @@ def _start_profiling() -> list[Any]:
 #: ones are not subtracted, so the shares overlap where one calls another (open inside read_band).
 PROFILE_PARTS = {
     "GDAL open + header parse (reader._open)": ("reader.py", "_open"),
-    "GDAL window read: fetch + decode (DatasetReader.read)": ("~", "method 'read' of 'rasterio._io"),
+    # rasterio's window read (Cython) is not seen by cProfile: its fetch wait and decoding are _read_band's own time
+    "band reads (reader._read_band: read, decode, copy or warp)": ("reader.py", "_read_band"),
     "reprojection (rasterio reproject)": ("warp.py", "reproject"),
     "scene hash (sha256)": ("~", "method 'update' of '_hashlib.HASH'"),
     "mask + scene assembly (reader.read_scene, all)": ("reader.py", "read_scene"),
     "detector maps (detector.maps)": ("detect.py", "maps"),
     "quicklook PNG": ("quicklook.py", "png"),
-    "store: save_scene (SQLite)": ("store.py", "save_scene"),
+    "store: save_scene (SQLite)": ("facade.py", "save_scene"),
     "redate_site (tracking, levels, SQLite)": ("monitor.py", "redate_site"),
-    "catalog search (discover)": ("catalog.py", "discover"),
+    "catalog search (discover)": ("search.py", "discover"),
 }
 
 
@@ -377,7 +378,8 @@ def _report_profile(profiles: list[Any], path: str, cpu: float) -> None:
         st.add(p)
     st.dump_stats(path)
     total = sum(v[2] for v in st.stats.values())  # type: ignore[attr-defined]
-    print(f"profile ({len(profiles)} threads, {total:.1f} s of thread CPU seen, process CPU {cpu:.1f} s):")
+    print(f"profile ({len(profiles)} threads, {total:.1f} s of thread CPU seen, process CPU {cpu:.1f} s; "
+          f"{max(0.0, cpu - total):.1f} s in threads Python does not run, e.g. BLAS workers):")
     for label, (suffix, name) in PROFILE_PARTS.items():
         cum = sum(v[3] for (f, _, fn), v in st.stats.items()  # type: ignore[attr-defined]
                   if (fn == name or (f == "~" and name in fn)) and f.endswith(suffix))
