@@ -9,7 +9,11 @@ float32 sums in their last bit. With one thread they are the same on any number 
 
 OpenBLAS's thread count is one setting for the whole process, so concurrent sites share one
 limit: the first site in sets it, the last one out restores it (a site ending must not lift it
-from under another). OpenMP's is per thread, so each site sets its own.
+from under another). OpenMP's is per thread, so each site sets its own. One quirk, measured
+with numpy's OpenBLAS 0.3.31: once the main thread has set a count, a count set from another
+thread no longer takes. The monitor's paths are fine (the flow's and ``run(map_sites=...)``'s
+sites all run on worker threads, plain ``run`` on the main thread only); a process that ran
+sites on its main thread and later on threads keeps OpenBLAS's own count for the threaded ones.
 """
 
 from __future__ import annotations
