@@ -15,12 +15,12 @@ import math
 
 import numpy as np
 from scipy import ndimage
-from shapely.geometry import MultiPolygon, shape
+from shapely.geometry import MultiPolygon
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import unary_union
 
 from .components import find_objects, label
-from .detections import Change, as_multipolygon
+from .detections import Change, as_multipolygon, mask_polygons
 from .grid import Grid
 from .morphology import skeletonize
 from .scoremodel import real_score
@@ -201,10 +201,7 @@ def _split_lines(mask: np.ndarray) -> np.ndarray:
 
 
 def _polygons(mask: np.ndarray, grid_transform: object) -> MultiPolygon:
-    from rasterio.features import shapes
-
-    polys = [shape(g) for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=grid_transform) if v]
-    u = unary_union(polys)
+    u = unary_union(mask_polygons(mask, grid_transform))
     return as_multipolygon(u)
 
 

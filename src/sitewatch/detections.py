@@ -56,9 +56,31 @@ def detection_id(site_id: str, change: Change) -> str:
     return "det-" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+_DECIMAL = re.compile(r"(-?\d+\.\d+)")
+
+
 def _round_wkt(wkt: str) -> str:
-    # Coordinates to the decimetre: enough to tell objects apart, immune to float noise.
-    return re.sub(r"-?\d+\.\d+", lambda m: f"{float(m.group()):.1f}", wkt)
+    # Coordinates to the decimetre: enough to tell objects apart, immune to float noise. (A split
+    # on the numbers and one join: the same text as a substitution calling back per number, at a
+    # third of its cost on outlines of thousands of vertices.)
+    parts = _DECIMAL.split(wkt)
+    parts[1::2] = ["%.1f" % float(x) for x in parts[1::2]]
+    return "".join(parts)
+
+
+def mask_polygons(mask: np.ndarray, transform: object) -> list[Polygon]:
+    """The outlines of a mask's 4-connected parts (rasterio's ``shapes``), in ``transform``'s
+    coordinates. Each polygon is built from its rings as arrays: the same polygon as
+    ``shapely.geometry.shape`` makes of the GeoJSON's lists of tuples, which it walks vertex by
+    vertex in Python, at a cost greater than tracing the outlines."""
+    from rasterio.features import shapes
+
+    out = []
+    for g, v in shapes(mask.astype(np.uint8), mask=mask, transform=transform):
+        if v:
+            rings = [np.asarray(r, dtype=float) for r in g["coordinates"]]
+            out.append(Polygon(rings[0], rings[1:]))
+    return out
 
 
 def as_multipolygon(g: BaseGeometry) -> MultiPolygon:

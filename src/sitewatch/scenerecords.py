@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import rasterio.features
-from shapely.geometry import MultiPolygon, Polygon, shape
+from shapely.geometry import MultiPolygon, Polygon
 
 from .changes import measure
+from .detections import mask_polygons
 from .grid import to_crs
 from .records import MetricsRecord, SceneRecord
 from .scenes import SceneRaster, SceneRef
@@ -32,8 +32,7 @@ def valid_footprint(raster: SceneRaster) -> Polygon | None:
     has_data = np.isfinite(raster.bands["red"])
     if not has_data.any():
         return None
-    polys = [shape(g) for g, v in rasterio.features.shapes(has_data.astype(np.uint8), mask=has_data,
-                                                           transform=raster.grid.transform) if v]
+    polys = mask_polygons(has_data, raster.grid.transform)
     hull = MultiPolygon(polys).convex_hull if len(polys) > 1 else polys[0]
     g = to_crs(hull.simplify(raster.grid.res), raster.grid.crs, "EPSG:4326")
     return g if isinstance(g, Polygon) and g.is_valid and not g.is_empty else None

@@ -28,11 +28,11 @@ from typing import Protocol
 
 import numpy as np
 from affine import Affine
-from shapely.geometry import MultiPolygon, shape
+from shapely.geometry import MultiPolygon
 from shapely.ops import unary_union
 
 from ..components import components
-from ..detections import as_multipolygon
+from ..detections import as_multipolygon, mask_polygons
 from ..indices import NDVI_SEASONAL as NDVI_VEGETATION
 from ..indices import ndvi
 from ..scenes import BANDS
@@ -320,8 +320,6 @@ def persists(stack: Sequence[TileScene], sl: Window2D, part: np.ndarray, before:
 def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MIN_AREA_M2) -> list[Candidate]:
     """New building blocks as polygons (tile CRS), one per connected object that the next clear
     scene still shows (:func:`persists`)."""
-    import rasterio.features
-
     res = job.transform.a
     found: list[Candidate] = []
     bands = [b for b in BANDS if all(b in s.dn and b not in s.resampled for s in stack)]
@@ -332,8 +330,7 @@ def candidates(stack: Sequence[TileScene], job: TileJob, min_area_m2: float = MI
             if not persists(stack, sl, part, before, pc.after, bands, levels):
                 continue
             t = job.transform @ Affine.translation(sl[1].start, sl[0].start)
-            polys = [shape(g) for g, v in rasterio.features.shapes(part.astype(np.uint8), mask=part, transform=t) if v]
-            geom = unary_union(polys)
+            geom = unary_union(mask_polygons(part, t))
             if job.region is not None and not job.region.contains(geom.centroid):
                 continue
             mag = float(np.sqrt(pc.magnitude2[sl][part]).mean())
