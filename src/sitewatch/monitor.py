@@ -285,11 +285,12 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
     from .security import levels_over_time, store_updates
 
     maps = {o.scene_id: o.maps for obs in by_res.values() for o in obs}
-    levels = store_updates(levels_over_time(store.metrics(site_id), maps))
+    rows = store.metrics(site_id)  # read once: nothing is written to them before the loop below
+    levels = store_updates(levels_over_time(rows, maps))
     # A perimeter half under cloud is not a fall in security: a lower level from a partly hidden
     # scene is not claimed (a fall is only reported from scenes that saw the whole site).
     last = None
-    for rec in sorted(store.metrics(site_id), key=lambda r: (r.acquired, r.scene_id)):
+    for rec in sorted(rows, key=lambda r: (r.acquired, r.scene_id)):
         level, why = levels.get(rec.scene_id, (None, ""))
         m = maps.get(rec.scene_id)
         hidden = 1 - float(m.observed.mean()) if m is not None else 0.0
