@@ -411,8 +411,13 @@ def main() -> None:
         for name, path in models.items():
             if not clear and name != "difference":
                 continue  # the mask question does not depend on the model's cost
-            d_masks, (d_cpu, d_wall) = direct(path, pairs, args.repeat)
-            m_masks, (m_cpu, m_wall), db, summary = through_monitor(path, imagery, sites, origins, work, args.repeat)
+            # the model alone and monitor in turn, so that a change of the machine's load between them
+            # falls on both (the fastest of each is kept)
+            (d_cpu, d_wall), (m_cpu, m_wall) = (float("inf"),) * 2, (float("inf"),) * 2
+            for _ in range(args.repeat):
+                d_masks, d = direct(path, pairs, 1)
+                m_masks, m, db, summary = through_monitor(path, imagery, sites, origins, work, 1)
+                (d_cpu, d_wall), (m_cpu, m_wall) = min((d_cpu, d_wall), d), min((m_cpu, m_wall), m)
             ds, ms = scores(d_masks, pairs), scores(m_masks, pairs)
             for label, s, c, w in (("direct (onnxruntime, whole pair)", ds, d_cpu, d_wall),
                                    ("sitewatch monitor", ms, m_cpu, m_wall)):
@@ -433,15 +438,19 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)\n")
     print("| model | parameters | G MAC per pair | model alone, CPU s per 256² pair | model alone CPU s | "
           "monitor CPU s | **ratio (CPU)** | model alone wall s | monitor wall s | ratio (wall) | "
-          "pipeline's own CPU s | 1.3x needs a model of ≥ CPU s per pair | target ≤ 1.3x |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "pipeline's own CPU s | **1 + own / model alone** | 1.3x needs a model of ≥ CPU s per pair | "
+          "target ≤ 1.3x |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, t in timing.items():
         own = t["b_total"] - t["the model: onnxruntime inference"]
-        cpu, wall = t["m_cpu"] / t["d_cpu"], t["m_wall"] / t["d_wall"]
-        verdict = "met" if cpu <= 1.3 and wall <= 1.3 else ("met on CPU, not on wall" if cpu <= 1.3 else "not met")
+        cpu, wall, steady = t["m_cpu"] / t["d_cpu"], t["m_wall"] / t["d_wall"], 1 + own / t["d_cpu"]
+        verdict = "met" if max(cpu, steady) <= 1.3 else "not met"
         print(f"| {name} | {parameters(models[name]):,} | {macs(models[name]) / 1e9:.2f} | {t['d_cpu'] / n_pairs:.3f} | "
               f"{t['d_cpu']:.2f} | {t['m_cpu']:.2f} | **{cpu:.2f}x** | {t['d_wall']:.2f} | {t['m_wall']:.2f} | "
-              f"{wall:.2f}x | {own:.2f} | {own / 0.3 / n_pairs:.2f} | {verdict} |")
+              f"{wall:.2f}x | {own:.2f} | **{steady:.2f}x** | {own / 0.3 / n_pairs:.2f} | {verdict} |")
+    print("\n'1 + own / model alone': the pipeline's own CPU (the breakdown run less its inference) over the "
+          "model's CPU alone; steadier than the measured ratio, whose two inference times move with the load "
+          "(onnxruntime's threads spin while they wait). 'target': met when both ratios are ≤ 1.3.")
     print("\nWhere a monitor run's CPU time goes (one more run per model, its scenes read one after another so "
           "that stages do not overlap; CPU s, each stage without the stages it calls):\n")
     names = list(timing)
