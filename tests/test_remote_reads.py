@@ -277,3 +277,29 @@ def test_a_run_over_http_stores_what_a_run_over_the_same_files_by_path_stores(sc
     assert here["detections"], "the new building is found, so detections are compared too"
     assert there == here
     assert results_hash(tmp_path / "remote.gpkg") == results_hash(tmp_path / "local.gpkg")
+
+
+@pytest.mark.parametrize("base, told, ahead", [("https://example.org/cogs", None, 4), ("/data/tiffs", None, 1),
+                                               ("/data/tiffs", "3", 3), ("https://example.org/cogs", "2", 2)])
+def test_scenes_are_read_ahead_over_http_but_one_at_a_time_from_local_files(monkeypatch, base, told, ahead):
+    """Four scenes in flight hide round trips; from local files they only add threads on the cores.
+    SITEWATCH_SCENES_AHEAD overrides either."""
+    import concurrent.futures
+
+    import sitewatch.monitor as mon
+
+    if told is None:
+        monkeypatch.delenv("SITEWATCH_SCENES_AHEAD", raising=False)
+    else:
+        monkeypatch.setenv("SITEWATCH_SCENES_AHEAD", told)
+    pools: list[int] = []
+
+    class Pool(concurrent.futures.ThreadPoolExecutor):
+        def __init__(self, max_workers: int, **kw: object) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers, **kw)
+
+    monkeypatch.setattr(mon, "ThreadPoolExecutor", Pool)
+    refs = [_ref(base, f"s{d}", d) for d in range(1, 7)]
+    got = [ref.scene_id for ref, _ in mon._read_ahead(lambda r: r.scene_id, refs)]  # type: ignore[arg-type]
+    assert got == [r.scene_id for r in refs] and pools == [ahead]

@@ -109,17 +109,25 @@ def _scene_overlaps(site: Site, ref: SceneRef) -> bool:
     return ref.footprint is None or ref.footprint.intersects(site.geometry)
 
 
-def scenes_ahead() -> int:
-    """Scenes of one site read ahead of the one being mapped (``SITEWATCH_SCENES_AHEAD``, default 4):
-    remote reads wait on round trips, so several are kept in flight; each waiting raster is small."""
-    return max(1, int(os.environ.get("SITEWATCH_SCENES_AHEAD", "4")))
+def scenes_ahead(remote: bool = True) -> int:
+    """Scenes of one site read ahead of the one being mapped (``SITEWATCH_SCENES_AHEAD``; default 4
+    for imagery over http(s), 1 for local files). Remote reads wait on round trips, so several are
+    kept in flight (each waiting raster is small); a local read waits on nothing, and more scenes
+    ahead only add threads contending for the cores (22 local LEVIR scenes: 4 ahead cost 0.1 s more
+    CPU and wall than 1, benchmarks/README.md section 9)."""
+    told = os.environ.get("SITEWATCH_SCENES_AHEAD")
+    return max(1, int(told)) if told else (4 if remote else 1)
+
+
+def _remote(ref: SceneRef) -> bool:
+    return any(a.href.startswith(("http://", "https://", "/vsi")) for a in ref.assets.values())
 
 
 def _read_ahead(read: Callable[[SceneRef], SceneRaster], refs: Sequence[SceneRef]
                 ) -> Iterator[tuple[SceneRef, SceneRaster | SceneError]]:
     """``(ref, raster or the SceneError reading it raised)`` in ``refs`` order, reading a bounded
     number ahead on threads. Nothing is stored here, so a run stopped part-way loses nothing."""
-    ahead = scenes_ahead()
+    ahead = scenes_ahead(any(_remote(r) for r in refs))
 
     def one(ref: SceneRef) -> SceneRaster | SceneError:
         try:
