@@ -1,7 +1,7 @@
 # The two commands: `make demo` and `make test`. Both set up .venv when it is missing.
-# `make demo` (and `make install`) install what the product needs to run: the library and the CLI.
-# `make install-extras` adds the Prefect flows (schedules, deployments), the change-model runtime
-# and Dask (scaling out).
+# `make demo` (and `make install`) install what the product needs: the library, the CLI and the
+# Prefect flows (the demo runs the monitoring flow). `make install-extras` adds the change-model
+# runtime and Dask (scaling out).
 # `make test` installs everything plus the test tools (pytest, Playwright, nbclient, GDAL's validator).
 PYTHON ?= python3
 VENV   := .venv
@@ -20,11 +20,10 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# --no-compile: Python compiles what it imports on first use, not every module of every package
-	$(BIN)/python -m pip install -q --no-compile -e .
+	$(BIN)/python -m pip install -q --no-compile -e ".[flows]"
 	touch $(STAMP)
 
-# Prefect (flows, schedules), --change-model (onnxruntime), `review learn` (scikit-learn),
-# --workers/--cluster (Dask)
+# --change-model (onnxruntime), `review learn` (scikit-learn), --workers/--cluster (Dask)
 install-extras: install
 	$(BIN)/python -m pip install -q --no-compile -e ".[flows,models,dask]"
 

@@ -88,7 +88,7 @@ def test_scaling_out_without_the_dask_extra_is_one_line(tmp_path, cmd):
 
 
 def test_monitor_without_prefect_runs_the_library_and_says_so(tmp_path):
-    """`make demo`'s install has no Prefect: the run completes on the library path, told on stderr."""
+    """A core install (`pip install .`) has no Prefect: the run completes on the library path, told on stderr."""
     shadow = tmp_path / "shadow" / "prefect"
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('No module named prefect')\n")

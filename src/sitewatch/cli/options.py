@@ -70,5 +70,5 @@ def flow_or_library(name: str) -> Any:
             except ImportError:
                 break
     click.echo("Prefect is not installed: running the library directly (same results; "
-               "`make install-extras` or `pip install 'sitewatch[flows]'` adds the flows and schedules).", err=True)
+               "`pip install 'sitewatch[flows]'`, or `make install`, adds the flows and schedules).", err=True)
     return None
