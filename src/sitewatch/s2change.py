@@ -328,6 +328,9 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
     if out is None:
         return empty, empty.astype(np.float32), empty, {}, {**about, "missing_bands": sorted(set(BANDS) - set(bands))}
     presence, p, both, info = out
+    # strength: the strongest change within a pixel of here, so a rim pixel the map drops on one date
+    # (its outline wavers by a pixel at 10 m) is "unknown" to the tracker, not a structure gone
+    p = np.where(both, ndimage.maximum_filter(p, size=3), 0.0).astype(np.float32)
     share = float(presence.sum()) / max(int(both.sum()), 1)
     if share > MAX_CHANGED_SHARE:  # changed almost everywhere: the scene, not the ground (see the constant)
         return empty, empty.astype(np.float32), empty, {}, {**about, **info, "changed_share": round(share, 3),
