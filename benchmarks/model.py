@@ -254,6 +254,17 @@ STAGES = [
 ]
 
 
+def sequential(read, refs):  # type: ignore[no-untyped-def]
+    """Scenes read one after another on the calling thread, so a CPU timer sees each stage."""
+    from sitewatch.errors import SceneError
+
+    for ref in refs:
+        try:
+            yield ref, read(ref)
+        except SceneError as exc:
+            yield ref, exc
+
+
 def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple[float, dict[str, float]]:
     """One more monitor run with each stage's CPU time (process time, so onnxruntime's and the reader's
     own threads count) taken around its calls; scenes are read one after another for this run, so
@@ -261,7 +272,6 @@ def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple
     import importlib
 
     import sitewatch.monitor as mon
-    from sitewatch.errors import SceneError
     from sitewatch.monitor import MonitorParams, run
 
     spent: dict[str, float] = {name: 0.0 for name, _ in STAGES}
@@ -281,13 +291,6 @@ def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple
                 if stack:
                     stack[-1][0] += took
         return wrapper
-
-    def sequential(read, refs):  # type: ignore[no-untyped-def]
-        for ref in refs:
-            try:
-                yield ref, read(ref)
-            except SceneError as exc:
-                yield ref, exc
 
     for stage, targets in STAGES:
         for where, attr in targets:
@@ -336,15 +339,7 @@ def profile(model_path: Path, imagery: Path, sites: Path, work: Path, top: int =
     import pstats
 
     import sitewatch.monitor as mon
-    from sitewatch.errors import SceneError
     from sitewatch.monitor import MonitorParams, run
-
-    def sequential(read, refs):  # type: ignore[no-untyped-def]
-        for ref in refs:
-            try:
-                yield ref, read(ref)
-            except SceneError as exc:
-                yield ref, exc
 
     db = work / "levir-profile.gpkg"
     params = MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),
