@@ -91,10 +91,6 @@ def test_stac_api_with_paging_same_as_local(demo, tmp_path):
     assert facts(db) == facts(local)
 
 
-@pytest.mark.xfail(strict=True, reason="10 m change maps (sitewatch.s2change) waver by a pixel-rim from date to date: "
-                   "with the demo's last scene failed, a 24-pixel rim growth on its gain-shifted 2020-10-11 scene is "
-                   "stored as an unconfirmed building_new that the last scene, once read, does not confirm, and a "
-                   "stored detection is never withdrawn; the uninterrupted run never makes it (issue 13, detect-s2)")
 def test_faults_partial_run_then_finished(demo, tmp_path):
     bundle, sites, local = demo
     root = bundle.catalog_path.parent.parent

@@ -2,13 +2,15 @@
 
 Plain functions, no Prefect: ``pipelines/monitor.py`` wires :func:`monitor_site` into one
 task per site. Every step is idempotent against the GeoPackage: scenes already stored are
-skipped, detections already stored (and their reviews) are kept, so re-running over the
-same imagery adds nothing and a run killed half-way is finished by the next one.
+skipped, reviewed detections are kept as they are, so re-running over the same imagery adds
+nothing and a run killed half-way is finished by the next one (pending detections no one
+reviewed are re-dated or withdrawn to match: :mod:`sitewatch.events`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -16,12 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import __version__, quicklook
 from .changes import Observation, track
 from .detections import detection_record
-from .errors import ImageryError, SceneError, SitesError
+from .errors import ImageryError, NotFoundError, SceneError, SitesError, StoreError
+from .events import clear_after, log_lines, reconcile, same_event  # noqa: F401 (same_event: monitor's before)
 from .grid import site_resolution
 from .progress import reporter
 from .scenerecords import metrics_record, reflectance_steps, scene_record
@@ -30,6 +33,8 @@ from .sites import Site
 from .store import DetectionRecord, RunParams, Store
 from .structures import Detector, StructureMaps
 from .vrt import image_href, vrt_folder
+
+log = logging.getLogger("sitewatch.monitor")
 
 #: Below this fraction of clear ground over the site a scene is recorded as unusable.
 MIN_VALID_FRACTION = 0.05
@@ -69,6 +74,8 @@ class SiteResult:
     warnings: tuple[str, ...] = ()
     #: what the user should know that is not a failure (the site matched no scene)
     notes: tuple[str, ...] = ()
+    #: pending, unreviewed detections this run withdrew: later clear imagery refuted them
+    withdrawn: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -91,6 +98,8 @@ class RunSummary:
             "scenes_unusable": sum(s.scenes_unusable for s in self.sites),
             "scenes_failed": sum(len(s.failures) for s in self.sites),
             "detections_new": sum(s.detections_new for s in self.sites),
+            "detections_withdrawn": sum(len(s.withdrawn) for s in self.sites),
+            "withdrawn": [i for s in self.sites for i in s.withdrawn],
             "failures": [f for s in self.sites for f in s.failures],
             "unusable": [u for s in self.sites for u in s.unusable],
             "warnings": [w for s in self.sites for w in s.warnings],
@@ -244,14 +253,24 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         new += 1
         rep.advance(task)
     rep.finish(task)
-    added = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback)
+    dated = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback)
     steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
-    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), added, tuple(unusable), steps)
+    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), dated.added, tuple(unusable),
+                      steps, withdrawn=dated.withdrawn)
+
+
+class Redated(NamedTuple):
+    """What re-judging a site's stored maps wrote: detections added or superseded, ids withdrawn."""
+
+    added: int
+    withdrawn: tuple[str, ...] = ()
 
 
 def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
-                stored: Mapping[str, tuple[bytes, StructureMaps]] | None = None) -> int:
-    """Track changes over every stored observation of a site; store the ones not yet stored.
+                stored: Mapping[str, tuple[bytes, StructureMaps]] | None = None) -> Redated:
+    """Track changes over every stored observation of a site; store the ones not yet stored,
+    supersede or withdraw pending ones the judgement over all scenes dates better or refutes
+    (:mod:`sitewatch.events`), so a run after a partial one ends as one uninterrupted run would.
 
     ``model`` (a :class:`~sitewatch.changemodel.ChangeModel`) re-runs pairs whose stored
     change probability was made against another scene (one that arrived late). ``stored``:
@@ -275,20 +294,22 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
 
             records += model_detection_records(site_id, obs, run_id, model)
     stored = store.detections(site_id=site_id)
-    fresh: list[DetectionRecord] = []
-    better: dict[str, DetectionRecord] = {}
-    for r in records:
-        same = [s for s in stored if same_event(r, s)]
-        if not same:
-            fresh.append(r)
-        elif not any(s.detection_id == r.detection_id for s in same):
-            # the same event seen again with more scenes (one that failed before, or arrived late):
-            # pending versions give way, so the file converges on what an uninterrupted run writes
-            for s in same:
-                if s.status == "pending" and s.detection_id not in better:
-                    better[s.detection_id] = r
+    ids = {s.detection_id for s in stored}
+    reviewed = {v.detection_id for v in store.reviews() if v.detection_id in ids} if stored else set()
+    todo = reconcile(records, stored, reviewed,
+                     clear_after(by_res, {model.sha256} if model is not None else ()))
     # (a write with nothing to write still costs a transaction and its syncs: skipped)
-    added = (store.save_detections(fresh) if fresh else 0) + (store.supersede_detections(better) if better else 0)
+    added = (store.save_detections(todo.fresh) if todo.fresh else 0) + \
+        (store.supersede_detections(todo.better) if todo.better else 0)
+    withdrawn: tuple[str, ...] = ()
+    if todo.withdraw:  # the mirror of superseding: refuted pending claims go, named in the run's summary
+        try:
+            store.withdraw_detections(todo.withdraw)
+            withdrawn = tuple(todo.withdraw)
+            for line in log_lines(site_id, withdrawn):
+                log.info(line)
+        except (StoreError, NotFoundError) as exc:  # reviewed meanwhile: it stays; the next run judges again
+            log.warning("site %s: nothing withdrawn: %s", site_id, exc)
     # security level per scene, from the same maps (needs every scene of the site: levels compare layouts)
     from .security import levels_over_time, store_updates
 
@@ -309,30 +330,7 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
             last = level
     if levels:  # a change model alone measures nothing: no level to store
         store.update_security(site_id, levels)
-    return added
-
-
-def same_event(a: DetectionRecord, b: DetectionRecord, min_iou: float = 0.3) -> bool:
-    """Whether two detections describe the same change of the same structure.
-
-    New scenes can sharpen an object's outline or tighten its dates (an archive scene that
-    arrives late); the stored detection stays true and keeps its reviews, so it is not
-    duplicated. A structure removed and later rebuilt is a new event: its dates do not
-    overlap the old one's.
-    """
-    if a.detection_id == b.detection_id:
-        return True
-    if a.kind != b.kind or a.site_id != b.site_id:
-        return False
-    from .changemodel import maker
-
-    if maker(a.evidence) != maker(b.evidence):  # a model's claim and the detector's are two claims
-        return False
-    if not (a.before_date < b.after_date and b.before_date < a.after_date):
-        return False
-    inter = a.geometry.intersection(b.geometry).area
-    union = a.geometry.union(b.geometry).area
-    return union > 0 and inter / union >= min_iou
+    return Redated(added, withdrawn)
 
 
 def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSummary:
@@ -432,7 +430,10 @@ def summary_lines(summary: RunSummary | Mapping[str, Any]) -> list[str]:
     d = summary.as_dict() if isinstance(summary, RunSummary) else dict(summary)
     return [f"{d['sites']} sites, {d['scenes_found']} scenes found, {d['scenes_new']} new, "
             f"{d['scenes_unusable']} unusable (cloud or no data), {d['scenes_failed']} failed; "
-            f"{d['detections_new']} new detections", *[f"failed: {f}" for f in d["failures"]],
+            f"{d['detections_new']} new detections"
+            + (f", {d['detections_withdrawn']} withdrawn" if d.get("detections_withdrawn") else ""),
+            *[f"failed: {f}" for f in d["failures"]],
+            *[f"withdrawn: {i} (pending, unreviewed; a later clear scene refutes it)" for i in d.get("withdrawn", [])],
             *[f"unusable: {u}" for u in d.get("unusable", [])], *[f"warning: {w}" for w in d.get("warnings", [])],
             *d.get("notes", [])]
 

@@ -1,7 +1,8 @@
 """The ``detections`` layer: machine detections of new or removed structures, for review.
 
 A detection is written ``pending`` once and then belongs to its reviewers: storing it again
-changes nothing, and only a pending, unreviewed one may be swapped for a better-dated version.
+changes nothing, and only a pending, unreviewed one may be swapped for a better-dated version
+or withdrawn (later clear imagery refutes it before anyone reviewed it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 from shapely.geometry import MultiPolygon
 
 from .. import gpkg
-from ..errors import NotFoundError, SchemaError
+from ..errors import NotFoundError, SchemaError, StoreError
 from ..records import DetectionRecord
 from ..reviews import STATUSES
 from ..sites import SITE_ID_RE
@@ -96,6 +97,30 @@ def supersede_detections(db: Database, replaced: Mapping[str, DetectionRecord]) 
                 continue
             con.execute("DELETE FROM detections WHERE detection_id=?", (old_id,))
             n += insert_detection(con, replace(d, evidence={**dict(d.evidence), "supersedes": old_id}), now)
+        if n:
+            gpkg.touch_contents(con, "detections")
+    return n
+
+
+def withdraw_detections(db: Database, ids: Sequence[str]) -> int:
+    """Remove pending, unreviewed detections a later run's judgement refutes, atomically.
+
+    All or nothing: a detection that is missing, not ``pending`` or has any review is refused
+    (:class:`~sitewatch.errors.StoreError`, nothing removed), as a reviewed one belongs to its
+    reviewers. Returns how many were removed.
+    """
+    ids = list(dict.fromkeys(ids))
+    n = 0
+    with db.write() as con:
+        for i in ids:
+            row = con.execute("SELECT status FROM detections WHERE detection_id=?", (i,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"{db.path}: no detection {i!r} to withdraw")
+            reviewed = con.execute("SELECT 1 FROM reviews WHERE detection_id=? LIMIT 1", (i,)).fetchone()
+            if row[0] != "pending" or reviewed:
+                raise StoreError(f"{db.path}: detection {i!r} is {row[0]}{' and reviewed' if reviewed else ''}: "
+                                  "only a pending detection no one reviewed may be withdrawn")
+            n += con.execute("DELETE FROM detections WHERE detection_id=?", (i,)).rowcount
         if n:
             gpkg.touch_contents(con, "detections")
     return n

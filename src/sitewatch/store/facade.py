@@ -103,6 +103,11 @@ class Store(Database):
         returns how many were replaced (see :func:`sitewatch.store.detections.supersede_detections`)."""
         return _detections.supersede_detections(self, replaced)
 
+    def withdraw_detections(self, ids: Sequence[str]) -> int:
+        """Remove pending detections no one reviewed that a later run refutes, all or nothing; a reviewed
+        or decided one is refused (see :func:`sitewatch.store.detections.withdraw_detections`)."""
+        return _detections.withdraw_detections(self, ids)
+
     def detections(self, *, site_id: str | None = None, status: str | None = None,
                    kind: str | None = None) -> list[DetectionRecord]:
         return _detections.detections(self, site_id=site_id, status=status, kind=kind)
