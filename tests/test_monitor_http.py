@@ -116,10 +116,18 @@ def test_faults_partial_run_then_finished(demo, tmp_path):
         assert status["demo-s2_20200504"] == "observed", "one 429 with Retry-After is retried"
         assert sum(v == "observed" for v in status.values()) == len(status) - 2
         assert [x.status for x in Store(db).runs()] == ["partial"]
+        first = {d.detection_id: d for d in Store(db).detections(site_id=SITE)}
         srv.faults.clear()
         r2 = monitor(sites, url, db, env=env)
         assert r2.returncode == 0, r2.stderr
     assert facts(db) == facts(local), "after the faults clear, the result equals an uninterrupted run"
+    # what went is either superseded (named by its better-dated version) or withdrawn, named in the summary
+    now = Store(db).detections(site_id=SITE)
+    gone = set(first) - {d.detection_id for d in now} - {d.evidence.get("supersedes") for d in now}
+    named = {ln.split()[1] for ln in r2.stderr.splitlines() if ln.startswith("withdrawn: ")}
+    assert named == gone and (f"{len(gone)} withdrawn" in r2.stdout) == bool(gone), r2.stdout + r2.stderr
+    assert all(first[i].status == "pending" and not first[i].evidence["confirmed_by_next_clear_scene"] for i in gone)
+    assert set(max(Store(db).runs(), key=lambda x: x.started_at).summary["withdrawn"]) == gone
 
 
 def _dates(local: Path) -> list[str]:
