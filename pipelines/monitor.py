@@ -5,10 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from prefect import flow, task, unmapped
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NONE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from sitewatch.events import log_lines
 from sitewatch.monitor import MonitorParams, SiteResult, finish, prepare, run_site
 from sitewatch.sites import Site
 
@@ -52,6 +53,9 @@ def monitor_flow(sites: str, imagery: str, db: str = "findings.gpkg", collection
             results.append(SiteResult(site.site_id, failures=(f"site {site.site_id}: {type(exc).__name__}: {exc}",)))
     summary = finish(store, run_id, results)
     out = {"run_id": run_id, "status": summary.status, **summary.as_dict()}
+    for r in results:  # a withdrawn detection leaves the file: said in the flow's log, not only its result
+        for line in log_lines(r.site_id, r.withdrawn):
+            get_run_logger().info(line)
     if learn_ranking:
         out["ranking"] = relearn(db)
     return out
@@ -61,7 +65,6 @@ def relearn(db: str) -> str:
     """Fit the review queue's ranking again from the file's reviews; what happened, in one line."""
     import logging
 
-    from prefect import get_run_logger
     from prefect.exceptions import MissingContextError
 
     from sitewatch.errors import SitewatchError
