@@ -111,3 +111,18 @@ def test_scene_rewrite_is_atomic_and_failed_scenes_retry(store):
     store.save_scene(_scene(run), maps=b"m", detector="t")
     assert store.done_scene_ids("s1") == {"a"}
     assert len(store.scenes("s1")) == 1 and store.scene_maps("s1")[0][1] == b"m"
+
+
+def test_withdraw_removes_pending_unreviewed_only_all_or_nothing(store, gpkg_valid):
+    run = store.start_run("monitor", {})
+    store.save_detections([_det(run, "d1"), _det(run, "d2"), _det(run, "d3")])
+    store.add_review("d2", "ana", "rejected")
+    with pytest.raises(StoreError, match="d2"):  # a reviewed one is refused, and nothing is removed
+        store.withdraw_detections(["d1", "d2"])
+    with pytest.raises(NotFoundError):
+        store.withdraw_detections(["d1", "nope"])
+    assert {d.detection_id for d in store.detections()} == {"d1", "d2", "d3"}
+    assert store.withdraw_detections(["d1", "d1"]) == 1
+    assert {d.detection_id for d in store.detections()} == {"d2", "d3"}
+    assert store.detection("d2").status == "rejected" and len(store.reviews("d2")) == 1
+    gpkg_valid(store.path)

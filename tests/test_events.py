@@ -1,0 +1,111 @@
+"""The rules that reconcile a site's stored detections with a run's judgement (sitewatch.events),
+on hand-made records: which stored claims a later run withdraws, and which it must leave."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from affine import Affine
+from shapely.geometry import MultiPolygon, box
+
+from sitewatch.events import clear_after, clear_share, reconcile, withdrawals
+from sitewatch.grid import Grid, to_crs
+from sitewatch.store import DetectionRecord
+
+RES = 10.0
+GRID = Grid("EPSG:32644", Affine(RES, 0, 500000.0, 0, -RES, 4100000.0), 20, 20)
+
+
+def _outline(c0: int, r0: int, c1: int, r1: int) -> MultiPolygon:
+    """Pixels [r0:r1, c0:c1] of GRID as a WGS84 outline, as detections store them."""
+    t = GRID.transform
+    g = box(t.c + c0 * RES, t.f - r1 * RES, t.c + c1 * RES, t.f - r0 * RES)
+    return MultiPolygon([to_crs(g, GRID.crs, "EPSG:4326")])
+
+
+def _det(did: str, *, after=dt.date(2020, 10, 11), status="pending", confirmed=False, res=RES, model=None,
+         geom=None) -> DetectionRecord:
+    ev: dict = {"confirmed_by_next_clear_scene": confirmed, "grid_res_m": res}
+    if model:
+        ev["model"] = {"file": "m.onnx", "sha256": model}
+    return DetectionRecord(detection_id=did, site_id="s1", kind="building_new", before_date=dt.date(2020, 5, 4),
+                           after_date=after, before_scene_id="b", after_scene_id="a", area_m2=2400.0,
+                           length_m=None, score=0.4, geometry=geom or _outline(2, 2, 8, 6), run_id="r",
+                           status=status, evidence=ev)
+
+
+def always(_d):
+    return True
+
+
+def test_a_refuted_pending_claim_is_withdrawn():
+    assert withdrawals([], [_det("d1")], set(), always) == ["d1"]
+
+
+@pytest.mark.parametrize("why, stored, reviewed, later", [
+    ("reviewed, though still pending", _det("d1"), {"d1"}, always),
+    ("confirmed by a reviewer", _det("d1", status="confirmed"), set(), always),
+    ("rejected by a reviewer", _det("d1", status="rejected"), set(), always),
+    ("confirmed by the next clear scene", _det("d1", confirmed=True), set(), always),
+    ("no clear scene after it judged yet", _det("d1"), set(), lambda d: False),
+])
+def test_what_is_never_withdrawn(why, stored, reviewed, later):
+    assert withdrawals([], [stored], reviewed, later) == [], why
+
+
+def test_the_same_event_made_again_is_kept_or_superseded_not_withdrawn():
+    old = _det("d1")
+    again = withdrawals([old], [old], set(), always)
+    moved = _det("d2", after=dt.date(2020, 9, 1), geom=_outline(2, 2, 8, 7))  # better dated, a pixel row more
+    done = reconcile([moved], [old], set(), always)
+    assert again == [] and done.withdraw == [] and done.better == {"d1": moved} and done.fresh == []
+    elsewhere = _det("d3", geom=_outline(12, 12, 18, 18))  # another structure: old one is refuted, d3 is new
+    done = reconcile([elsewhere], [old], set(), always)
+    assert done.withdraw == ["d1"] and done.fresh == [elsewhere] and done.better == {}
+
+
+def _obs(day: dt.date, observed: np.ndarray, kinds=("building",), model=None):
+    info = {"model": {"file": "m.onnx", "sha256": model}} if model else {}
+    maps = SimpleNamespace(grid=GRID, observed=observed, kinds=kinds, info=info)
+    return SimpleNamespace(scene_id=str(day), acquired=dt.datetime.combine(day, dt.time(5)), maps=maps)
+
+
+CLEAR = np.ones(GRID.shape, bool)
+CLOUDED = CLEAR.copy()
+CLOUDED[2:6, 2:8] = False  # cloud over the detection's outline only
+
+
+def test_clear_share_reads_the_outline_on_the_grid():
+    half = CLEAR.copy()
+    half[2:4, 2:8] = False
+    assert clear_share(_obs(dt.date(2021, 1, 1), half).maps, _outline(2, 2, 8, 6)) == pytest.approx(0.5)
+    assert clear_share(_obs(dt.date(2021, 1, 1), CLOUDED).maps, _outline(12, 12, 18, 18)) == 1.0
+
+
+@pytest.mark.parametrize("why, det, series, models, judged", [
+    ("a clear scene after it, same series", _det("d"), {RES: [_obs(dt.date(2021, 6, 27), CLEAR)]}, (), True),
+    ("the later scene is clouded over it", _det("d"), {RES: [_obs(dt.date(2021, 6, 27), CLOUDED)]}, (), False),
+    ("only its own and earlier scenes", _det("d"), {RES: [_obs(dt.date(2020, 10, 11), CLEAR)]}, (), False),
+    ("another resolution's series", _det("d", res=0.5), {RES: [_obs(dt.date(2021, 6, 27), CLEAR)]}, (), False),
+    ("maps that cannot show buildings", _det("d"), {RES: [_obs(dt.date(2021, 6, 27), CLEAR, kinds=())]}, (), False),
+    ("its model's maps, model run", _det("d", model="aa"),
+     {RES: [_obs(dt.date(2021, 6, 27), CLEAR, kinds=(), model="aa")]}, ("aa",), True),
+    ("its model not run this time", _det("d", model="aa"),
+     {RES: [_obs(dt.date(2021, 6, 27), CLEAR, kinds=(), model="aa")]}, (), False),
+    ("another model's maps", _det("d", model="aa"),
+     {RES: [_obs(dt.date(2021, 6, 27), CLEAR, model="bb")]}, ("aa", "bb"), False),
+])
+def test_clear_after_only_where_this_judgement_could_have_made_it(why, det, series, models, judged):
+    assert clear_after(series, models)(det) is judged, why
+    assert (withdrawals([], [det], set(), clear_after(series, models)) == ["d"]) is judged, why
+
+
+def test_an_unconfirmed_claim_with_its_confirmation_still_to_come_is_kept():
+    """A stored claim marked unconfirmed whose event this run makes again (now confirmed) is not withdrawn."""
+    stored = _det("d1")
+    now = replace(stored, evidence={**stored.evidence, "confirmed_by_next_clear_scene": True})
+    assert withdrawals([now], [stored], set(), always) == []
