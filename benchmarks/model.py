@@ -248,7 +248,8 @@ STAGES = [
     ("maps (de)serialisation", [("sitewatch.structures:StructureMaps", n)
                                 for n in ("to_bytes", "from_bytes", "stored")]),
     ("GeoPackage writes", [("sitewatch.store:Store", n) for n in
-                           ("save_scene", "save_detections", "supersede_detections", "update_security",
+                           ("save_scene", "save_detections", "supersede_detections", "withdraw_detections",
+                            "update_security",
                             "upsert_sites", "start_run", "finish_run")]),
     ("dating changes: regions, outlines, ids", [("sitewatch.monitor", "redate_site")]),
 ]
