@@ -109,3 +109,19 @@ def test_an_unconfirmed_claim_with_its_confirmation_still_to_come_is_kept():
     stored = _det("d1")
     now = replace(stored, evidence={**stored.evidence, "confirmed_by_next_clear_scene": True})
     assert withdrawals([now], [stored], set(), always) == []
+
+
+def test_a_withdrawn_claim_keeps_what_it_said():
+    """The row goes; the run's summary keeps its kind, dates, scenes, outline and maker."""
+    import json
+
+    import shapely
+
+    from sitewatch.events import claim
+
+    d = replace(_det("det-x"), detector="sitewatch-structures/2")
+    c = claim(d)
+    assert json.loads(json.dumps(c)) == c  # JSON-safe, as runs.summary stores it
+    assert (c["detection_id"], c["kind"], c["before_date"], c["after_date"], c["after_scene_id"], c["detector"]) == \
+        ("det-x", "building_new", "2020-05-04", "2020-10-11", "a", "sitewatch-structures/2")
+    assert shapely.from_wkt(c["outline_wkt"]).equals_exact(d.geometry, 1e-6)

@@ -127,7 +127,15 @@ def test_faults_partial_run_then_finished(demo, tmp_path):
     named = {ln.split()[1] for ln in r2.stderr.splitlines() if ln.startswith("withdrawn: ")}
     assert named == gone and (f"{len(gone)} withdrawn" in r2.stdout) == bool(gone), r2.stdout + r2.stderr
     assert all(first[i].status == "pending" and not first[i].evidence["confirmed_by_next_clear_scene"] for i in gone)
-    assert set(max(Store(db).runs(), key=lambda x: x.started_at).summary["withdrawn"]) == gone
+    summary = max(Store(db).runs(), key=lambda x: x.started_at).summary
+    assert set(summary["withdrawn"]) == gone
+    # what each withdrawn detection claimed stays on record with the run that withdrew it
+    kept = {c["detection_id"]: c for c in summary["withdrawn_claims"]}
+    assert set(kept) == gone
+    for i in gone:
+        assert (kept[i]["kind"], kept[i]["after_date"], kept[i]["after_scene_id"]) == \
+            (first[i].kind, first[i].after_date.isoformat(), first[i].after_scene_id)
+        assert kept[i]["outline_wkt"].startswith("MULTIPOLYGON")
 
 
 def _dates(local: Path) -> list[str]:

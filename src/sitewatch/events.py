@@ -18,6 +18,8 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import shapely
+
 from .records import DetectionRecord
 
 #: Share of a detection's outline a later scene must see clearly to judge it (as in tracking).
@@ -139,11 +141,22 @@ def clear_share(maps: Any, geometry: Any) -> float:
     return float(maps.observed[inside].mean()) if inside.any() else 0.0
 
 
+def claim(d: DetectionRecord) -> dict[str, Any]:
+    """A withdrawn detection's claim, kept in the run's summary: the row is gone from the layer,
+    but what it said (kind, dates, scenes, outline, maker) stays on record with the run that
+    withdrew it, so a claim someone saw in the queue can still be traced."""
+    return {"detection_id": d.detection_id, "site_id": d.site_id, "kind": d.kind,
+            "before_date": d.before_date.isoformat(), "after_date": d.after_date.isoformat(),
+            "before_scene_id": d.before_scene_id, "after_scene_id": d.after_scene_id,
+            "area_m2": d.area_m2, "length_m": d.length_m, "score": d.score, "run_id": d.run_id,
+            "detector": d.detector, "outline_wkt": shapely.to_wkt(d.geometry, rounding_precision=7)}
+
+
 def log_lines(site_id: str, withdrawn: Iterable[str]) -> list[str]:
     """What the run says about each withdrawn detection."""
     return [f"site {site_id}: withdrew pending detection {i}: not confirmed, and a later clear scene "
             f"no longer shows it (no one had reviewed it)" for i in withdrawn]
 
 
-__all__ = ["same_event", "reconcile", "withdrawals", "clear_after", "clear_share", "Reconciled", "log_lines",
+__all__ = ["same_event", "reconcile", "withdrawals", "clear_after", "clear_share", "Reconciled", "log_lines", "claim",
            "CLEAR_SHARE"]

@@ -24,7 +24,7 @@ from . import __version__, quicklook
 from .changes import Observation, track
 from .detections import detection_record
 from .errors import ImageryError, NotFoundError, SceneError, SitesError, StoreError
-from .events import clear_after, log_lines, reconcile, same_event  # noqa: F401 (same_event: monitor's before)
+from .events import claim, clear_after, log_lines, reconcile, same_event  # noqa: F401 (same_event: monitor's before)
 from .grid import site_resolution
 from .progress import reporter
 from .scenerecords import metrics_record, reflectance_steps, scene_record
@@ -76,6 +76,8 @@ class SiteResult:
     notes: tuple[str, ...] = ()
     #: pending, unreviewed detections this run withdrew: later clear imagery refuted them
     withdrawn: tuple[str, ...] = ()
+    #: what each withdrawn detection claimed (:func:`sitewatch.events.claim`), kept in ``runs.summary``
+    withdrawn_claims: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -100,6 +102,7 @@ class RunSummary:
             "detections_new": sum(s.detections_new for s in self.sites),
             "detections_withdrawn": sum(len(s.withdrawn) for s in self.sites),
             "withdrawn": [i for s in self.sites for i in s.withdrawn],
+            "withdrawn_claims": [dict(c) for s in self.sites for c in s.withdrawn_claims],
             "failures": [f for s in self.sites for f in s.failures],
             "unusable": [u for s in self.sites for u in s.unusable],
             "warnings": [w for s in self.sites for w in s.warnings],
@@ -256,7 +259,7 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     dated = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback)
     steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
     return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), dated.added, tuple(unusable),
-                      steps, withdrawn=dated.withdrawn)
+                      steps, withdrawn=dated.withdrawn, withdrawn_claims=dated.claims)
 
 
 class Redated(NamedTuple):
@@ -264,6 +267,7 @@ class Redated(NamedTuple):
 
     added: int
     withdrawn: tuple[str, ...] = ()
+    claims: tuple[Mapping[str, Any], ...] = ()
 
 
 def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
@@ -302,10 +306,12 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
     added = (store.save_detections(todo.fresh) if todo.fresh else 0) + \
         (store.supersede_detections(todo.better) if todo.better else 0)
     withdrawn: tuple[str, ...] = ()
+    claims: tuple[Mapping[str, Any], ...] = ()
     if todo.withdraw:  # the mirror of superseding: refuted pending claims go, named in the run's summary
         try:
             store.withdraw_detections(todo.withdraw)
             withdrawn = tuple(todo.withdraw)
+            claims = tuple(claim(d) for d in stored if d.detection_id in set(withdrawn))
             for line in log_lines(site_id, withdrawn):
                 log.info(line)
         except (StoreError, NotFoundError) as exc:  # reviewed meanwhile: it stays; the next run judges again
@@ -330,7 +336,7 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
             last = level
     if levels:  # a change model alone measures nothing: no level to store
         store.update_security(site_id, levels)
-    return Redated(added, withdrawn)
+    return Redated(added, withdrawn, claims)
 
 
 def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSummary:
