@@ -152,6 +152,9 @@ def test_review_in_the_browser(served):
             expect(page.locator("#queue li")).to_have_count(4)
             first = page.locator("#queue li.current").get_attribute("data-id")
             for img in ("#img-before", "#img-after", "#img-context"):
+                # an <img> with its src removed (the page blanks chips while a detection loads) is
+                # "complete" too: wait until the page shows it, which it does only once it has loaded
+                expect(page.locator(img)).to_be_visible()
                 expect(page.locator(img)).to_have_js_property("complete", True)
                 assert page.locator(img).evaluate("e => e.naturalWidth") > 0, img
             # n / p move through the queue
@@ -202,6 +205,7 @@ def test_review_in_the_browser(served):
             expect(page.locator("#identity")).to_be_hidden()
             expect(page.locator("#reviewer-name")).to_have_text("Ana Reviewer")
             expect(page.locator("#detail")).to_be_visible()
+            expect(page.locator("#img-after")).to_be_visible()
             expect(page.locator("#img-after")).to_have_js_property("complete", True)
             page.screenshot(path=str(fx.path.parent / "review.png"))
 
