@@ -226,6 +226,10 @@ class _SlowHandler(_Handler):
         time.sleep(self.server.json_delay.get(detection_id, 0.0))  # type: ignore[attr-defined]
         super()._detection(detection_id)
 
+    def _queue(self, query: dict[str, list[str]]) -> None:
+        time.sleep(self.server.queue_delay.get(query.get("status", [""])[0], 0.0))  # type: ignore[attr-defined]
+        super()._queue(query)
+
 
 class _SlowServer(ReviewServer):
     """The real review server whose chips of chosen detections come slowly, as from a slow disk."""
@@ -234,6 +238,7 @@ class _SlowServer(ReviewServer):
         super().__init__(*args, **kw)  # type: ignore[arg-type]
         self.chip_delay: dict[str, float] = {}
         self.json_delay: dict[str, float] = {}
+        self.queue_delay: dict[str, float] = {}  # by the queue's status filter
         self.RequestHandlerClass = _SlowHandler
 
     def chips(self, detection_id: str) -> object:
@@ -311,10 +316,16 @@ def test_no_decision_on_stale_pictures(tmp_path):
                 fx.store.add_review("det-b2", "Bo", "rejected", "a shed")
                 page.locator("#queue li[data-id='det-b2']").click()
                 expect(page.locator("#confirm")).to_be_enabled()
+                # the pending queue's reload after this decision answers late, after the disputed
+                # one asked for next: the late answer must not draw over the queue the filter shows
+                server.queue_delay["pending"] = 2.0
                 page.keyboard.press("c")
                 expect(page.locator("#message")).to_contain_text("det-b2 is disputed", timeout=20_000)
                 expect(page.locator("#message")).to_contain_text("Bo rejected")
                 page.select_option("#filter", "disputed")
+                expect(page.locator("#queue li")).to_have_count(1)
+                page.wait_for_timeout(2500)  # the pending queue's answer arrives now
+                server.queue_delay.clear()
                 expect(page.locator("#queue li")).to_have_count(1)
                 expect(page.locator("#queue li")).to_contain_text("disputed")
                 expect(page.locator("#dispute")).to_be_visible()

@@ -7,7 +7,7 @@
   const KEY_REVIEWER = "sitewatch.reviewer";
   const $ = (id) => document.getElementById(id);
   const state = { items: [], index: 0, current: null, mode: "side", blinkTimer: null, busy: false, seq: 0,
-    ready: false, waiting: [] };
+    ready: false, waiting: [], queueSeq: 0 };
 
   function el(tag, text, cls) {
     const e = document.createElement(tag);
@@ -52,7 +52,11 @@
   // --- queue --------------------------------------------------------------------------
   async function loadQueue(keepId, message) {
     const status = $("filter").value;
+    // a queue asked for earlier (the pending one reloading after a decision) may answer after one
+    // asked for later (the filter just changed): only the latest request may draw the queue
+    const mine = ++state.queueSeq;
     const data = await api("/api/queue?status=" + encodeURIComponent(status));
+    if (mine !== state.queueSeq) return;
     state.items = data.detections;
     const c = data.counts;
     $("counts").textContent = c.pending + " pending · " + c.confirmed + " confirmed · " + c.rejected + " rejected · " +
