@@ -24,6 +24,8 @@ from .components import find_objects, label
 from .detections import Change, as_multipolygon, mask_polygons
 from .grid import Grid
 from .morphology import skeletonize
+from . import regionfacts
+from .s2change import reference_of
 from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
@@ -89,6 +91,17 @@ class KindSeries:
         """Ground some scene saw clearly. The rest (outside the site polygon, no data in every scene) no
         later scene will show either: an object running into it is as complete as it will ever be seen."""
         return np.logical_or.reduce(self.observed)
+
+    @cached_property
+    def edge_distance(self) -> np.ndarray:
+        """Distance (pixels) from each pixel to ground no scene saw or to the grid's border."""
+        pad = np.pad(self.ever_observed, 1, constant_values=False)
+        return ndimage.distance_transform_edt(pad)[1:-1, 1:-1].astype(np.float32)
+
+    @cached_property
+    def reference(self) -> dict[str, np.ndarray]:
+        """The 10 m change model's reference bands (the first scene that kept them), or empty."""
+        return next((r for r in (reference_of(o.maps.features) for o in self.obs) if r), {})
 
 
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":
@@ -408,6 +421,7 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
     if isinstance(about, Mapping) and "change_model" in about:  # the learned model that made the map (10 m)
         ev["s2change"] = {k: about[k] for k in ("change_model", "change_model_version", "change_model_sha256",
                                                      "change_bands") if k in about}
+        ev["region"] = _region(ks, t, sl, obj, float(about.get("change_threshold", 0.5)))  # type: ignore[arg-type]
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
         ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if near(s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"
@@ -417,6 +431,16 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
     value = fitted if fitted is not None else score(score_features(name, ev, area, res))
     return Change(name, geom, obs[a].scene_id, obs[a].acquired.date(), obs[b].scene_id, obs[b].acquired.date(),
                   area, None if length is None else round(length, 1), value, ev)
+
+
+def _region(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, threshold: float) -> dict[str, float]:
+    """What the change region looks like (:mod:`sitewatch.regionfacts`): what the 10 m score reads."""
+    ref = {k: v[sl] for k, v in ks.reference.items()}
+    return {**regionfacts.response_facts(ks.strength[t][sl], obj, threshold), **regionfacts.shape_facts(obj),
+            **regionfacts.ground_before(ref, obj),
+            "scene_changed_share": regionfacts.scene_share(ks.present[t], ks.observed[t]),
+            "local_changed_share": regionfacts.local_share(ks.present[t], ks.observed[t], sl, obj),
+            "edge_px": regionfacts.edge_px(ks.edge_distance[sl], obj)}
 
 
 def _majority(votes: list[bool]) -> bool:

@@ -14,8 +14,15 @@ from functools import lru_cache
 from importlib import resources
 
 
+#: What the real-data score was computed from before the change region's facts (kept so
+#: ``benchmarks/calibrate_real.py`` can print the held-out figures before and after).
+BASE_INPUTS = ("magnitude", "strength_after", "strength_before", "log_area_m2", "removed")
+#: Facts of the change region (``evidence["region"]``, :mod:`sitewatch.regionfacts`) the score reads.
+#: Only the scene's changed share: of the region facts measured on real detections it is the one
+#: that ranks held out by city (benchmarks/README.md section 2 has the others' figures).
+REGION_INPUTS = ("scene_changed_share",)
 #: What the real-data score is computed from (``score_inputs``), in model order.
-SCORE_INPUTS = ("magnitude", "strength_after", "strength_before", "log_area_m2", "removed")
+SCORE_INPUTS = BASE_INPUTS + REGION_INPUTS
 #: Grids at or finer than this (metres) use the ``fine`` model, coarser ones ``coarse``.
 FINE_MAX_RES_M = 2.0
 
@@ -24,14 +31,18 @@ def resolution_class(res: float) -> str:
     return "fine" if res <= FINE_MAX_RES_M else "coarse"
 
 
-def score_inputs(kind: str, evidence: Mapping[str, object], area_m2: float, res: float) -> list[float]:
-    """The detection's facts the real-data score reads (see :data:`SCORE_INPUTS`)."""
-    def num(k: str) -> float:
-        v = evidence.get(k, 0.0)
-        return float(v) if isinstance(v, (int, float)) else 0.0
+def score_inputs(kind: str, evidence: Mapping[str, object], area_m2: float, res: float,
+                 region: Sequence[str] = REGION_INPUTS) -> list[float]:
+    """The detection's facts the real-data score reads (see :data:`SCORE_INPUTS`; ``region``: which of
+    ``evidence["region"]`` follow the base inputs, 0 where a fact is missing)."""
+    def num(src: Mapping[str, object], k: str) -> float:
+        v = src.get(k, 0.0)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
-    return [num("magnitude"), num("strength_after"), num("strength_before"), math.log(max(area_m2, 1.0)),
-            1.0 if kind.endswith("_removed") else 0.0]
+    facts = evidence.get("region")
+    facts = facts if isinstance(facts, Mapping) else {}
+    return [num(evidence, "magnitude"), num(evidence, "strength_after"), num(evidence, "strength_before"),
+            math.log(max(area_m2, 1.0)), 1.0 if kind.endswith("_removed") else 0.0] + [num(facts, k) for k in region]
 
 
 def logistic(fit: Mapping[str, object], row: Sequence[float]) -> float:
