@@ -75,6 +75,8 @@ def test_scene_and_local_shares_count_changed_clear_ground():
     near[16:18, 16:18] = True
     assert regionfacts.local_share(near, observed, sl, obj) > 0.0
     assert regionfacts.scene_share(present, np.zeros_like(observed)) == 0.0
+    # the region itself left out: only the other change counts, over the rest of the clear ground
+    assert regionfacts.scene_share(present, observed, sl, obj) == round(100 / (60 * 55 - 16), 4)
 
 
 def test_edge_distance_is_capped():
@@ -144,6 +146,6 @@ def test_a_10m_detection_carries_its_region_facts_and_its_score_follows_from_the
         assert c.evidence["score_model"] == "real"
         # reproducible from what is stored: the score is the model at the stored evidence
         assert c.score == scoremodel.real_score(c.kind, c.evidence, c.area_m2, 10.0)
-    assert quiet.evidence["region"]["scene_changed_share"] == round(48 / 6400, 4)
+    assert quiet.evidence["region"]["scene_changed_share"] == 0.0  # nothing changed but the hall itself
     assert busy.evidence["region"]["scene_changed_share"] > quiet.evidence["region"]["scene_changed_share"]
     assert busy.score != quiet.score  # the scene's changed share moves the score

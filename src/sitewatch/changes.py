@@ -438,7 +438,7 @@ def _region(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, thre
     ref = {k: v[sl] for k, v in ks.reference.items()}
     return {**regionfacts.response_facts(ks.strength[t][sl], obj, threshold), **regionfacts.shape_facts(obj),
             **regionfacts.ground_before(ref, obj),
-            "scene_changed_share": regionfacts.scene_share(ks.present[t], ks.observed[t]),
+            "scene_changed_share": regionfacts.scene_share(ks.present[t], ks.observed[t], sl, obj),
             "local_changed_share": regionfacts.local_share(ks.present[t], ks.observed[t], sl, obj),
             "edge_px": regionfacts.edge_px(ks.edge_distance[sl], obj)}
 

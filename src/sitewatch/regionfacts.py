@@ -63,10 +63,16 @@ def ground_before(reference: Mapping[str, np.ndarray], obj: np.ndarray) -> dict[
     return out
 
 
-def scene_share(present: np.ndarray, observed: np.ndarray) -> float:
-    """Share of the scene's clear ground its map shows changed (a hazy or wet date changes much of it)."""
-    n = int(observed.sum())
-    return round(float((present & observed).sum()) / n, 4) if n else 0.0
+def scene_share(present: np.ndarray, observed: np.ndarray, sl: tuple[slice, ...] | None = None,
+                obj: np.ndarray | None = None) -> float:
+    """Share of the scene's clear ground its map shows changed (a hazy or wet date changes much of it),
+    the region itself (``obj`` over the window ``sl``) left out: a large real construction does not
+    count against itself."""
+    changed, n = int((present & observed).sum()), int(observed.sum())
+    if sl is not None and obj is not None:
+        own = obj & observed[sl]
+        changed, n = changed - int((own & present[sl]).sum()), n - int(own.sum())
+    return round(float(changed) / n, 4) if n > 0 else 0.0
 
 
 #: Margin (pixels) around a region whose other changed ground ``local_changed_share`` counts: 250 m at 10 m.

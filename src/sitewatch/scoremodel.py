@@ -1,7 +1,8 @@
 """The detection score fitted on real labelled detections (``data/score_model.json``).
 
 What a stored detection's ``score`` is at resolutions a real model covers: the share of such
-detections that were right on real labelled pairs. Fitted by ``benchmarks/calibrate_real.py``
+detections that were right on real labelled pairs. Every input is in the detection's evidence
+(the change region's facts under ``evidence["region"]``), so a score is recomputed from the file. Fitted by ``benchmarks/calibrate_real.py``
 (held out by site; figures in ``benchmarks/README.md``).
 """
 
