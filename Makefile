@@ -16,24 +16,33 @@ export PREFECT_HOME := $(CURDIR)/.prefect
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# A regular (not editable) install: setuptools' editable mode warns about this layout (two package
+# roots, src/ and pipelines/); the stamp follows the sources, so an edited file is installed again.
+# `make test` makes it editable (`-e`), for development.
+SOURCES := $(shell find src pipelines -type f -not -path '*/__pycache__/*' 2>/dev/null)
+
+$(STAMP): pyproject.toml $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	# --no-compile: Python compiles what it imports on first use, not every module of every package
-	$(BIN)/python -m pip install -q --no-compile -e ".[flows]"
+	# (a venv `make test` made stays editable and is brought up to date by its own target)
+	if [ -f $(TEST_STAMP) ]; then $(MAKE) --no-print-directory install-test; \
+	else $(BIN)/python -m pip install -q --no-compile ".[flows]"; fi
 	touch $(STAMP)
 
 # --change-model (onnxruntime), `review learn` (scikit-learn), --workers/--cluster (Dask)
 install-extras: install
-	$(BIN)/python -m pip install -q --no-compile -e ".[flows,models,dask]"
+	$(BIN)/python -m pip install -q --no-compile $(if $(wildcard $(TEST_STAMP)),-e) ".[flows,models,dask]"
 
 install-test: $(TEST_STAMP)
 
-$(TEST_STAMP): $(STAMP)
+$(TEST_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[all]"
 	# GDAL's GeoPackage validator, without pulling in GDAL's Python bindings.
 	$(BIN)/python -m pip install -q --no-deps gdal-utils
-	touch $(TEST_STAMP)
+	touch $(STAMP) $(TEST_STAMP)
 
 # Headless Chromium for the browser tests (review page, timeline page), from Debian.
 browser:
