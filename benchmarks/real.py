@@ -412,10 +412,11 @@ def table(results: Sequence[Result]) -> str:
         p = s["pixel"]
         f, n = s["objects"]
         top = f"{s['top20_precision']:.2f} (of {s['top20_n']})" if s["n_detections"] else "–"
+        # precision of nothing claimed is undefined: "–", not the 1.0 PixelScore uses for sums
         claims = (f"{s['barrier_claims'] / s['barrier_tiles']:.2f} ({s['barrier_claims']} on {s['barrier_tiles']:.0f})"
                   if s["barrier_tiles"] else "n/a")
         lines.append(f"| {name} | {rs[0].case.task} | {s['n']} | {rs[0].case.label.size * len(rs) / 1e6:.1f} M "
-                     f"| {p.precision:.2f} | {p.recall:.2f} | **{p.f1:.2f}** | {p.iou:.2f} | {f}/{n} = {_ratio((f, n)):.2f} "
+                     f"| {f'{p.precision:.2f}' if p.tp + p.fp else '–'} | {p.recall:.2f} | **{p.f1:.2f}** | {p.iou:.2f} | {f}/{n} = {_ratio((f, n)):.2f} "
                      f"| {top} | {claims} | {s['unusable']} of {s['scenes']} | {s['seconds']:.0f} |")
     allc = score([r for r in results if r.case.task == "change"])
     lines.append("")
