@@ -25,7 +25,7 @@ from .detections import Change, as_multipolygon, mask_polygons
 from .grid import Grid
 from .morphology import skeletonize
 from . import regionfacts
-from .s2change import reference_of
+from .s2change import reference_in
 from .scoremodel import real_score
 from .structures import KINDS, PERIMETER_GAP_M, StructureMaps, enclosed
 
@@ -101,7 +101,7 @@ class KindSeries:
     @cached_property
     def reference(self) -> dict[str, np.ndarray]:
         """The 10 m change model's reference bands (the first scene that kept them), or empty."""
-        return next((r for r in (reference_of(o.maps.features) for o in self.obs) if r), {})
+        return reference_in(o.maps for o in self.obs) or {}
 
 
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":

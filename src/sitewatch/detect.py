@@ -300,7 +300,6 @@ class StructureDetector:
                 fields = _components(vegetation, max(4, int(5000.0 / res ** 2)))
                 presence = presence & ~vegetation & ~ndimage.binary_dilation(fields)
                 if presence.any():  # neighbouring new halls: their change runs together, their roofs do not
-                    rel = align.relative_to_ground(bands, align.ground_levels(bands, valid))
                     b = np.nan_to_num(align.brightness(rel), nan=1.0)
                     roofs, _ = self._rule_buildings(rel, bands, valid, res, b, vegetation)
                     presence = s2change.split_by_roofs(presence, roofs, max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2))))

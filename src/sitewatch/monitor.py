@@ -263,11 +263,15 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
 
 
 class Redated(NamedTuple):
-    """What re-judging a site's stored maps wrote: detections added or superseded, ids withdrawn."""
+    """What re-judging a site's stored maps wrote: detections added or superseded, and those withdrawn."""
 
     added: int
-    withdrawn: tuple[str, ...] = ()
+    #: what each withdrawn detection claimed (:func:`sitewatch.events.claim`)
     claims: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def withdrawn(self) -> tuple[str, ...]:
+        return tuple(c["detection_id"] for c in self.claims)
 
 
 def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
@@ -298,21 +302,19 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
 
             records += model_detection_records(site_id, obs, run_id, model)
     stored = store.detections(site_id=site_id)
-    ids = {s.detection_id for s in stored}
-    reviewed = {v.detection_id for v in store.reviews() if v.detection_id in ids} if stored else set()
+    reviewed = store.reviewed_at(site_id) if stored else set()
     todo = reconcile(records, stored, reviewed,
                      clear_after(by_res, {model.sha256} if model is not None else ()))
     # (a write with nothing to write still costs a transaction and its syncs: skipped)
     added = (store.save_detections(todo.fresh) if todo.fresh else 0) + \
         (store.supersede_detections(todo.better) if todo.better else 0)
-    withdrawn: tuple[str, ...] = ()
     claims: tuple[Mapping[str, Any], ...] = ()
     if todo.withdraw:  # the mirror of superseding: refuted pending claims go, named in the run's summary
         try:
             store.withdraw_detections(todo.withdraw)
-            withdrawn = tuple(todo.withdraw)
-            claims = tuple(claim(d) for d in stored if d.detection_id in set(withdrawn))
-            for line in log_lines(site_id, withdrawn):
+            gone = set(todo.withdraw)
+            claims = tuple(claim(d) for d in stored if d.detection_id in gone)
+            for line in log_lines(site_id, todo.withdraw):
                 log.info(line)
         except (StoreError, NotFoundError) as exc:  # reviewed meanwhile: it stays; the next run judges again
             log.warning("site %s: nothing withdrawn: %s", site_id, exc)
@@ -336,7 +338,7 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
             last = level
     if levels:  # a change model alone measures nothing: no level to store
         store.update_security(site_id, levels)
-    return Redated(added, withdrawn, claims)
+    return Redated(added, claims)
 
 
 def finish(store: Store, run_id: str, results: Sequence[SiteResult]) -> RunSummary:

@@ -16,6 +16,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import indices
+
 #: Distance to ground no scene saw (the site's edge or no-data), pixels, beyond which it is not counted.
 EDGE_CAP_PX = 30
 
@@ -50,7 +52,7 @@ def ground_before(reference: Mapping[str, np.ndarray], obj: np.ndarray) -> dict[
         return out
     if "nir" in reference and "red" in reference:
         nir, red = (np.asarray(reference[b], np.float32)[obj] for b in ("nir", "red"))
-        nd = (nir - red) / np.maximum(nir + red, 1e-6)
+        nd = indices.ndvi(nir, red)
         if np.isfinite(nd).any():
             out["ndvi_before"] = round(float(np.nanmean(nd)), 3)
     vis = [np.asarray(reference[b], np.float32) for b in ("blue", "green", "red") if b in reference]

@@ -78,6 +78,14 @@ def save_detections(db: Database, detections: Sequence[DetectionRecord]) -> int:
     return added
 
 
+def _standing(con: sqlite3.Connection, detection_id: str) -> tuple[str | None, bool]:
+    """(status or None when there is no such detection, whether anyone reviewed it): what decides
+    whether a run may still replace or withdraw it (only pending and unreviewed)."""
+    row = con.execute("SELECT status FROM detections WHERE detection_id=?", (detection_id,)).fetchone()
+    reviewed = con.execute("SELECT 1 FROM reviews WHERE detection_id=? LIMIT 1", (detection_id,)).fetchone()
+    return (None if row is None else row[0]), reviewed is not None
+
+
 def supersede_detections(db: Database, replaced: Mapping[str, DetectionRecord]) -> int:
     """Swap pending detections for better-dated versions of the same event, atomically.
 
@@ -91,9 +99,8 @@ def supersede_detections(db: Database, replaced: Mapping[str, DetectionRecord]) 
     n = 0
     with db.write() as con:
         for old_id, d in replaced.items():
-            row = con.execute("SELECT status FROM detections WHERE detection_id=?", (old_id,)).fetchone()
-            reviewed = con.execute("SELECT 1 FROM reviews WHERE detection_id=? LIMIT 1", (old_id,)).fetchone()
-            if row is None or row[0] != "pending" or reviewed:
+            status, reviewed = _standing(con, old_id)
+            if status != "pending" or reviewed:
                 continue
             con.execute("DELETE FROM detections WHERE detection_id=?", (old_id,))
             n += insert_detection(con, replace(d, evidence={**dict(d.evidence), "supersedes": old_id}), now)
@@ -113,12 +120,11 @@ def withdraw_detections(db: Database, ids: Sequence[str]) -> int:
     n = 0
     with db.write() as con:
         for i in ids:
-            row = con.execute("SELECT status FROM detections WHERE detection_id=?", (i,)).fetchone()
-            if row is None:
+            status, reviewed = _standing(con, i)
+            if status is None:
                 raise NotFoundError(f"{db.path}: no detection {i!r} to withdraw")
-            reviewed = con.execute("SELECT 1 FROM reviews WHERE detection_id=? LIMIT 1", (i,)).fetchone()
-            if row[0] != "pending" or reviewed:
-                raise StoreError(f"{db.path}: detection {i!r} is {row[0]}{' and reviewed' if reviewed else ''}: "
+            if status != "pending" or reviewed:
+                raise StoreError(f"{db.path}: detection {i!r} is {status}{' and reviewed' if reviewed else ''}: "
                                   "only a pending detection no one reviewed may be withdrawn")
             n += con.execute("DELETE FROM detections WHERE detection_id=?", (i,)).rowcount
         if n:

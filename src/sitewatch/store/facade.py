@@ -132,3 +132,7 @@ class Store(Database):
 
     def reviews(self, detection_id: str | None = None) -> list[Review]:
         return _reviews.reviews(self, detection_id)
+
+    def reviewed_at(self, site_id: str) -> set[str]:
+        """Ids of the site's detections that anyone reviewed."""
+        return _reviews.reviewed_at(self, site_id)

@@ -51,6 +51,14 @@ def reviews(db: Database, detection_id: str | None = None) -> list[Review]:
                    r["at"], r["prev_hash"], r["hash"], r["claim"] or "") for r in rows]
 
 
+def reviewed_at(db: Database, site_id: str) -> set[str]:
+    """Ids of a site's detections that anyone reviewed, in one query (not every review of the file)."""
+    with db.read() as con:
+        rows = con.execute("SELECT DISTINCT r.detection_id FROM reviews r JOIN detections d "
+                           "ON d.detection_id = r.detection_id WHERE d.site_id=?", (site_id,)).fetchall()
+    return {r[0] for r in rows}
+
+
 def reviewed_claims(con: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     """The claim each reviewed detection makes now, in two queries (what ``verify`` compares)."""
     cur = con.execute("SELECT * FROM detections WHERE detection_id IN (SELECT detection_id FROM reviews)")
