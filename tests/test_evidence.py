@@ -27,6 +27,7 @@ from servers import earth_search_item, serve_dir, stac_api, write_cog
 from shapely import affinity
 
 from sitewatch import gpkg
+from sitewatch.store import APPEND_ONLY_TRIGGERS, Store
 
 HERE = Path(__file__).parent
 V1_FILE = HERE / "data" / "findings-v0.1-chain1.gpkg"
@@ -38,9 +39,12 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def sql(path: Path, *statements: tuple) -> None:
-    """Plain SQL as any SQLite client would run it (with the GeoPackage functions QGIS/GDAL provide)."""
+    """Plain SQL as any SQLite client would run it (with the GeoPackage functions QGIS/GDAL provide),
+    by a writer set on it: the triggers that keep reviews append-only are dropped first."""
     con = sqlite3.connect(path, isolation_level=None)
     gpkg.register_functions(con)
+    for name in APPEND_ONLY_TRIGGERS:
+        con.execute(f'DROP TRIGGER IF EXISTS "{name}"')
     for st in statements:
         con.execute(*st)
     con.close()
@@ -179,8 +183,54 @@ def test_upgrade_keeps_every_row_and_then_binds_the_claims(tmp_path, gpkg_valid)
     # a second upgrade is a no-op, and the upgraded file now binds its claims
     r = cli("verify", "--db", str(p), "--upgrade")
     assert r.returncode == 0 and "already current" in r.stdout
+    assert _edit_refused(p, "UPDATE reviews SET note='x'"), "the upgraded file keeps reviews append-only"
     sql(p, ("UPDATE detections SET after_date = date(after_date, '+400 days') WHERE detection_id='det-b1'",))
     fails_naming(p, "detection det-b1", "after_date")
+
+
+def _edit_refused(path: Path, statement: str) -> bool:
+    """Whether a plain SQLite client (as QGIS's attribute table writes) is refused the statement."""
+    con = sqlite3.connect(path, isolation_level=None)
+    gpkg.register_functions(con)
+    try:
+        con.execute(statement)
+    except sqlite3.DatabaseError as exc:
+        assert "append-only" in str(exc), exc
+        return True
+    finally:
+        con.close()
+    return False
+
+
+def test_reviews_cannot_be_edited_or_deleted_in_place(tmp_path):
+    fx = build_findings(tmp_path / "f.gpkg")
+    fx.store.add_review("det-b1", "ana", "confirmed", "clear new roof")
+    fx.store.add_review("det-w1", "bo", "rejected", "shadow")
+    before = [tuple(r) for r in sqlite3.connect(fx.path).execute("SELECT * FROM reviews ORDER BY fid")]
+    for st in ("UPDATE reviews SET note='nothing to see' WHERE detection_id='det-w1'",
+               "UPDATE reviews SET decision='confirmed'", "DELETE FROM reviews WHERE detection_id='det-b1'",
+               "DELETE FROM reviews"):
+        assert _edit_refused(fx.path, st), st
+    assert [tuple(r) for r in sqlite3.connect(fx.path).execute("SELECT * FROM reviews ORDER BY fid")] == before
+    r = cli("verify", "--db", str(fx.path))
+    assert r.returncode == 0 and r.stdout.startswith("OK"), r.stdout + r.stderr
+    # a new review is how a decision changes
+    fx.store.add_review("det-w1", "cy", "confirmed", "a wall after all")
+    assert fx.store.detection("det-w1").status == "confirmed"
+
+
+def test_a_file_from_before_the_guard_gets_it_at_its_next_write(tmp_path):
+    fx = build_findings(tmp_path / "f.gpkg")
+    fx.store.add_review("det-w1", "bo", "rejected", "shadow")
+    sql(fx.path)  # drops the append-only triggers, as a file made before them lacks them
+    same = "UPDATE reviews SET note = note"  # touches every row, changes nothing
+    assert not _edit_refused(fx.path, same)
+    store = Store(fx.path)
+    assert not _edit_refused(fx.path, same), "opening alone writes nothing"
+    store.add_review("det-b1", "ana", "confirmed")
+    assert _edit_refused(fx.path, same)
+    assert _edit_refused(fx.path, "DELETE FROM reviews")
+    assert len(store.reviews()) == 2
 
 
 def test_upgrade_refuses_a_broken_old_chain_and_changes_nothing(tmp_path):

@@ -23,7 +23,7 @@ from . import __version__, gpkg
 from .errors import ChainError, InputError, StoreError, UpgradeNeededError
 from .reviews import (GENESIS, Review, chain_problems, claim_changes, claim_json, latest_decisions, review_hash,
                       review_hash_v1)
-from .store import FORMAT_COLUMNS, current_claim, missing_format_columns, reviewed_claims, upgrade_hint, utc_now
+from .store import APPEND_ONLY_TRIGGERS, FORMAT_COLUMNS, current_claim, guard_sql, missing_format_columns, reviewed_claims, upgrade_hint, utc_now
 
 
 @dataclass
@@ -226,6 +226,8 @@ def _upgrade(con: sqlite3.Connection, path: Path) -> str:
         con.execute("UPDATE detections SET detector = coalesce(json_extract(evidence, '$.detector'), "
                     "(SELECT m.detector FROM sitewatch_scene_maps m WHERE m.site_id = detections.site_id "
                     "AND m.scene_id = detections.after_scene_id))")
+    for name in APPEND_ONLY_TRIGGERS:  # the re-chaining below rewrites each review's hashes and time
+        con.execute(f'DROP TRIGGER IF EXISTS "{name}"')
     _millisecond_times(con)
     prev = GENESIS
     for r in _reviews(con, with_claim=False):
@@ -235,6 +237,8 @@ def _upgrade(con: sqlite3.Connection, path: Path) -> str:
         con.execute("UPDATE reviews SET prev_hash=?, hash=?, claim=? WHERE review_id=?",
                     (prev, h, fields["claim"], r.review_id))
         prev = h
+    for sql in guard_sql():
+        con.execute(sql)
     gpkg.add_ogr_contents(con)
     now = utc_now()
     con.execute("INSERT INTO runs (run_id, flow, started_at, finished_at, status, version, params, summary) "

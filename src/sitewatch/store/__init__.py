@@ -20,10 +20,10 @@ from ..records import (RUN_STATUSES, SCENE_STATUSES, DetectionRecord, MetricsRec
 from ..runparams import RunParams
 from .facade import Store
 from .reviews import current_claim, reviewed_claims
-from .schema import FORMAT_COLUMNS, iso_time, missing_format_columns, parse_time, upgrade_hint, utc_now
+from .schema import APPEND_ONLY_TRIGGERS, FORMAT_COLUMNS, guard_sql, iso_time, missing_format_columns, parse_time, upgrade_hint, utc_now
 
 __all__ = [
     "Store", "SceneRecord", "DetectionRecord", "MetricsRecord", "RunRecord", "ScanTile", "RunParams",
-    "SCENE_STATUSES", "RUN_STATUSES", "FORMAT_COLUMNS", "current_claim", "reviewed_claims",
+    "SCENE_STATUSES", "RUN_STATUSES", "FORMAT_COLUMNS", "APPEND_ONLY_TRIGGERS", "guard_sql", "current_claim", "reviewed_claims",
     "missing_format_columns", "upgrade_hint", "utc_now", "iso_time", "parse_time",
 ]

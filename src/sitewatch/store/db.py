@@ -18,7 +18,7 @@ from pathlib import Path
 from .. import gpkg
 from ..errors import NotAStoreError, SchemaError, StoreError, UpgradeNeededError
 from . import schema
-from .schema import ATTRIBUTES, FEATURES, missing_format_columns, upgrade_hint
+from .schema import ATTRIBUTES, FEATURES, guard_sql, missing_format_columns, missing_guards, upgrade_hint
 
 
 class Database:
@@ -27,6 +27,7 @@ class Database:
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, busy_timeout_s: float = 60.0):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
+        self._add_guards = False
         if not self.path.exists():
             if not create:
                 raise NotAStoreError(f"{self.path}: no such GeoPackage")
@@ -68,6 +69,10 @@ class Database:
                                          f"{self.busy_timeout_s:.0f} s") from exc
                     time.sleep(0.05)
             try:
+                if self._add_guards:  # a file from before a guard trigger: add it with this write
+                    for sql in guard_sql():
+                        con.execute(sql)
+                    self._add_guards = False
                 yield con
                 gpkg.repair_feature_counts(con)
             except BaseException:
@@ -108,3 +113,4 @@ class Database:
                     raise StoreError(f"{self.path}: layer {table} is not in EPSG:4326")
             if missing_format_columns(con):
                 raise UpgradeNeededError(upgrade_hint(self.path))
+            self._add_guards = missing_guards(con)

@@ -105,25 +105,45 @@ def missing_format_columns(con: sqlite3.Connection) -> list[str]:
     return out
 
 
+#: The triggers :func:`guard_sql` installs (a file made before one of them gets it at its next write).
+GUARD_TRIGGERS = ("sitewatch_detections_check_insert", "sitewatch_detections_check_update",
+                  "sitewatch_reviews_check_insert", "sitewatch_reviews_no_update", "sitewatch_reviews_no_delete")
+#: The two that keep ``reviews`` append-only; ``verify --upgrade`` lifts them while it re-chains.
+APPEND_ONLY_TRIGGERS = GUARD_TRIGGERS[3:]
+
+
 def guard_sql() -> list[str]:
     """Triggers in the file itself, so writers other than sitewatch (QGIS edits, sqlite3) cannot
-    store an unknown kind, status or decision."""
+    store an unknown kind, status or decision, nor edit or delete a review: a reviewer's decision
+    is evidence, and an accidental edit in QGIS's attribute table must fail at once rather than be
+    found later by ``verify`` (which still catches a writer that drops these triggers first)."""
     kinds = ",".join(f"'{k}'" for k in CHANGE_KINDS)
     statuses = ",".join(f"'{s}'" for s in STATUSES)
     decisions = ",".join(f"'{d}'" for d in DECISIONS)
     out = []
     for op in ("INSERT", "UPDATE"):
         out.append(
-            f'CREATE TRIGGER "sitewatch_detections_check_{op.lower()}" BEFORE {op} ON "detections" '
+            f'CREATE TRIGGER IF NOT EXISTS "sitewatch_detections_check_{op.lower()}" BEFORE {op} ON "detections" '
             f"WHEN NEW.kind NOT IN ({kinds}) OR NEW.status NOT IN ({statuses}) "
             "OR NEW.score < 0 OR NEW.score > 1 OR NEW.before_date > NEW.after_date "
             "BEGIN SELECT RAISE(ABORT, 'sitewatch: detection has an unknown kind or status, a score "
             "outside 0..1, or before_date after after_date'); END")
     out.append(
-        f'CREATE TRIGGER "sitewatch_reviews_check_insert" BEFORE INSERT ON "reviews" '
+        f'CREATE TRIGGER IF NOT EXISTS "sitewatch_reviews_check_insert" BEFORE INSERT ON "reviews" '
         f"WHEN NEW.decision NOT IN ({decisions}) "
         "BEGIN SELECT RAISE(ABORT, 'sitewatch: review decision must be confirmed or rejected'); END")
+    for op, name in (("UPDATE", APPEND_ONLY_TRIGGERS[0]), ("DELETE", APPEND_ONLY_TRIGGERS[1])):
+        out.append(
+            f'CREATE TRIGGER IF NOT EXISTS "{name}" BEFORE {op} ON "reviews" '
+            "BEGIN SELECT RAISE(ABORT, 'sitewatch: reviews are append-only; record a new review "
+            "instead (sitewatch review)'); END")
     return out
+
+
+def missing_guards(con: sqlite3.Connection) -> bool:
+    """Whether the file lacks one of :data:`GUARD_TRIGGERS` (made by an earlier sitewatch)."""
+    have = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='trigger'")}
+    return not set(GUARD_TRIGGERS) <= have
 
 
 def create(path: Path) -> None:
