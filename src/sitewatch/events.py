@@ -65,13 +65,15 @@ class Reconciled:
 
 
 def reconcile(records: Sequence[DetectionRecord], stored: Sequence[DetectionRecord], reviewed: Collection[str],
-              clear_after: Callable[[DetectionRecord], bool]) -> Reconciled:
+              clear_after: Callable[[DetectionRecord], bool],
+              remade: Callable[[DetectionRecord], bool] = lambda d: False) -> Reconciled:
     """Compare this run's judgement (``records``) of a site with its stored detections.
 
     ``reviewed``: ids of detections with any review. ``clear_after(d)``: whether this judgement
     holds a scene of ``d``'s series (its grid resolution, and its model if a model made it) dated
     after ``d.after_date`` that saw ``d``'s outline clearly, i.e. whether it could have confirmed
-    ``d`` and did not re-make it.
+    ``d`` and did not re-make it. ``remade(d)``: whether the maps ``d`` was made from were all made
+    again in this run (:mod:`sitewatch.rebase`): then not making it again refutes it outright.
     """
     out = Reconciled()
     for r in records:
@@ -84,18 +86,33 @@ def reconcile(records: Sequence[DetectionRecord], stored: Sequence[DetectionReco
             for s in same:
                 if s.status == "pending" and s.detection_id not in out.better:
                     out.better[s.detection_id] = r
-    out.withdraw.extend(withdrawals(records, stored, reviewed, clear_after))
+    out.withdraw.extend(withdrawals(records, stored, reviewed, clear_after, remade))
     return out
 
 
 def withdrawals(records: Sequence[DetectionRecord], stored: Sequence[DetectionRecord], reviewed: Collection[str],
-                clear_after: Callable[[DetectionRecord], bool]) -> list[str]:
-    """Ids of stored detections this judgement refutes: pending, unreviewed, not confirmed by a
-    next clear scene, no longer made (no record of the same event), and judgeable now (a clear
-    scene after its ``after_date`` in its series, see :func:`reconcile`)."""
+                clear_after: Callable[[DetectionRecord], bool],
+                remade: Callable[[DetectionRecord], bool] = lambda d: False) -> list[str]:
+    """Ids of stored detections this judgement refutes: pending, unreviewed, no longer made (no
+    record of the same event), and either made from maps this run made again (``remade``) or not
+    confirmed by a next clear scene and judgeable now (a clear scene after its ``after_date`` in
+    its series, see :func:`reconcile`)."""
     return [s.detection_id for s in stored
-            if _open(s, reviewed) and not s.evidence.get("confirmed_by_next_clear_scene")
-            and not any(same_event(r, s) for r in records) and clear_after(s)]
+            if _open(s, reviewed) and not any(same_event(r, s) for r in records)
+            and (remade(s) or (not s.evidence.get("confirmed_by_next_clear_scene") and clear_after(s)))]
+
+
+def remade_at(resolutions: Collection[float]) -> Callable[[DetectionRecord], bool]:
+    """The ``remade`` test of :func:`reconcile`: the detector's claims on a grid whose maps were all
+    made again (a change model's claims are judged again only by its own pairs, see :func:`clear_after`)."""
+    def test(d: DetectionRecord) -> bool:
+        from .changemodel import maker
+
+        res = d.evidence.get("grid_res_m")
+        return (isinstance(res, (int, float)) and maker(d.evidence) is None
+                and any(abs(float(res) - float(r)) < 1e-6 for r in resolutions))
+
+    return test
 
 
 def clear_after(series: Mapping[float, Sequence[Any]], models: Collection[str] = ()

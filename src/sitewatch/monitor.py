@@ -13,18 +13,18 @@ import datetime as dt
 import logging
 import os
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import __version__, quicklook
+from . import __version__, quicklook, rebase
 from .changes import Observation, track
 from .detections import detection_record
 from .errors import ImageryError, NotFoundError, SceneError, SitesError, StoreError
-from .events import claim, clear_after, log_lines, reconcile, same_event  # noqa: F401 (same_event: monitor's before)
+from .events import claim, clear_after, log_lines, reconcile, remade_at, same_event  # noqa: F401 (same_event: monitor's before)
 from .grid import site_resolution
 from .progress import reporter
 from .scenerecords import metrics_record, reflectance_steps, scene_record
@@ -183,9 +183,18 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     # another tile or copy of an acquisition already stored for this site is that acquisition again
     todo = [s for s in found if s.scene_id not in done
             and not any(o.scene_id != s.scene_id and same_acquisition(o, s) for o in stored)]
+    def overcast(ref: SceneRef) -> bool:
+        cc = ref.properties.get("eo:cloud_cover")
+        return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
+
+    kept = [(rec, StructureMaps.from_bytes(blob)) for rec, blob in store.scene_maps(site.site_id)]
+    # scenes older than the site's change reference: its maps are remade from them (sitewatch.rebase)
+    rb = rebase.plan(site.site_id, kept, [r for r in todo if not overcast(r)], found)
+    todo = sorted([r for r in todo if r.scene_id not in rb.held] + list(rb.remap), key=lambda s: (s.acquired, s.scene_id))
     history: dict[float, list[StructureMaps]] = defaultdict(list)
-    for rec, blob in store.scene_maps(site.site_id):
-        history[float(rec.grid_res_m or 0.0)].append(StructureMaps.from_bytes(blob))
+    for rec, maps in kept:
+        if float(rec.grid_res_m or 0.0) not in rb.resolutions:
+            history[float(rec.grid_res_m or 0.0)].append(maps)
     # the site's grid, chosen by its first scene and kept for every later one, run after run
     site_res = list(dict.fromkeys(float(r.grid_res_m) for r in site_scenes if r.grid_res_m))
     rep = reporter()
@@ -194,10 +203,6 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     unusable: list[str] = []
     new = 0
     readback: dict[str, tuple[bytes, StructureMaps]] = {}  # this run's maps: bytes stored, as read back
-    def overcast(ref: SceneRef) -> bool:
-        cc = ref.properties.get("eo:cloud_cover")
-        return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
-
     for ref in (r for r in todo if overcast(r)):
         why = f"eo:cloud_cover {ref.properties['eo:cloud_cover']:g}% > {MAX_CLOUD_COVER:g}%: overcast, not read"
         unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
@@ -253,13 +258,17 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
                          metrics=metrics_record(site.site_id, ref, maps, run_id) if maps.kinds else None,
                          quicklook=ql, grid=raster.grid.to_dict())
         earlier.append(maps)
-        new += 1
+        new += ref not in rb.remap  # a scene mapped again is not a new one
         rep.advance(task)
     rep.finish(task)
-    dated = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback)
+    dated = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback,
+                        remade=rb.resolutions)
     steps = tuple(reflectance_steps(store.scenes(site.site_id, status="observed"), {s.scene_id for s in todo}))
-    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), dated.added, tuple(unusable),
-                      steps, withdrawn=dated.withdrawn, withdrawn_claims=dated.claims)
+    notes = tuple(f"site {site.site_id}: {len(rb.remap)} stored scene(s) at {r:g} m mapped again from the "
+                  f"older scene(s) this run found (the site's change reference is now its oldest scene)"
+                  for r in sorted(rb.resolutions))
+    return SiteResult(site.site_id, len(found), new, len(unusable), tuple(failures), dated.added,
+                      tuple(unusable), steps + rb.why, notes, withdrawn=dated.withdrawn, withdrawn_claims=dated.claims)
 
 
 class Redated(NamedTuple):
@@ -275,7 +284,8 @@ class Redated(NamedTuple):
 
 
 def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
-                stored: Mapping[str, tuple[bytes, StructureMaps]] | None = None) -> Redated:
+                stored: Mapping[str, tuple[bytes, StructureMaps]] | None = None,
+                remade: Collection[float] = ()) -> Redated:
     """Track changes over every stored observation of a site; store the ones not yet stored,
     supersede or withdraw pending ones the judgement over all scenes dates better or refutes
     (:mod:`sitewatch.events`), so a run after a partial one ends as one uninterrupted run would.
@@ -283,7 +293,9 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
     ``model`` (a :class:`~sitewatch.changemodel.ChangeModel`) re-runs pairs whose stored
     change probability was made against another scene (one that arrived late). ``stored``:
     scene_id to the maps bytes this run has just stored and those maps as :meth:`StructureMaps.stored`
-    reads them back: used instead of decoding the bytes again while the file holds the same bytes."""
+    reads them back: used instead of decoding the bytes again while the file holds the same bytes.
+    ``remade``: grid resolutions whose maps this run made again from an older reference
+    (:mod:`sitewatch.rebase`): the detector's open claims there that are not made again go."""
     by_res: dict[float, list[Observation]] = defaultdict(list)
     for rec, blob in store.scene_maps(site_id):
         hit = (stored or {}).get(rec.scene_id)
@@ -304,7 +316,7 @@ def redate_site(store: Store, site_id: str, run_id: str, model: Any = None,
     stored = store.detections(site_id=site_id)
     reviewed = store.reviewed_at(site_id) if stored else set()
     todo = reconcile(records, stored, reviewed,
-                     clear_after(by_res, {model.sha256} if model is not None else ()))
+                     clear_after(by_res, {model.sha256} if model is not None else ()), remade_at(remade))
     # (a write with nothing to write still costs a transaction and its syncs: skipped)
     added = (store.save_detections(todo.fresh) if todo.fresh else 0) + \
         (store.supersede_detections(todo.better) if todo.better else 0)
