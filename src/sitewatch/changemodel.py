@@ -28,9 +28,10 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from shapely.ops import unary_union
 
 from .components import find_objects, label
-from .detections import Change, detection_record
+from .detections import Change, as_multipolygon, detection_record, mask_polygons
 from .grid import Grid
 from .modelcontract import Contract, ModelError, parse_contract
 from .scenes import SceneRaster
@@ -360,8 +361,6 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
     thr = float(info.get("threshold") or (model.contract.threshold if model else 0.5))  # type: ignore[union-attr]
     res = grid.res
     min_px = max(MIN_PX[kind], int(math.ceil(MIN_AREA_M2[kind] / res ** 2)))
-    from .changes import _polygons
-
     out: list[Change] = []
     for i in range(1, len(obs)):
         p = probs[i]
@@ -396,8 +395,9 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
                 break
             if dropped:
                 continue
-            full = np.zeros(grid.shape, bool)
-            full[pad] = obj
+            # the outline traced on the region's crop: the same vertices as on the whole grid, for
+            # a trace that does not scan every pixel of the site once per region
+            outline = as_multipolygon(unary_union(mask_polygons(obj, grid.transform, (pad[0].start, pad[1].start))))
             mean_p = float(p[pad][obj].mean())
             ev = {"maps": ["model"], "direction": "new", "model": {"file": info["file"], "sha256": info["sha256"]},
                   "detector": f"change model {info['file']} sha256:{info['sha256']}",  # bound into its reviews
@@ -408,7 +408,7 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
                   "clear_share_before": round(float(O0[pad][obj].mean()), 3)}
             if "gsd_note" in (_model_info(obs[i].maps) or {}):
                 ev["gsd_note"] = _model_info(obs[i].maps)["gsd_note"]  # type: ignore[index]
-            out.append(Change(f"{kind}_new", _polygons(full, grid.transform), obs[i - 1].scene_id,
+            out.append(Change(f"{kind}_new", outline, obs[i - 1].scene_id,
                               obs[i - 1].acquired.date(), obs[i].scene_id, obs[i].acquired.date(),
                               npx * res * res, None, round(mean_p, 4), ev))
     return out
