@@ -362,55 +362,59 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
     res = grid.res
     min_px = max(MIN_PX[kind], int(math.ceil(MIN_AREA_M2[kind] / res ** 2)))
     out: list[Change] = []
-    for i in range(1, len(obs)):
-        p = probs[i]
-        if p is None:
-            continue
-        lab, n = label(p >= thr, corners=True)
-        if n == 0:
-            continue
-        O0, O1 = obs[i - 1].maps.observed, obs[i].maps.observed
-        for j, sl in enumerate(find_objects(lab), start=1):
-            region = lab[sl] == j
-            npx = int(region.sum())
-            if npx < min_px:
+    import rasterio
+
+    # one GDAL environment for every region's trace (rasterio sets one up per call otherwise)
+    with rasterio.Env.from_defaults():
+        for i in range(1, len(obs)):
+            p = probs[i]
+            if p is None:
                 continue
-            pad = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in sl)
-            obj = lab[pad] == j
-            if O0[pad][obj].mean() < CLEAR_SHARE or O1[pad][obj].mean() < CLEAR_SHARE:
+            lab, n = label(p >= thr, corners=True)
+            if n == 0:
                 continue
-            ring = ndimage.binary_dilation(obj, iterations=2) & ~obj
-            if ring.any() and ((~O0[pad][ring]).mean() > 0.1 or (~O1[pad][ring]).mean() > 0.1):
-                continue  # runs into ground a scene of the pair did not see: not whole
-            confirmed = False
-            dropped = False
-            for k in range(i + 1, len(obs)):
-                if obs[k].maps.observed[pad][obj].mean() < CLEAR_SHARE:
+            O0, O1 = obs[i - 1].maps.observed, obs[i].maps.observed
+            for j, sl in enumerate(find_objects(lab), start=1):
+                region = lab[sl] == j
+                npx = int(region.sum())
+                if npx < min_px:
                     continue
-                q = probs[k]
-                if q is not None and float(q[pad][obj].mean()) >= thr:
-                    dropped = True  # changed again at the next clear look: a one-scene error
-                else:
-                    confirmed = q is not None
-                break
-            if dropped:
-                continue
-            # the outline traced on the region's crop: the same vertices as on the whole grid, for
-            # a trace that does not scan every pixel of the site once per region
-            outline = as_multipolygon(unary_union(mask_polygons(obj, grid.transform, (pad[0].start, pad[1].start))))
-            mean_p = float(p[pad][obj].mean())
-            ev = {"maps": ["model"], "direction": "new", "model": {"file": info["file"], "sha256": info["sha256"]},
-                  "detector": f"change model {info['file']} sha256:{info['sha256']}",  # bound into its reviews
-                  "score_is": "mean change probability over the region",
-                  "magnitude": round(mean_p, 3), "mean_probability": round(mean_p, 4),
-                  "max_probability": round(float(p[pad][obj].max()), 4), "pixels": npx,
-                  "confirmed_by_next_clear_scene": confirmed,
-                  "clear_share_before": round(float(O0[pad][obj].mean()), 3)}
-            if "gsd_note" in (_model_info(obs[i].maps) or {}):
-                ev["gsd_note"] = _model_info(obs[i].maps)["gsd_note"]  # type: ignore[index]
-            out.append(Change(f"{kind}_new", outline, obs[i - 1].scene_id,
-                              obs[i - 1].acquired.date(), obs[i].scene_id, obs[i].acquired.date(),
-                              npx * res * res, None, round(mean_p, 4), ev))
+                pad = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in sl)
+                obj = lab[pad] == j
+                if O0[pad][obj].mean() < CLEAR_SHARE or O1[pad][obj].mean() < CLEAR_SHARE:
+                    continue
+                ring = ndimage.binary_dilation(obj, iterations=2) & ~obj
+                if ring.any() and ((~O0[pad][ring]).mean() > 0.1 or (~O1[pad][ring]).mean() > 0.1):
+                    continue  # runs into ground a scene of the pair did not see: not whole
+                confirmed = False
+                dropped = False
+                for k in range(i + 1, len(obs)):
+                    if obs[k].maps.observed[pad][obj].mean() < CLEAR_SHARE:
+                        continue
+                    q = probs[k]
+                    if q is not None and float(q[pad][obj].mean()) >= thr:
+                        dropped = True  # changed again at the next clear look: a one-scene error
+                    else:
+                        confirmed = q is not None
+                    break
+                if dropped:
+                    continue
+                # the outline traced on the region's crop: the same vertices as on the whole grid, for
+                # a trace that does not scan every pixel of the site once per region
+                outline = as_multipolygon(unary_union(mask_polygons(obj, grid.transform, (pad[0].start, pad[1].start))))
+                mean_p = float(p[pad][obj].mean())
+                ev = {"maps": ["model"], "direction": "new", "model": {"file": info["file"], "sha256": info["sha256"]},
+                      "detector": f"change model {info['file']} sha256:{info['sha256']}",  # bound into its reviews
+                      "score_is": "mean change probability over the region",
+                      "magnitude": round(mean_p, 3), "mean_probability": round(mean_p, 4),
+                      "max_probability": round(float(p[pad][obj].max()), 4), "pixels": npx,
+                      "confirmed_by_next_clear_scene": confirmed,
+                      "clear_share_before": round(float(O0[pad][obj].mean()), 3)}
+                if "gsd_note" in (_model_info(obs[i].maps) or {}):
+                    ev["gsd_note"] = _model_info(obs[i].maps)["gsd_note"]  # type: ignore[index]
+                out.append(Change(f"{kind}_new", outline, obs[i - 1].scene_id,
+                                  obs[i - 1].acquired.date(), obs[i].scene_id, obs[i].acquired.date(),
+                                  npx * res * res, None, round(mean_p, 4), ev))
     return out
 
 

@@ -187,7 +187,8 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         cc = ref.properties.get("eo:cloud_cover")
         return isinstance(cc, (int, float)) and not isinstance(cc, bool) and cc > MAX_CLOUD_COVER
 
-    kept = [(rec, StructureMaps.from_bytes(blob)) for rec, blob in store.scene_maps(site.site_id)]
+    stored_maps = store.scene_maps(site.site_id)
+    kept = [(rec, StructureMaps.from_bytes(blob)) for rec, blob in stored_maps]
     # scenes older than the site's change reference: its maps are remade from them (sitewatch.rebase)
     rb = rebase.plan(site.site_id, kept, [r for r in todo if not overcast(r)], found)
     todo = sorted([r for r in todo if r.scene_id not in rb.held] + list(rb.remap), key=lambda s: (s.acquired, s.scene_id))
@@ -202,7 +203,10 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
     failures: list[str] = []
     unusable: list[str] = []
     new = 0
-    readback: dict[str, tuple[bytes, StructureMaps]] = {}  # this run's maps: bytes stored, as read back
+    # scene_id -> (maps bytes as stored, those maps decoded): the stored maps decoded above and this
+    # run's new ones, so that dating below decodes none of them a second time
+    readback: dict[str, tuple[bytes, StructureMaps]] = {
+        rec.scene_id: (blob, maps) for (rec, blob), (_, maps) in zip(stored_maps, kept)}
     for ref in (r for r in todo if overcast(r)):
         why = f"eo:cloud_cover {ref.properties['eo:cloud_cover']:g}% > {MAX_CLOUD_COVER:g}%: overcast, not read"
         unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")

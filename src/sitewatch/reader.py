@@ -25,7 +25,7 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any
 
@@ -296,53 +296,88 @@ def bound_heap() -> bool:
 
 
 def _read_band(asset: AssetRef, grid: Grid, h: Any, nearest: bool = False,
-               scales: dict[str, tuple[float, float]] | None = None, name: str = "") -> tuple[np.ndarray, float]:
+               scales: dict[str, tuple[float, float]] | None = None, name: str = "",
+               files: _Files | None = None) -> tuple[np.ndarray, float]:
     """One band on the grid (float32, NaN where no data) and its native resolution; the
-    reflectance scaling used goes into ``scales[name]``."""
+    reflectance scaling used goes into ``scales[name]``. ``files``: the scene's local files,
+    each opened once for all of its bands (:class:`_Files`)."""
+    if files is not None:
+        return _band(files.get(asset), asset, grid, h, nearest, scales, name)
+    with _open(asset.href, asset.sas) as ds:
+        return _band(ds, asset, grid, h, nearest, scales, name)
+
+
+class _Files:
+    """A scene's local files, each opened once while its bands are read one after another (a
+    multi-band GeoTIFF was opened once per band: four GDAL opens for an RGB file with ``scl``).
+    Only for local files, read on one thread: remote bands are read concurrently, each with its
+    own handle."""
+
+    def __init__(self) -> None:
+        from contextlib import ExitStack
+
+        self._stack = ExitStack()
+        self._open: dict[tuple[str, str | None], Any] = {}
+
+    def get(self, asset: AssetRef) -> Any:
+        key = (asset.href, asset.sas)
+        if key not in self._open:
+            self._open[key] = self._stack.enter_context(_open(asset.href, asset.sas))
+        return self._open[key]
+
+    def __enter__(self) -> _Files:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def _band(ds: Any, asset: AssetRef, grid: Grid, h: Any, nearest: bool,
+          scales: dict[str, tuple[float, float]] | None, name: str) -> tuple[np.ndarray, float]:
+    """:func:`_read_band` from an open dataset."""
     import rasterio
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
     from rasterio.windows import Window
 
-    with _open(asset.href, asset.sas) as ds:
-        if asset.band > ds.count:
-            raise SceneError(f"{asset.href}: has {ds.count} band(s), band {asset.band} asked for")
-        if ds.crs is None:
-            raise SceneError(f"{asset.href}: has no CRS; cannot place it on the ground")
-        gsd = native_gsd(ds)
-        out = np.full(grid.shape, np.nan, dtype=np.float32)
-        try:
-            span = source_window(ds, grid)
-            if span is None:
-                return out, gsd  # the scene does not reach the site
-            col0, row0, col1, row1 = span
-            window = Window(col0, row0, col1 - col0, row1 - row0)
-            raw = ds.read(asset.band, window=window)
-        except rasterio.errors.RasterioError as exc:
-            raise (FetchError if asset.href.startswith("http") else SceneError)(
-                f"cannot read {asset.href}: {str(exc).splitlines()[0][:200]}") from None
-        rep = reporter()
-        if rep.counts_bytes:  # the progress bar's bytes: what the window spans in the file
-            rep.read_bytes(window_bytes(ds, span)[2])
-        h.update(str(raw.dtype).encode() + str(raw.shape).encode())
-        h.update(raw.tobytes())
-        nodata = ds.nodata if ds.nodata is not None else (0 if raw.dtype.kind in "ui" else None)
-        src = raw.astype(np.float32)
-        if nodata is not None:
-            src[raw == nodata] = np.nan
-        src_transform = ds.window_transform(window)
-        if on_source_grid(src_transform, ds.crs, grid):
-            copy_onto(src, src_transform, out, grid)  # no resampling to do: the warp would copy too
-        else:
-            reproject(src, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=np.nan,
-                      dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
-                      resampling=Resampling.nearest if nearest else Resampling.bilinear)
-        if not nearest:
-            scale, offset = default_scale(str(raw.dtype), asset)
-            out = out * np.float32(scale) + np.float32(offset)
-            if scales is not None:
-                scales[name] = (float(scale), float(offset))
-        return out, gsd
+    if asset.band > ds.count:
+        raise SceneError(f"{asset.href}: has {ds.count} band(s), band {asset.band} asked for")
+    if ds.crs is None:
+        raise SceneError(f"{asset.href}: has no CRS; cannot place it on the ground")
+    gsd = native_gsd(ds)
+    out = np.full(grid.shape, np.nan, dtype=np.float32)
+    try:
+        span = source_window(ds, grid)
+        if span is None:
+            return out, gsd  # the scene does not reach the site
+        col0, row0, col1, row1 = span
+        window = Window(col0, row0, col1 - col0, row1 - row0)
+        raw = ds.read(asset.band, window=window)
+    except rasterio.errors.RasterioError as exc:
+        raise (FetchError if asset.href.startswith("http") else SceneError)(
+            f"cannot read {asset.href}: {str(exc).splitlines()[0][:200]}") from None
+    rep = reporter()
+    if rep.counts_bytes:  # the progress bar's bytes: what the window spans in the file
+        rep.read_bytes(window_bytes(ds, span)[2])
+    h.update(str(raw.dtype).encode() + str(raw.shape).encode())
+    h.update(raw.tobytes())
+    nodata = ds.nodata if ds.nodata is not None else (0 if raw.dtype.kind in "ui" else None)
+    src = raw.astype(np.float32)
+    if nodata is not None:
+        src[raw == nodata] = np.nan
+    src_transform = ds.window_transform(window)
+    if on_source_grid(src_transform, ds.crs, grid):
+        copy_onto(src, src_transform, out, grid)  # no resampling to do: the warp would copy too
+    else:
+        reproject(src, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=np.nan,
+                  dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
+                  resampling=Resampling.nearest if nearest else Resampling.bilinear)
+    if not nearest:
+        scale, offset = default_scale(str(raw.dtype), asset)
+        out = out * np.float32(scale) + np.float32(offset)
+        if scales is not None:
+            scales[name] = (float(scale), float(offset))
+    return out, gsd
 
 
 def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
@@ -366,16 +401,26 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
         res_m = site_resolution(native, site_res)
     grid = grid_for(aoi, res_m)
     h = hashlib.sha256()
-    scl_code: np.ndarray | None = None
     scl_hash = _Hash()
     cc = ref.properties.get("eo:cloud_cover")
     # a tile its source calls cloud-free gains nothing from waiting for the mask: read it with the bands
     mask_first = min_valid is not None and not (isinstance(cc, (int, float)) and cc == 0)
+    # local files: each opened once, its bands read one after another on this thread (a scene is
+    # read ahead of the one being mapped, on its own thread); remote bands: concurrently
+    local = not any(a.href.startswith(("http://", "https://", "/vsi")) for a in ref.assets.values())
+    with _Files() if local else nullcontext() as files:
+        return _read_on(ref, grid, res_m, native, min_valid, mask_first, h, scl_hash, files)
+
+
+def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_valid: float | None,
+             mask_first: bool, h: Any, scl_hash: _Hash, files: _Files | None) -> SceneRaster:
+    """:func:`read_scene` once the grid is chosen (``files``: local files, see :class:`_Files`)."""
+    scl_code: np.ndarray | None = None
     scl_future: Future[tuple[np.ndarray, float]] | None = None
-    if "scl" in ref.assets and not mask_first:
+    if "scl" in ref.assets and not mask_first and files is None:
         scl_future = _pool().submit(_read_band, ref.assets["scl"], grid, scl_hash, True)
-    elif "scl" in ref.assets:
-        scl, _ = _read_band(ref.assets["scl"], grid, scl_hash, nearest=True)
+    elif "scl" in ref.assets and mask_first:
+        scl, _ = _read_band(ref.assets["scl"], grid, scl_hash, nearest=True, files=files)
         scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
         if min_valid is not None:
             cloud = np.isin(scl_code, SCL_CLOUD)
@@ -388,15 +433,21 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
     names = [n for n in BANDS if n in ref.assets]
     hashes = {n: _Hash() for n in names}
     scales: dict[str, tuple[float, float]] = {}  # each read sets its own band's (one key per thread)
-    pool = _pool()
-    futures: dict[str, Future[tuple[np.ndarray, float]]] = {
-        n: pool.submit(_read_band, ref.assets[n], grid, hashes[n], False, scales, n) for n in names}
-    try:
-        results = {n: futures[n].result() for n in names}
-    finally:
-        for f in (*futures.values(), scl_future):
-            if f is not None:
-                f.cancel()
+    if files is not None:
+        results = {n: _read_band(ref.assets[n], grid, hashes[n], False, scales, n, files=files) for n in names}
+        if "scl" in ref.assets and not mask_first:
+            scl = _read_band(ref.assets["scl"], grid, scl_hash, True, files=files)[0]
+            scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
+    else:
+        pool = _pool()
+        futures: dict[str, Future[tuple[np.ndarray, float]]] = {
+            n: pool.submit(_read_band, ref.assets[n], grid, hashes[n], False, scales, n) for n in names}
+        try:
+            results = {n: futures[n].result() for n in names}
+        finally:
+            for f in (*futures.values(), scl_future):
+                if f is not None:
+                    f.cancel()
     if scl_future is not None:
         scl_code = np.nan_to_num(scl_future.result()[0], nan=0).astype(np.uint8)
     bands = {n: results[n][0] for n in names}

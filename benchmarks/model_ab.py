@@ -1,0 +1,83 @@
+"""Before/after of the pipeline's own cost: monitor runs of one model over one set of
+``benchmarks/model.py``, alternating between two source trees (say main's, exported with
+``git archive main src | tar -x -C /tmp/base``, and this checkout's), each run in its own process.
+
+    nice .venv/bin/python benchmarks/model_ab.py --src /tmp/base/src --src src [--set xbd] [--runs 3]
+
+Prints per run: the whole run's CPU and wall (scenes read ahead, as shipped), the pipeline's own
+CPU (a second run with each stage's CPU taken and its scenes read one after another, less the
+inference) and each stage, with the load average at its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def one(src: str, key: str, model: str, work: Path) -> dict:
+    """In this process: ``src``'s sitewatch, one timed run and one breakdown run."""
+    sys.path.insert(0, str(HERE))
+    import model as M  # noqa: N812 (inserts this checkout's src; ``src`` goes before it)
+
+    sys.path.insert(0, str(Path(src).resolve()))
+    import onnx_models as om
+
+    import sitewatch
+
+    assert Path(sitewatch.__file__).resolve().is_relative_to(Path(src).resolve()), sitewatch.__file__
+    meta = dict(scale=255, tile=256, gsd_m=0.5, threshold=0.5)
+    path = (om.difference_model(work / "difference.onnx", **meta) if model == "difference"
+            else M.standin_model(work / f"{model}.onnx", M.STANDINS[model][2], **meta))
+    pset = M.SETS[key]()
+    imagery, sites, index = M.write_pairs(work, pset)
+    _, (cpu, wall), _, _ = M.through_monitor(path, imagery, sites, pset, index, work, 1)
+    total, spent = M.breakdown(path, imagery, sites, work)
+    own = total - spent[M.INFERENCE]
+    return {"cpu": cpu, "wall": wall, "own": own, "load": os.getloadavg()[0], **spent}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--src", action="append", required=True, help="a source tree (give two)")
+    ap.add_argument("--set", default="xbd")
+    ap.add_argument("--model", default="difference")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--work", default="/tmp/sitewatch-model-ab")
+    ap.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        work = Path(args.work)
+        work.mkdir(parents=True, exist_ok=True)
+        print(json.dumps(one(args.src[0], args.set, args.model, work)))
+        return
+    rows = []
+    for k in range(args.runs):
+        for i, src in enumerate(args.src):
+            out = subprocess.run([sys.executable, __file__, "--one", "--src", src, "--set", args.set, "--model",
+                                  args.model, "--work", f"{args.work}/{i}"], check=True, capture_output=True,
+                                 text=True).stdout
+            r = json.loads(out.strip().splitlines()[-1])
+            rows.append((src, r))
+            print(f"{src}: run {k + 1}: CPU {r['cpu']:.2f} s, wall {r['wall']:.2f} s, own CPU {r['own']:.2f} s, "
+                  f"load {r['load']:.1f}", flush=True)
+            time.sleep(0.5)
+    stages = [k for k in rows[0][1] if k not in ("cpu", "wall", "own", "load")]
+    print("\n| stage | " + " | ".join(args.src) + " |\n|---|" + "---|" * len(args.src))
+    for st in ["cpu", "wall", "own", *stages]:
+        cells = []
+        for src in args.src:
+            v = [r[st] for s, r in rows if s == src]
+            cells.append(f"{min(v):.3f}–{max(v):.3f}")
+        print(f"| {st} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
