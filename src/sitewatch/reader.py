@@ -395,20 +395,22 @@ def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
     """
     if "red" not in ref.assets:
         raise SceneError(f"scene {ref.scene_id}: no red band")
-    native: float | None = None
-    if res_m is None:
-        native = href_gsd(ref.assets["red"])
-        res_m = site_resolution(native, site_res)
-    grid = grid_for(aoi, res_m)
-    h = hashlib.sha256()
-    scl_hash = _Hash()
-    cc = ref.properties.get("eo:cloud_cover")
-    # a tile its source calls cloud-free gains nothing from waiting for the mask: read it with the bands
-    mask_first = min_valid is not None and not (isinstance(cc, (int, float)) and cc == 0)
-    # local files: each opened once, its bands read one after another on this thread (a scene is
-    # read ahead of the one being mapped, on its own thread); remote bands: concurrently
+    # local files: each opened once (its header gives the native pixel size, then its bands are read
+    # one after another on this thread: a scene is read ahead of the one being mapped, on its own
+    # thread); remote bands: concurrently, each with its own handle, the header's facts cached
     local = not any(a.href.startswith(("http://", "https://", "/vsi")) for a in ref.assets.values())
     with _Files() if local else nullcontext() as files:
+        native: float | None = None
+        if res_m is None:
+            red = ref.assets["red"]
+            native = native_gsd(files.get(red)) if files is not None else href_gsd(red)
+            res_m = site_resolution(native, site_res)
+        grid = grid_for(aoi, res_m)
+        h = hashlib.sha256()
+        scl_hash = _Hash()
+        cc = ref.properties.get("eo:cloud_cover")
+        # a tile its source calls cloud-free gains nothing from waiting for the mask: read it with the bands
+        mask_first = min_valid is not None and not (isinstance(cc, (int, float)) and cc == 0)
         return _read_on(ref, grid, res_m, native, min_valid, mask_first, h, scl_hash, files)
 
 
