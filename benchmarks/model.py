@@ -348,10 +348,12 @@ def sequential(read, refs):  # type: ignore[no-untyped-def]
             yield ref, exc
 
 
-def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple[float, dict[str, float]]:
+def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path,
+              db: Path | None = None) -> tuple[float, dict[str, float]]:
     """One more monitor run with each stage's CPU time (process time, so onnxruntime's and the reader's
     own threads count) taken around its calls; scenes are read one after another for this run, so
-    that no read overlaps another stage. Returns the run's CPU time and stage -> seconds."""
+    that no read overlaps another stage. Returns the run's CPU time and stage -> seconds. ``db``: run
+    into this GeoPackage as it is (else into a new one)."""
     import importlib
 
     import sitewatch.monitor as mon
@@ -390,8 +392,9 @@ def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path) -> tuple
             setattr(owner, attr, new)
     patched.append((mon, "_read_ahead", mon._read_ahead))
     mon._read_ahead = sequential
-    db = work / f"{imagery.name}-breakdown-{model_path.stem}.gpkg"
-    db.unlink(missing_ok=True)
+    if db is None:
+        db = work / f"{imagery.name}-breakdown-{model_path.stem}.gpkg"
+        db.unlink(missing_ok=True)
     try:
         c0 = time.process_time()
         run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),

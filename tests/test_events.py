@@ -125,3 +125,44 @@ def test_a_withdrawn_claim_keeps_what_it_said():
     assert (c["detection_id"], c["kind"], c["before_date"], c["after_date"], c["after_scene_id"], c["detector"]) == \
         ("det-x", "building_new", "2020-05-04", "2020-10-11", "a", "sitewatch-structures/2")
     assert shapely.from_wkt(c["outline_wkt"]).equals_exact(d.geometry, 1e-6)
+
+
+def test_reconcile_asks_only_nearby_outlines_and_answers_as_asking_every_pair():
+    """reconcile and withdrawals ask same_event only of outlines whose boxes meet (and of the same id):
+    on many scattered, overlapping, touching and far-apart outlines (an empty one too), their answers
+    are those of the plain double loop over every pair."""
+    from sitewatch.events import Reconciled, same_event
+
+    rng = np.random.default_rng(5)
+
+    def scatter(prefix: str, n: int) -> list[DetectionRecord]:
+        out = []
+        for k in range(n):
+            c0, r0 = (int(v) for v in rng.integers(0, 17, 2))
+            c1, r1 = c0 + int(rng.integers(1, 4)), r0 + int(rng.integers(1, 4))
+            out.append(_det(f"{prefix}{k}", after=dt.date(2020, 10, 11 + int(rng.integers(0, 3))),
+                            confirmed=bool(rng.integers(0, 2)), geom=_outline(c0, r0, c1, r1)))
+        return out
+
+    records, stored = scatter("r", 40), scatter("s", 40)
+    stored += [replace(records[3], status="pending"), _det("empty", geom=MultiPolygon())]
+    reviewed = {"s1", "s7"}
+
+    def plain() -> Reconciled:
+        out = Reconciled()
+        for r in records:
+            same = [s for s in stored if same_event(r, s)]
+            if not same:
+                out.fresh.append(r)
+            elif not any(s.detection_id == r.detection_id for s in same):
+                for s in same:
+                    if s.status == "pending" and s.detection_id not in out.better:
+                        out.better[s.detection_id] = r
+        out.withdraw.extend(s.detection_id for s in stored if s.status == "pending" and s.detection_id not in reviewed
+                            and not s.evidence.get("confirmed_by_next_clear_scene")
+                            and not any(same_event(r, s) for r in records))
+        return out
+
+    got, want = reconcile(records, stored, reviewed, always), plain()
+    assert got == want
+    assert want.fresh and want.better and want.withdraw and len(want.fresh) < len(records)  # each rule had work

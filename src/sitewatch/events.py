@@ -76,8 +76,10 @@ def reconcile(records: Sequence[DetectionRecord], stored: Sequence[DetectionReco
     again in this run (:mod:`sitewatch.rebase`): then not making it again refutes it outright.
     """
     out = Reconciled()
+    near = _near(stored)
     for r in records:
-        same = [s for s in stored if same_event(r, s)]
+        meets = set(near(r).tolist())
+        same = [s for k, s in enumerate(stored) if (k in meets or s.detection_id == r.detection_id) and same_event(r, s)]
         if not same:
             out.fresh.append(r)
         elif not any(s.detection_id == r.detection_id for s in same):
@@ -97,8 +99,10 @@ def withdrawals(records: Sequence[DetectionRecord], stored: Sequence[DetectionRe
     record of the same event), and either made from maps this run made again (``remade``) or not
     confirmed by a next clear scene and judgeable now (a clear scene after its ``after_date`` in
     its series, see :func:`reconcile`)."""
+    near, ids = _near(records), {r.detection_id for r in records}
     return [s.detection_id for s in stored
-            if _open(s, reviewed) and not any(same_event(r, s) for r in records)
+            if _open(s, reviewed)
+            and not (s.detection_id in ids or any(same_event(records[k], s) for k in near(s)))
             and (remade(s) or (not s.evidence.get("confirmed_by_next_clear_scene") and clear_after(s)))]
 
 
@@ -113,6 +117,23 @@ def remade_at(resolutions: Collection[float]) -> Callable[[DetectionRecord], boo
                 and any(abs(float(res) - float(r)) < 1e-6 for r in resolutions))
 
     return test
+
+
+def _near(ds: Sequence[DetectionRecord]) -> Callable[[DetectionRecord], Any]:
+    """Indices of the detections in ``ds`` whose outline's bounding box meets ``x``'s (edges touching
+    count). Outlines whose boxes are apart do not overlap, so :func:`same_event` (an overlap of
+    30 % or more, or the same id) is only asked of these and of the same id: the same answers as
+    asking it of every pair, which cost a union of two outlines per pair (378 detections against
+    378 stored at a 1024 x 1024 px site: 7 s a run)."""
+    import numpy as np
+
+    b = np.array([d.geometry.bounds for d in ds], dtype=float).reshape(-1, 4)
+
+    def near(x: DetectionRecord) -> Any:
+        x0, y0, x1, y1 = x.geometry.bounds  # (an empty outline's are NaN: it meets nothing)
+        return np.flatnonzero((b[:, 0] <= x1) & (b[:, 2] >= x0) & (b[:, 1] <= y1) & (b[:, 3] >= y0))
+
+    return near
 
 
 def clear_after(series: Mapping[float, Sequence[Any]], models: Collection[str] = ()
