@@ -166,3 +166,24 @@ def test_reconcile_asks_only_nearby_outlines_and_answers_as_asking_every_pair():
     got, want = reconcile(records, stored, reviewed, always), plain()
     assert got == want
     assert want.fresh and want.better and want.withdraw and len(want.fresh) < len(records)  # each rule had work
+
+
+def test_same_event_skips_the_union_only_where_the_outlines_do_not_overlap():
+    """same_event returns early when two outlines share no area: its answers are the plain IoU
+    test's on overlapping, touching and apart outlines, at several thresholds (0 included)."""
+    from sitewatch.events import same_event
+
+    rng = np.random.default_rng(9)
+    answers = set()
+    for k in range(150):
+        boxes = []
+        for _ in range(2):
+            c0, r0 = (int(v) for v in rng.integers(0, 8, 2))
+            boxes.append((c0, r0, c0 + int(rng.integers(1, 6)), r0 + int(rng.integers(1, 6))))
+        a, b = _det("a", geom=_outline(*boxes[0])), _det("b", geom=_outline(*boxes[1]))
+        for t in (0.0, 0.3, 0.6):
+            inter, union = a.geometry.intersection(b.geometry).area, a.geometry.union(b.geometry).area
+            plain = union > 0 and inter / union >= t
+            assert same_event(a, b, t) == plain
+            answers.add((plain, inter == 0))
+    assert answers == {(True, True), (True, False), (False, True), (False, False)}

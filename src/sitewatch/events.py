@@ -45,6 +45,8 @@ def same_event(a: DetectionRecord, b: DetectionRecord, min_iou: float = 0.3) -> 
     if not (a.before_date < b.after_date and b.before_date < a.after_date):
         return False
     inter = a.geometry.intersection(b.geometry).area
+    if inter == 0 and min_iou > 0:  # neighbours that do not overlap: no union to compute (the costlier)
+        return False
     union = a.geometry.union(b.geometry).area
     return union > 0 and inter / union >= min_iou
 
