@@ -1,13 +1,18 @@
 """A change model plugged into ``monitor`` against the same model run directly, on real pairs.
 
     nice .venv/bin/python benchmarks/model.py [--work DIR] [--repeat 3] [--models difference,tinycd-size,...]
-    nice .venv/bin/python benchmarks/model.py --profile     # cProfile (CPU) of one monitor run
+        [--sets levir,xbd]
+    nice .venv/bin/python benchmarks/model.py --profile [--sets xbd]   # cProfile (CPU) of one monitor run
 
-Data: the eleven real LEVIR-CD sample pairs in ``../shared/data/levir-cd-samples`` (256 x 256 px,
-0.5 m RGB, Texas; ten with building change, one without). Each pair is written as two 8-bit
-GeoTIFFs on a 0.5 m UTM grid (LEVIR's PNGs carry no georeferencing, so each pair is placed at its
-own spot, 1 km apart, dated 2010-06-01 and 2015-06-01 for the pipeline's sake) with a site
-polygon over it, and ``sitewatch.monitor.run`` runs with ``change_model`` and ``model_only``.
+Data, two sets of real pairs (``--sets``), each pair written as two 8-bit GeoTIFFs on a UTM grid of
+its own pixel size (the PNGs carry no georeferencing, so each pair is placed at its own spot, dated
+2010-06-01 and 2015-06-01 for the pipeline's sake) with a site polygon over it, and
+``sitewatch.monitor.run`` runs with ``change_model`` and ``model_only``:
+
+- ``levir``: the eleven LEVIR-CD sample pairs in ``../shared/data/levir-cd-samples`` (256 x 256 px,
+  0.5 m RGB, Texas; ten with building change, one without): one model tile per pair.
+- ``xbd``: the three xBD Joplin pairs in ``../shared/data/buildings-real/xbd-joplin`` (1024 x 1024
+  px, 0.45 m): a site-sized window, 25 overlapping model tiles per pair.
 
 Models: no trained weights exist here, so the models are real ONNX networks built with the onnx
 helper (tests/onnx_models.py), with fixed weights:
@@ -24,10 +29,11 @@ helper (tests/onnx_models.py), with fixed weights:
   which onnxruntime may run at another speed per multiply-accumulate.)
 
 Figures: pixel F1 / IoU / object recall (a changed building counts as found when >= 50% of it is
-covered) against LEVIR's labels, of (a) the model run directly on each whole 256 x 256 pair with
-onnxruntime and thresholded, and (b) the detections ``monitor`` stored (rasterised back onto the
-pair's pixels); and the time of (b), a whole run, against the time of the model alone over the
-same tiles (fastest of ``--repeat`` runs each).
+covered) against each set's labels, of (a) the model run directly with onnxruntime over the very
+tiles ``monitor`` cuts, stitched and thresholded, and (b) the detections ``monitor`` stored
+(rasterised back onto the pair's pixels); the time of (b), a whole run, against the time of the
+model alone over the same tiles (fastest of ``--repeat`` runs each); the run's CPU stage by stage,
+and with both sets each stage's cost per scene split into a fixed part and a part per pixel.
 """
 
 from __future__ import annotations
