@@ -1,0 +1,161 @@
+"""Fit the 0.3-2 m two-date change model (``src/sitewatch/data/fine_change_model.json``) on LEVIR-CD.
+
+Each LEVIR-CD sample pair (``../shared/data/levir-cd-samples``: 11 pairs, 256 x 256 px at 0.5 m,
+label 255 = building new or gone) is read exactly as ``monitor`` reads it (static STAC catalog ->
+``sitewatch.reader``, the second date co-registered to the first as the detector does), described
+by :func:`sitewatch.finechange.features` (with each date's building probability from
+:func:`sitewatch.finechange.building_probability`) and labelled by its change mask.
+
+Held out by pair (leave-one-pair-out): each pair is scored by a model fitted on the other ten.
+The presence settings (core threshold, the lower one its rim grows to) are chosen on the pooled
+held-out maps: the most label objects found within F1_SLACK of the best pooled pixel F1. The
+shipped model is then fitted on all eleven with those settings. With ``--folds DIR`` the
+per-pair held-out models are written too (``DIR/fine_change_model-without-<pair>.json``) for
+``benchmarks/real.py --fine-folds``. scikit-learn is used here only, never at runtime; only
+coefficients leave ``../shared/data``. Run: ``python benchmarks/train_finechange.py [--folds DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import real  # noqa: E402
+import train_s2change as s2t  # noqa: E402
+
+from sitewatch import finechange  # noqa: E402
+
+OUT = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "data" / "fine_change_model.json"
+#: Training pixels per pair: every changed pixel up to half of this, the rest unchanged ones.
+PER_PAIR = 20_000
+SEED = 13
+#: Inverse regularisation (scikit-learn's C) of the logistic model.
+C = 0.05
+NAME, VERSION = "sitewatch-finechange", "1"
+#: Pixel F1 the threshold pair may give up (pooled, held out) to find more objects.
+F1_SLACK = 0.02
+#: Smallest change region kept (m²): the tracker's building floor is 60 m² (changes.MIN_AREA_M2).
+MIN_AREA_M2 = 20.0
+#: Change of building probability (mean over a region) below which a region is a building gone.
+GONE_MARGIN = 0.15
+
+
+def read_pair(case: real.Case, work: Path) -> dict:
+    p = s2t.read_pair(case, work)
+    res = p["res"]
+    ref_valid = np.all([np.isfinite(v) for v in p["ref"].values()], axis=0)
+    p["pb_ref"] = finechange.building_probability(p["ref"], ref_valid, res)
+    p["pb_cur"] = finechange.building_probability(p["cur"], p["both"], res)
+    p["f"] = finechange.features(p["ref"], p["cur"], p["both"], res, p["pb_ref"], p["pb_cur"])
+    return p
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=C, max_iter=1000).fit((x - mean) / scale, y)
+    return {"mean": mean.round(5).tolist(), "scale": scale.round(5).tolist(),
+            "coef": lr.coef_[0].round(5).tolist(), "intercept": round(float(lr.intercept_[0]), 5)}
+
+
+def presence(prob: np.ndarray, p: dict, doc: dict) -> np.ndarray:
+    return finechange.regions(prob, p["both"], doc, p["res"])
+
+
+def evaluate(held: dict[str, np.ndarray], pairs: dict[str, dict], doc: dict) -> tuple[np.ndarray, int, int, dict]:
+    from sitewatch.testbed.scoring import object_recall
+
+    tot, found, nobj, per = np.zeros(3), 0, 0, {}
+    for n, p in pairs.items():
+        pred = presence(held[n], p, doc)
+        c = s2t.counts(pred, p["label"], p["both"])
+        f, k = object_recall(pred & p["both"], real._drop_specks(p["label"]))
+        tot += c
+        found, nobj = found + f, nobj + k
+        per[n] = (c, f, k, pred)
+    return tot, found, nobj, per
+
+
+def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> dict:
+    rows = []
+    for smooth in (0.0, 1.0):
+        for hi in np.round(np.arange(0.3, 0.91, 0.05), 3):
+            for lo in np.round(np.arange(hi, max(0.05, hi - 0.41), -0.1), 3):
+                doc = {"threshold": float(hi), "grow_threshold": float(lo), "smooth_m": smooth, "min_area_m2": MIN_AREA_M2}
+                tot, found, _, _ = evaluate(held, pairs, doc)
+                rows.append((s2t.prf(*tot)[2], found, doc))
+    best = max(r[0] for r in rows)
+    f1, found, doc = max((r for r in rows if r[0] >= best - F1_SLACK), key=lambda r: (r[1], r[0]))
+    print(f"  settings {doc}: pooled held-out F1 {f1:.3f} (best {best:.3f}), {found} objects")
+    return doc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--folds", default=None, help="also write the per-pair held-out models into this folder")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="sitewatch-finetrain-"))
+    (work / "tif").mkdir(parents=True)
+    cases = real.levir_cases(work / "tif")
+    pairs = {c.name: read_pair(c, work / c.name) for c in cases}
+    names = sorted(next(iter(pairs.values()))["f"])
+    print(f"read {len(pairs)} pairs, {len(names)} cues, in {time.perf_counter() - t0:.0f} s")
+    rng = np.random.default_rng(SEED)
+    xs, ys = {}, {}
+    for name, p in pairs.items():
+        pos = np.flatnonzero((p["label"] & p["both"]).ravel())
+        neg = np.flatnonzero((~p["label"] & p["both"]).ravel())
+        pos = rng.choice(pos, size=min(pos.size, PER_PAIR // 2), replace=False)
+        neg = rng.choice(neg, size=min(neg.size, PER_PAIR - pos.size), replace=False)
+        take = np.concatenate([pos, neg])
+        xs[name] = finechange.design(p["f"], names)[take]
+        ys[name] = p["label"].ravel()[take]
+    base = {"name": NAME, "version": VERSION, "fitted": dt.date.today().isoformat(),
+            "script": "benchmarks/train_finechange.py", "bands": list(finechange.BANDS), "cues": names}
+    held, folds = {}, {}
+    for name in pairs:
+        others = [n for n in pairs if n != name]
+        m = fit(np.concatenate([xs[n] for n in others]), np.concatenate([ys[n] for n in others]))
+        folds[name] = {**base, "data": f"LEVIR-CD samples without {name}", **m}
+        held[name] = finechange.probability(pairs[name]["f"], pairs[name]["both"], {**folds[name], "threshold": 0.5})
+    settings = choose(held, pairs)
+    tot, found, nobj, per = evaluate(held, pairs, settings)
+    print("\n| held-out pair | changed px | P | R | F1 | objects found |")
+    print("|---|---|---|---|---|---|")
+    for n, (c, f, k, _) in per.items():
+        P, R, F = s2t.prf(*c)
+        print(f"| {n} | {int(pairs[n]['label'].sum())} | {P:.2f} | {R:.2f} | {F:.2f} | {f}/{k} |")
+    P, R, F = s2t.prf(*tot)
+    print(f"| pooled | {sum(int(p['label'].sum()) for p in pairs.values())} | {P:.2f} | {R:.2f} | **{F:.2f}** "
+          f"| {found}/{nobj} = {found / max(nobj, 1):.2f} |")
+    settings["gone_margin"] = GONE_MARGIN
+    m = fit(np.concatenate(list(xs.values())), np.concatenate(list(ys.values())))
+    doc = {**base, "data": "LEVIR-CD samples " + ", ".join(pairs), **m, **settings,
+           "held_out_f1": round(F, 4), "held_out_precision": round(P, 4), "held_out_recall": round(R, 4),
+           "held_out_objects": [found, nobj]}
+    finechange.validate(doc)
+    OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(f"\nwrote {OUT} ({OUT.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
+    if args.folds:
+        d = Path(args.folds)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, f in folds.items():
+            (d / f"fine_change_model-without-{name}.json").write_text(
+                json.dumps({**f, **settings}, separators=(",", ":")) + "\n")
+        print(f"wrote {len(folds)} held-out models into {d}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,289 @@
+"""Two-date building change at 0.3-2 m: what changed between a site's reference scene and this one.
+
+Comparing two per-date roof maps fails on real imagery: the per-date building model is weak
+(held-out pixel F1 0.16), so each date's map misses most roofs and maps different ones, and
+the two maps' disagreement is mostly noise (LEVIR-CD samples: 6 of 105 changed buildings found).
+So at fine resolution the detector also asks one question per pixel, learnt from real labelled
+pairs: did the ground change since the reference scene? (the same design as
+:mod:`sitewatch.s2change` at 10 m).
+
+- **Normalisation.** Each band of each date in robust units of its own scene on the ground
+  both dates saw (median and interquartile range): a uniform gain or haze is no change.
+- **Cues per pixel** (:func:`features`): both dates' bands and their differences; the change
+  vector and the brightness change averaged over windows of 1.5, 4.5 and 12.5 m (3, 9, 25 px at
+  0.5 m; sized in metres so 0.3 m and 2 m imagery read the same ground); the change vector's
+  departure from its 50 m mean (slowly varying haze); chromaticity (excess green, red-blue) of
+  each date and its change; texture (local spread over 1.5 and 4.5 m) and edge strength of
+  each date and their change; the per-date building probability of :mod:`sitewatch.buildings`
+  of both dates and its change; shadow adjacency (dark ground within a few metres) of each
+  date and its change.
+- **A small model over them**: a logistic regression on the cues and their squares, fitted by
+  ``benchmarks/train_finechange.py`` on the LEVIR-CD sample pairs, held out by pair. Only its
+  coefficients ship (``data/fine_change_model.json``); the forward pass is numpy.
+- **Direction**: a change region whose building probability fell (mean over the region, by more
+  than the model's ``gone_margin``) is a building gone; any other is new.
+
+RGB only: the labelled fine pairs hold no near-infrared, so a NIR band is not read.
+The reference is the first scene that kept its bands (:func:`reference_features`: each band
+quantised to uint8 on a square-root scale, plus its building probability as uint8: 4 bytes a
+pixel, 100 MB uncompressed for a 2.5 km site at 0.5 m, 5000 x 5000 px).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy import ndimage
+
+from . import components
+
+#: Bands the model reads, in order.
+BANDS = ("red", "green", "blue")
+#: ``StructureMaps.features`` key prefix of the reference scene's kept arrays.
+REF_PREFIX = "fineref."
+#: Windows (metres) of the local means: a few pixels, a small building, a large one.
+SCALES_M = (1.5, 4.5, 12.5)
+#: Window (metres) of the slowly varying change a pixel's change is compared with (haze).
+HAZE_M = 50.0
+MODEL_FILE = "data/fine_change_model.json"
+#: Smallest spread (IQR) of a band's robust unit, as a share of its median (see s2change.MIN_SPREAD).
+MIN_SPREAD = 0.15
+
+
+def _win(m: float, res: float) -> int:
+    return max(3, int(round(m / res)) | 1)
+
+
+def _quantise(x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, float]:
+    """uint8 codes of ``x`` on a square-root scale up to its 99.9th percentile (0: not valid)."""
+    v = x[valid & np.isfinite(x)]
+    hi = float(np.percentile(v, 99.9)) if v.size else 1.0
+    hi = max(hi, 1e-6)
+    q = np.round(np.sqrt(np.clip(np.nan_to_num(x) / hi, 0, 1)) * 254) + 1
+    return np.where(valid & np.isfinite(x), q, 0).astype(np.uint8), hi
+
+
+def reference_features(bands: Mapping[str, np.ndarray], valid: np.ndarray,
+                       pb: np.ndarray) -> dict[str, np.ndarray]:
+    """What a reference scene keeps for later dates: its bands and building probability, uint8."""
+    out: dict[str, np.ndarray] = {}
+    for b in BANDS:
+        q, hi = _quantise(bands[b].astype(np.float32), valid)
+        out[REF_PREFIX + b] = q
+        out[REF_PREFIX + b + ".hi"] = np.array([hi], np.float32)
+    out[REF_PREFIX + "pb"] = np.round(np.clip(pb, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def reference_of(features: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """The reference bands (float32, NaN where it saw no clear ground) and building probability
+    kept in a map's ``features``, or None when it is not a reference."""
+    if REF_PREFIX + "pb" not in features:
+        return None
+    out = {}
+    for b in BANDS:
+        q = np.asarray(features[REF_PREFIX + b])
+        hi = float(np.asarray(features[REF_PREFIX + b + ".hi"])[0])
+        x = ((q.astype(np.float32) - 1) / 254) ** 2 * hi
+        out[b] = np.where(q > 0, x, np.nan).astype(np.float32)
+    return out, np.asarray(features[REF_PREFIX + "pb"]).astype(np.float32) / 255
+
+
+def reference_in(history: object) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+    """The site's fine reference: that of the first earlier map that kept one, or None."""
+    for h in history:  # type: ignore[attr-defined]
+        ref = reference_of(h.features)
+        if ref is not None:
+            return ref
+    return None
+
+
+def building_probability(bands: Mapping[str, np.ndarray], valid: np.ndarray, res: float) -> np.ndarray:
+    """One date's per-pixel building probability (:mod:`sitewatch.buildings`), 0 off ``valid``."""
+    from . import align, buildings
+
+    raw = {b: np.where(valid, np.nan_to_num(bands[b].astype(np.float32)), np.nan) for b in BANDS}
+    rel = align.relative_to_ground(raw, align.ground_levels(raw, valid))
+    p = buildings.probability(buildings.cues(rel, raw, valid, res))
+    return np.where(valid, p, 0.0).astype(np.float32)
+
+
+def _robust(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
+    q25, q50, q75 = np.percentile(x[sample], [25, 50, 75]) if sample.any() else (0.0, 0.0, 1.0)
+    spread = max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
+    return ((x - q50) / spread).astype(np.float32)
+
+
+def _mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Mean of ``x`` over a k x k window, over the pixels ``w`` (weights 0/1) only."""
+    den = ndimage.uniform_filter(w, k)
+    return np.where(den > 1e-3, ndimage.uniform_filter(x * w, k) / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+
+
+def _tex(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    m = _mean(x, w, k)
+    return np.sqrt(np.maximum(_mean(x * x, w, k) - m * m, 0)) * w
+
+
+def _grad(x: np.ndarray) -> np.ndarray:
+    return np.hypot(ndimage.sobel(x, 0), ndimage.sobel(x, 1)).astype(np.float32) / 8
+
+
+def _chroma(raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    r, g, b = (np.nan_to_num(raw[k].astype(np.float32)) for k in BANDS)
+    s = np.maximum(r + g + b, 1e-4)
+    return (2 * g - r - b) / s, (r - b) / s
+
+
+def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
+             pb_ref: np.ndarray, pb_cur: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance, RGB).
+
+    ``pb_ref``/``pb_cur``: each date's building probability (:func:`sitewatch.buildings.probability`).
+    Ground either date did not see is left out of every local window."""
+    w = both.astype(np.float32)
+    sample = both.copy()
+    if sample.sum() > 400_000:  # a regular subsample is enough for quartiles
+        keep = np.zeros_like(sample)
+        keep[::3, ::3] = True
+        sample &= keep
+    r = {b: _robust(np.nan_to_num(ref[b].astype(np.float32)), sample) * w for b in BANDS}
+    c = {b: _robust(np.nan_to_num(cur[b].astype(np.float32)), sample) * w for b in BANDS}
+    out: dict[str, np.ndarray] = {}
+    d2 = np.zeros(both.shape, np.float32)
+    for b in BANDS:
+        d = c[b] - r[b]
+        out[f"ref_{b}"], out[f"cur_{b}"], out[f"d_{b}"] = r[b], c[b], d
+        d2 += d * d
+    cva = np.sqrt(d2 / len(BANDS))
+    br_r, br_c = sum(r.values()) / 3, sum(c.values()) / 3
+    bd = br_c - br_r
+    out["cva"], out["bright_d"] = cva, bd
+    k1, k2, k3 = (_win(m, res) for m in SCALES_M)
+    for k, tag in ((k1, "s"), (k2, "m"), (k3, "l")):
+        out[f"cva_{tag}"] = _mean(cva, w, k)
+        out[f"bright_d_{tag}"] = _mean(bd, w, k)
+    out["cva_hp"] = (out["cva_m"] - _mean(cva, w, _win(HAZE_M, res))) * w
+    out["ctx_ref"], out["ctx_cur"] = _mean(br_r, w, k3), _mean(br_c, w, k3)
+    (exg_r, rb_r), (exg_c, rb_c) = _chroma(ref), _chroma(cur)
+    out["exg_ref"], out["exg_cur"] = exg_r * w, exg_c * w
+    out["d_exg"] = _mean((exg_c - exg_r) * w, w, k1)
+    out["rb_ref"], out["rb_cur"] = rb_r * w, rb_c * w
+    out["d_rb"] = _mean((rb_c - rb_r) * w, w, k1)
+    for k, tag in ((k1, "s"), (k2, "m")):
+        tr, tc = _tex(br_r, w, k), _tex(br_c, w, k)
+        out[f"tex_ref_{tag}"], out[f"tex_cur_{tag}"], out[f"tex_d_{tag}"] = tr, tc, tc - tr
+    gr, gc = _grad(br_r) * w, _grad(br_c) * w
+    out["grad_ref"], out["grad_cur"] = _mean(gr, w, k1), _mean(gc, w, k1)
+    out["grad_d"] = out["grad_cur"] - out["grad_ref"]
+    out["grad_d_m"] = _mean(gc - gr, w, k2)
+    pr, pc = np.nan_to_num(pb_ref) * w, np.nan_to_num(pb_cur) * w
+    out["pb_ref"], out["pb_cur"] = _mean(pr, w, k1), _mean(pc, w, k1)
+    out["pb_d"] = out["pb_cur"] - out["pb_ref"]
+    out["pb_d_m"] = _mean(pc - pr, w, k2)
+    ks = _win(4.0, res)
+    sr = ndimage.maximum_filter(_mean((br_r < -1.0).astype(np.float32), w, k1), ks) * w
+    sc = ndimage.maximum_filter(_mean((br_c < -1.0).astype(np.float32), w, k1), ks) * w
+    out["shadow_ref"], out["shadow_cur"], out["shadow_d"] = sr, sc, sc - sr
+    return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
+
+
+def design(f: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
+    """(n_pixels, 2 n) matrix: the named cues and their squares (a cheap non-linearity)."""
+    cols = [f[k].ravel() for k in names]
+    cols += [x * x for x in cols]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+_override: list[dict] = []
+
+
+def model() -> dict:
+    """The model in use: the shipped one (``data/fine_change_model.json``) unless :func:`use` set another."""
+    return _override[-1] if _override else _shipped()
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> dict:
+    return load(bytes(resources.files("sitewatch").joinpath(MODEL_FILE).read_bytes()))
+
+
+def load(raw: bytes) -> dict:
+    """A model document from its JSON bytes, validated, with the ``sha256`` of those bytes."""
+    return validate(json.loads(raw), hashlib.sha256(raw).hexdigest())
+
+
+def use(doc: dict | None) -> None:
+    """Use ``doc`` instead of the shipped model (None: back to it). For benchmarks that score
+    held-out models (``benchmarks/real.py --fine-folds``); the product always uses the shipped one."""
+    _override.clear()
+    if doc is not None:
+        _override.append(doc)
+
+
+def validate(doc: dict, sha256: str = "") -> dict:
+    """Check a model document's shape (coefficients match its cue list)."""
+    for key in ("name", "version", "cues", "mean", "scale", "coef", "intercept", "threshold"):
+        if key not in doc:
+            raise ValueError(f"fine change model: no {key!r}")
+    n = 2 * len(doc["cues"])
+    if not len(doc["mean"]) == len(doc["scale"]) == len(doc["coef"]) == n:
+        raise ValueError(f"fine change model: coefficients do not match its {len(doc['cues'])} cues")
+    return {**doc, "sha256": sha256}
+
+
+def probability(f: Mapping[str, np.ndarray], both: np.ndarray, m: Mapping | None = None) -> np.ndarray:
+    """P(change) per pixel from the cues ``f`` (0 where ``both`` is False)."""
+    doc = m if m is not None else model()
+    names = list(doc["cues"])
+    shape = both.shape
+    p = np.zeros(shape, np.float32)
+    mean, scale = np.asarray(doc["mean"], np.float32), np.asarray(doc["scale"], np.float32)
+    coef = np.asarray(doc["coef"], np.float32) / scale
+    icpt = np.float32(doc["intercept"]) - np.float32(mean @ coef)
+    rows = max(1, 2_000_000 // max(shape[1], 1))  # row blocks: the design matrix stays ~0.8 GB or less
+    for r0 in range(0, shape[0], rows):
+        sl = slice(r0, r0 + rows)
+        x = design({k: f[k][sl] for k in names}, names)
+        logit = x @ coef + icpt
+        p[sl] = (1 / (1 + np.exp(-np.clip(logit, -30, 30)))).reshape(-1, shape[1])
+    return np.where(both, p, 0.0).astype(np.float32)
+
+
+def hysteresis(p: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels at or above ``low`` connected (8-neighbours) to one at or above ``high``."""
+    lab, n = components.label(p >= min(low, high), corners=True)
+    if not n:
+        return np.zeros(p.shape, bool)
+    keep = np.asarray(ndimage.maximum(p >= high, lab, np.arange(1, n + 1)), bool)
+    return np.concatenate([[False], keep])[lab]
+
+
+def regions(p: np.ndarray, both: np.ndarray, doc: Mapping, res: float) -> np.ndarray:
+    """Change presence: hysteresis on P(change), smoothed over ~1 m first (a pixel's change is read
+    with its neighbours'), holes filled, specks under the model's ``min_area_m2`` dropped."""
+    sm = ndimage.gaussian_filter(p, max(0.5, float(doc.get("smooth_m", 0.5)) / res)) if doc.get("smooth_m", 0) else p
+    pres = hysteresis(sm, float(doc["threshold"]), float(doc.get("grow_threshold", doc["threshold"]))) & both
+    pres = ndimage.binary_fill_holes(pres) & both
+    min_px = max(4, int(round(float(doc.get("min_area_m2", 20.0)) / res ** 2)))
+    lab, n = components.label(pres, corners=True)
+    if not n:
+        return pres
+    sizes = ndimage.sum_labels(pres, lab, np.arange(1, n + 1))
+    return np.concatenate([[False], sizes >= min_px])[lab]
+
+
+def split_direction(pres: np.ndarray, pb_ref: np.ndarray, pb_cur: np.ndarray, margin: float
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(new, gone): each change region by the mean change of building probability over it."""
+    lab, n = components.label(pres, corners=True)
+    if not n:
+        return pres, np.zeros(pres.shape, bool)
+    d = np.asarray(ndimage.mean(pb_cur - pb_ref, lab, np.arange(1, n + 1)))
+    gone = np.concatenate([[False], d < -margin])[lab]
+    return pres & ~gone, gone
