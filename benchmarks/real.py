@@ -16,9 +16,10 @@ scored against the labels on the label's own grid:
   256 x 256 px tile; real scenes stored as unusable; seconds per set.
 
 The raw data is never copied into the repository (licences: see ``../shared/data``).
-Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json] [--s2-folds DIR]``
-(``--s2-folds``: OSCD cities each with the 10 m change model fitted without them; without it the
-shipped model, which has seen every OSCD dev city, scores its own training data).
+Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json] [--s2-folds DIR]
+[--fine-folds DIR]`` (``--s2-folds``: OSCD cities each with the 10 m change model fitted without them;
+``--fine-folds``: LEVIR-CD pairs each with the 0.3-2 m change model fitted without them; without them
+the shipped models, which have seen every OSCD dev city and LEVIR-CD pair, score their own training data).
 """
 
 from __future__ import annotations
@@ -366,10 +367,13 @@ def all_cases(work: Path, only: set[str] | None = None) -> list[Case]:
     return out
 
 
-def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: Path | None = None) -> list[Result]:
+def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: Path | None = None,
+            fine_folds: Path | None = None) -> list[Result]:
     """``s2_folds``: a folder of per-city held-out 10 m change models (``benchmarks/train_s2change.py
-    --folds``); each OSCD city is then run with the model fitted without it, so its figures are held out."""
-    from sitewatch import s2change
+    --folds``); each OSCD city is then run with the model fitted without it, so its figures are held out.
+    ``fine_folds``: the same for the 0.3-2 m change model and the LEVIR-CD pairs
+    (``benchmarks/train_finechange.py --folds``)."""
+    from sitewatch import finechange, s2change
 
     out = []
     for i, c in enumerate(cases):
@@ -379,10 +383,16 @@ def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: 
         if fold is not None and not fold.exists():
             raise SystemExit(f"no held-out model {fold}: run benchmarks/train_s2change.py --folds {s2_folds}")
         s2change.use(s2change.load(fold.read_bytes()) if fold is not None else None)
+        ffold = (fine_folds / f"fine_change_model-without-{c.name}.json"
+                 if fine_folds and c.dataset == "levir-cd-samples" else None)
+        if ffold is not None and not ffold.exists():
+            raise SystemExit(f"no held-out model {ffold}: run benchmarks/train_finechange.py --folds {fine_folds}")
+        finechange.use(finechange.load(ffold.read_bytes()) if ffold is not None else None)
         try:
             r = run_case(c, w)
         finally:
             s2change.use(None)
+            finechange.use(None)
         if progress:
             print(f"  {c.dataset} {c.name}: {r.seconds:.1f} s, {len(r.detections)} scored detections, "
                   f"{r.barrier_claims} wall/fence/tower, unusable {len(r.unusable)}", flush=True)
@@ -472,6 +482,8 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="write every scored detection (with its evidence) here")
     ap.add_argument("--s2-folds", default=None, help="folder of per-city held-out 10 m change models "
                     "(benchmarks/train_s2change.py --folds DIR): OSCD figures held out by city")
+    ap.add_argument("--fine-folds", default=None, help="folder of per-pair held-out 0.3-2 m change models "
+                    "(benchmarks/train_finechange.py --folds DIR): LEVIR-CD figures held out by pair")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"reference data not found at {DATA}")
@@ -479,7 +491,8 @@ def main() -> None:
     only = {s.strip() for s in args.only.split(",") if s.strip()} or None
     t0 = time.perf_counter()
     cases = all_cases(work, only)
-    results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None)
+    results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None,
+                      fine_folds=Path(args.fine_folds) if args.fine_folds else None)
     if args.json:
         Path(args.json).write_text(json.dumps([e for r in results for e in r.evidence], default=str))
     print(f"\n## Real labelled imagery through `monitor` ({len(cases)} sites, {time.perf_counter() - t0:.0f} s)\n")

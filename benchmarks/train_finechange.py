@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real  # noqa: E402
 import train_s2change as s2t  # noqa: E402
 
-from sitewatch import finechange  # noqa: E402
+from sitewatch import align, finechange  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "data" / "fine_change_model.json"
 #: Training pixels per pair: every changed pixel up to half of this, the rest unchanged ones.
@@ -50,7 +50,7 @@ GONE_MARGIN = 0.15
 
 
 def read_pair(case: real.Case, work: Path) -> dict:
-    p = s2t.read_pair(case, work)
+    p = s2t.read_pair(case, work, min_gain=align.MIN_SHIFT_GAIN)
     res = p["res"]
     ref_valid = np.all([np.isfinite(v) for v in p["ref"].values()], axis=0)
     p["pb_ref"] = finechange.building_probability(p["ref"], ref_valid, res)
@@ -120,15 +120,23 @@ def main() -> None:
         pos = rng.choice(pos, size=min(pos.size, PER_PAIR // 2), replace=False)
         neg = rng.choice(neg, size=min(neg.size, PER_PAIR - pos.size), replace=False)
         take = np.concatenate([pos, neg])
-        xs[name] = finechange.design(p["f"], names)[take]
+        xs[name] = finechange.design(p["f"], names)[take][:, :len(names)]  # the cues; squared by ``data``
         ys[name] = p["label"].ravel()[take]
+
+    def data(among: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Design matrix and labels of the pairs ``among``, each cue clipped to its range there (0.1-99.9 %)."""
+        raw = np.concatenate([xs[n] for n in among])
+        lo, hi = np.percentile(raw, 0.1, axis=0).round(4), np.percentile(raw, 99.9, axis=0).round(4)
+        x = raw.clip(lo, hi)
+        return np.hstack([x, x * x]).astype(np.float32), np.concatenate([ys[n] for n in among]), \
+            {"lo": lo.tolist(), "hi": hi.tolist()}
     base = {"name": NAME, "version": VERSION, "fitted": dt.date.today().isoformat(),
             "script": "benchmarks/train_finechange.py", "bands": list(finechange.BANDS), "cues": names}
     held, folds = {}, {}
     for name in pairs:
         others = [n for n in pairs if n != name]
-        m = fit(np.concatenate([xs[n] for n in others]), np.concatenate([ys[n] for n in others]))
-        folds[name] = {**base, "data": f"LEVIR-CD samples without {name}", **m}
+        x, y, rng_ = data(others)
+        folds[name] = {**base, "data": f"LEVIR-CD samples without {name}", **fit(x, y), **rng_}
         held[name] = finechange.probability(pairs[name]["f"], pairs[name]["both"], {**folds[name], "threshold": 0.5})
     settings = choose(held, pairs)
     tot, found, nobj, per = evaluate(held, pairs, settings)
@@ -141,8 +149,8 @@ def main() -> None:
     print(f"| pooled | {sum(int(p['label'].sum()) for p in pairs.values())} | {P:.2f} | {R:.2f} | **{F:.2f}** "
           f"| {found}/{nobj} = {found / max(nobj, 1):.2f} |")
     settings["gone_margin"] = GONE_MARGIN
-    m = fit(np.concatenate(list(xs.values())), np.concatenate(list(ys.values())))
-    doc = {**base, "data": "LEVIR-CD samples " + ", ".join(pairs), **m, **settings,
+    x, y, rng_ = data(list(pairs))
+    doc = {**base, "data": "LEVIR-CD samples " + ", ".join(pairs), **fit(x, y), **rng_, **settings,
            "held_out_f1": round(F, 4), "held_out_precision": round(P, 4), "held_out_recall": round(R, 4),
            "held_out_objects": [found, nobj]}
     finechange.validate(doc)

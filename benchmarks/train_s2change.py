@@ -48,8 +48,10 @@ NAME, VERSION = "sitewatch-s2change", "1"
 F1_SLACK = 0.02
 
 
-def read_pair(case: real.Case, work: Path) -> dict:
-    """Both dates on the site grid as monitor reads them, the second aligned to the first, and the label."""
+def read_pair(case: real.Case, work: Path, min_gain: float | None = None) -> dict:
+    """Both dates on the site grid as monitor reads them, the second aligned to the first, and the label.
+    ``min_gain``: shift only when it improves the match that much (``sitewatch.align.MIN_SHIFT_GAIN``,
+    as the detector does; None: always, as when the shipped 10 m model was fitted)."""
     from shapely.geometry import shape
 
     from sitewatch.catalog import discover
@@ -62,6 +64,9 @@ def read_pair(case: real.Case, work: Path) -> dict:
     b = read_scene(refs[1], aoi, site_res=(a.grid.res,))
     bands_b, valid_b = dict(b.bands), b.valid
     dx, dy, _ = align.phase_shift(align.brightness(a.bands), align.brightness(bands_b), valid_b)
+    if min_gain is not None and math.hypot(dx, dy) >= 0.2 and align.shift_gain(
+            align.brightness(a.bands), align.brightness(bands_b), valid_b, dx, dy) < min_gain:
+        dx = dy = 0.0
     if math.hypot(dx, dy) <= align.MAX_SHIFT_PX and math.hypot(dx, dy) >= 0.2:
         bands_b = {k: align.apply_shift(v, dx, dy) for k, v in bands_b.items()}
         valid_b = align.apply_shift(valid_b, dx, dy)

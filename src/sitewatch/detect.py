@@ -30,7 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from . import align, buildings, clouds, components, s2change
+from . import align, buildings, clouds, components, finechange, s2change
 from .morphology import skeletonize
 from .scenes import SceneRaster
 from .structures import StructureMaps, enclosed, kinds_for_gsd
@@ -258,7 +258,8 @@ class StructureDetector:
 
     name = "sitewatch-structures"
     #: 2: at 10 m, buildings from the two-date change model (:mod:`sitewatch.s2change`)
-    version = "2"
+    #: 3: at 0.3-2 m, building change from the two-date change model (:mod:`sitewatch.finechange`)
+    version = "3"
 
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         res = raster.grid.res
@@ -274,6 +275,10 @@ class StructureDetector:
             info["shift_quality"] = round(quality, 3)
             if math.hypot(dx, dy) > align.MAX_SHIFT_PX:
                 info["shift_rejected"] = [round(dx, 2), round(dy, 2)]
+                dx = dy = 0.0
+            elif math.hypot(dx, dy) >= 0.2 and (
+                    gain := align.shift_gain(ref.astype(np.float32), bright_raw, valid, dx, dy)) < align.MIN_SHIFT_GAIN:
+                info["shift_not_better"] = [round(dx, 2), round(dy, 2), round(gain, 3)]
                 dx = dy = 0.0
             elif math.hypot(dx, dy) >= 0.2:
                 bands = {k: align.apply_shift(v, dx, dy) for k, v in bands.items()}
@@ -308,6 +313,13 @@ class StructureDetector:
                                      observed, {**features, **keep}, info)
         shade_dir = shadow_direction(dict(raster.scene.properties), raster.grid.crs)
         presence, strength = self._maps(rel, bands, valid, res, kinds, shade_dir)
+        if res <= FINE_MODEL_MAX_RES:
+            # 0.3-2 m: building change is what a two-date model learnt on real pairs sees since the site's
+            # reference scene, not the disagreement of two per-date roof maps; snow the mask missed is not seen
+            seen = valid & ~_snow(bands, res)
+            fc = finechange.for_scene(bands, seen, history, presence["building"], strength["building"], res)
+            presence["building"], strength["building"], valid, keep, info["finechange"] = fc
+            features.update(keep)
         return StructureMaps(raster.grid, kinds, presence, strength, valid, features, info)
 
     def _maps(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray, res: float,

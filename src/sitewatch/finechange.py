@@ -103,20 +103,72 @@ def reference_in(history: object) -> tuple[dict[str, np.ndarray], np.ndarray] | 
     return None
 
 
+#: Tile size (pixels) large scenes are worked in: the cues of a 5000 x 5000 px scene at once would
+#: take ~4 GB; a tile's, ~0.2 GB.
+TILE_PX = 1024
+
+
+def _tiles(shape: tuple[int, int], halo: int, tile: int = TILE_PX):
+    """(padded window, inner window within it, inner window in the scene) covering ``shape``."""
+    h, w = shape
+    for r0 in range(0, h, tile):
+        for c0 in range(0, w, tile):
+            r1, c1 = min(r0 + tile, h), min(c0 + tile, w)
+            pr0, pc0 = max(0, r0 - halo), max(0, c0 - halo)
+            pr1, pc1 = min(h, r1 + halo), min(w, c1 + halo)
+            yield ((slice(pr0, pr1), slice(pc0, pc1)), (slice(r0 - pr0, r1 - pr0), slice(c0 - pc0, c1 - pc0)),
+                   (slice(r0, r1), slice(c0, c1)))
+
+
 def building_probability(bands: Mapping[str, np.ndarray], valid: np.ndarray, res: float) -> np.ndarray:
-    """One date's per-pixel building probability (:mod:`sitewatch.buildings`), 0 off ``valid``."""
+    """One date's per-pixel building probability (:mod:`sitewatch.buildings`), 0 off ``valid``;
+    in tiles (its widest window, 30 m, read across the tile's edge)."""
     from . import align, buildings
 
     raw = {b: np.where(valid, np.nan_to_num(bands[b].astype(np.float32)), np.nan) for b in BANDS}
     rel = align.relative_to_ground(raw, align.ground_levels(raw, valid))
-    p = buildings.probability(buildings.cues(rel, raw, valid, res))
-    return np.where(valid, p, 0.0).astype(np.float32)
+    out = np.zeros(valid.shape, np.float32)
+    halo = _win(30.0, res) // 2 + _win(20.0, res) // 2 + 8
+    for pad, inner, dst in _tiles(valid.shape, halo):
+        c = buildings.cues({k: v[pad] for k, v in rel.items()}, {k: v[pad] for k, v in raw.items()}, valid[pad], res)
+        out[dst] = buildings.probability(c)[inner]
+    return np.where(valid, out, 0.0).astype(np.float32)
 
 
-def _robust(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
+def change_probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
+                       pb_ref: np.ndarray, pb_cur: np.ndarray, m: Mapping | None = None) -> np.ndarray:
+    """P(change) per pixel from ``ref`` to ``cur``, in tiles (each read with a margin as wide as
+    its widest window, in the scene's robust units), 0 where ``both`` is False."""
+    u = units(ref, cur, both)
+    out = np.zeros(both.shape, np.float32)
+    halo = _win(HAZE_M, res) // 2 + _win(SCALES_M[-1], res) // 2 + _win(4.0, res) + 4
+    for pad, inner, dst in _tiles(both.shape, halo):
+        f = features({b: ref[b][pad] for b in BANDS}, {b: cur[b][pad] for b in BANDS}, both[pad], res,
+                     pb_ref[pad], pb_cur[pad], u)
+        out[dst] = probability(f, both[pad], m)[inner]
+    return out
+
+
+def _stats(x: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    """A band's robust unit on ``sample``: its median and spread (IQR, never under MIN_SPREAD of the median)."""
     q25, q50, q75 = np.percentile(x[sample], [25, 50, 75]) if sample.any() else (0.0, 0.0, 1.0)
-    spread = max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
-    return ((x - q50) / spread).astype(np.float32)
+    return float(q50), max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
+
+
+def units(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray
+          ) -> dict[str, tuple[float, float]]:
+    """Robust units (median, spread) of each band of each date (``ref.red``, ``cur.red``, ...) on the
+    ground both saw: what makes a uniform gain or haze no change."""
+    sample = both.copy()
+    if sample.sum() > 400_000:  # a regular subsample is enough for quartiles
+        keep = np.zeros_like(sample)
+        keep[::3, ::3] = True
+        sample &= keep
+    out = {}
+    for tag, img in (("ref", ref), ("cur", cur)):
+        for b in BANDS:
+            out[f"{tag}.{b}"] = _stats(np.nan_to_num(img[b].astype(np.float32)), sample)
+    return out
 
 
 def _mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
@@ -141,19 +193,23 @@ def _chroma(raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
-             pb_ref: np.ndarray, pb_cur: np.ndarray) -> dict[str, np.ndarray]:
+             pb_ref: np.ndarray, pb_cur: np.ndarray,
+             unit: Mapping[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
     """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance, RGB).
 
-    ``pb_ref``/``pb_cur``: each date's building probability (:func:`sitewatch.buildings.probability`).
-    Ground either date did not see is left out of every local window."""
+    ``pb_ref``/``pb_cur``: each date's building probability (:func:`building_probability`);
+    ``unit``: the bands' robust units (:func:`units`; computed here when not given, as a tile of a
+    larger scene must be given its scene's). Ground either date did not see is left out of every
+    local window."""
     w = both.astype(np.float32)
-    sample = both.copy()
-    if sample.sum() > 400_000:  # a regular subsample is enough for quartiles
-        keep = np.zeros_like(sample)
-        keep[::3, ::3] = True
-        sample &= keep
-    r = {b: _robust(np.nan_to_num(ref[b].astype(np.float32)), sample) * w for b in BANDS}
-    c = {b: _robust(np.nan_to_num(cur[b].astype(np.float32)), sample) * w for b in BANDS}
+    u = unit if unit is not None else units(ref, cur, both)
+
+    def robust(img: Mapping[str, np.ndarray], tag: str, b: str) -> np.ndarray:
+        q50, spread = u[f"{tag}.{b}"]
+        return ((np.nan_to_num(img[b].astype(np.float32)) - q50) / spread).astype(np.float32) * w
+
+    r = {b: robust(ref, "ref", b) for b in BANDS}
+    c = {b: robust(cur, "cur", b) for b in BANDS}
     out: dict[str, np.ndarray] = {}
     d2 = np.zeros(both.shape, np.float32)
     for b in BANDS:
@@ -193,9 +249,14 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
 
 
-def design(f: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
-    """(n_pixels, 2 n) matrix: the named cues and their squares (a cheap non-linearity)."""
+def design(f: Mapping[str, np.ndarray], names: list[str], lo: list[float] | None = None,
+           hi: list[float] | None = None) -> np.ndarray:
+    """(n_pixels, 2 n) matrix: the named cues and their squares (a cheap non-linearity), each cue first
+    clipped to the range ``lo``..``hi`` it took in training: squares extrapolate wildly beyond it (a
+    bright roof on smooth grass is tens of robust units out, and would read as anything)."""
     cols = [f[k].ravel() for k in names]
+    if lo is not None and hi is not None:
+        cols = [np.clip(x, a, b) for x, a, b in zip(cols, lo, hi)]
     cols += [x * x for x in cols]
     return np.stack(cols, axis=1).astype(np.float32)
 
@@ -249,7 +310,7 @@ def probability(f: Mapping[str, np.ndarray], both: np.ndarray, m: Mapping | None
     rows = max(1, 2_000_000 // max(shape[1], 1))  # row blocks: the design matrix stays ~0.8 GB or less
     for r0 in range(0, shape[0], rows):
         sl = slice(r0, r0 + rows)
-        x = design({k: f[k][sl] for k in names}, names)
+        x = design({k: f[k][sl] for k in names}, names, doc.get("lo"), doc.get("hi"))
         logit = x @ coef + icpt
         p[sl] = (1 / (1 + np.exp(-np.clip(logit, -30, 30)))).reshape(-1, shape[1])
     return np.where(both, p, 0.0).astype(np.float32)
@@ -287,3 +348,52 @@ def split_direction(pres: np.ndarray, pb_ref: np.ndarray, pb_cur: np.ndarray, ma
     d = np.asarray(ndimage.mean(pb_cur - pb_ref, lab, np.arange(1, n + 1)))
     gone = np.concatenate([[False], d < -margin])[lab]
     return pres & ~gone, gone
+
+
+#: Share of the shared clear ground a scene may show changed before it is not compared at all (as
+#: :data:`sitewatch.s2change.MAX_CHANGED_SHARE`: snow, haze or a season the masks missed). Higher than at
+#: 10 m: a fine window can be small and mostly built over between two dates (LEVIR-CD's 128 m tiles: up to
+#: 25 % labelled change, 25-42 % mapped held out), and the model's units already take out uniform haze.
+MAX_CHANGED_SHARE = 0.6
+
+
+def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: object,
+              building: np.ndarray, strength: np.ndarray, res: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], dict]:
+    """A fine scene's building maps from change against the site's reference scene.
+
+    ``building``/``strength``: this scene's own per-date building map. The reference scene (the first
+    with no earlier reference) keeps its bands and building probability (:func:`reference_features`)
+    and its own per-date map, its strength only where it maps a roof (elsewhere it saw none). A later
+    scene's map is the reference's roofs, less the change regions where a building went, plus those
+    where one came: so the tracker's "new" and "removed" are the change model's, and two dates' per-date
+    maps never disagree by noise. Ground the reference did not see is not observed by later maps.
+
+    Returns presence, strength, observed ground, features to keep and info.
+    """
+    doc = model()
+    about = {"change_model": doc["name"], "change_model_version": doc["version"],
+             "change_model_sha256": doc.get("sha256", "")[:16]}
+    found = next(((h, reference_of(h.features)) for h in history  # type: ignore[attr-defined]
+                  if REF_PREFIX + "pb" in h.features), None)
+    pb_cur = building_probability(bands, valid, res)
+    if found is None or found[1] is None or found[1][1].shape != valid.shape:
+        keep = reference_features(bands, valid, pb_cur)
+        return building, np.where(building, strength, 0.0).astype(np.float32), valid, keep, {**about, "change_reference": True}
+    h, (ref, pb_ref) = found
+    both = valid & np.all([np.isfinite(ref[b]) for b in BANDS], axis=0)
+    empty = np.zeros(valid.shape, bool)
+    if both.sum() < 100:
+        return empty, empty.astype(np.float32), both, {}, {**about, "too_little_shared_ground": True}
+    p = change_probability(ref, bands, both, res, pb_ref, pb_cur, doc)
+    pres = regions(p, both, doc, res)
+    share = float(pres.sum()) / max(int(both.sum()), 1)
+    info = {**about, "change_threshold": doc["threshold"], "grow_threshold": doc.get("grow_threshold", doc["threshold"])}
+    if share > MAX_CHANGED_SHARE:  # changed almost everywhere: the scene, not the ground
+        return empty, empty.astype(np.float32), empty, {}, {**info, "changed_share": round(share, 3),
+                                                           "not_compared": "changed almost everywhere"}
+    new, gone = split_direction(pres, pb_ref, pb_cur, float(doc.get("gone_margin", 0.15)))
+    ref_roof = np.asarray(h.presence["building"], bool) & ~gone
+    presence = (ref_roof | new) & both
+    strength_out = np.where(new, p, np.where(ref_roof, h.strength["building"], 0.0))
+    return presence, np.where(both, strength_out, 0.0).astype(np.float32), both, {}, info

@@ -1,0 +1,116 @@
+"""The 0.3-2 m two-date change model on tiny hand-made rasters: gain is no change, a new block is,
+the reference kept in uint8 reads back, tiles join seamlessly, and a scene's maps against its reference."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from sitewatch import finechange
+
+RES = 0.5
+
+
+def _scene(seed: int = 0, shape: tuple[int, int] = (96, 96)) -> dict[str, np.ndarray]:
+    """Grassy suburban ground with some texture and a few dark-roofed houses: RGB reflectance, float32."""
+    rng = np.random.default_rng(seed)
+    base = {"red": 0.16, "green": 0.17, "blue": 0.13}
+    tex = rng.normal(0, 1, shape).astype(np.float32)
+    tex = (tex + np.roll(tex, 1, 0) + np.roll(tex, 1, 1)) / 3
+    out = {b: (v * (1 + 0.12 * tex)).astype(np.float32) for b, v in base.items()}
+    for r, c in ((10, 10), (10, 60), (60, 12)):  # standing houses (both dates)
+        for b in out:
+            out[b][r:r + 16, c:c + 20] = 0.09
+    return out
+
+
+def _with_block(scene: dict[str, np.ndarray], r: int = 50, c: int = 52, size: int = 24) -> dict[str, np.ndarray]:
+    """The same ground with a new bright roof (12 m square at 0.5 m) and its shadow."""
+    out = {b: v.copy() for b, v in scene.items()}
+    for b, v in (("red", 0.42), ("green", 0.41), ("blue", 0.40)):
+        out[b][r:r + size, c:c + size] = v
+        out[b][r + size:r + size + 4, c + 2:c + size + 2] = 0.05
+    return out
+
+
+def _change(ref, cur, m=None):
+    valid = np.ones(ref["red"].shape, bool)
+    pb_r = finechange.building_probability(ref, valid, RES)
+    pb_c = finechange.building_probability(cur, valid, RES)
+    doc = m if m is not None else finechange.model()
+    p = finechange.change_probability(ref, cur, valid, RES, pb_r, pb_c, doc)
+    return p, finechange.regions(p, valid, doc, RES), pb_r, pb_c
+
+
+def test_uniform_gain_and_haze_are_not_change():
+    ref = _scene(1)
+    rng = np.random.default_rng(2)
+    cur = {b: (1.4 * v + 0.05 + rng.normal(0, 0.002, v.shape)).astype(np.float32) for b, v in ref.items()}
+    p, pres, _, _ = _change(ref, cur)
+    assert pres.mean() < 0.01, pres.mean()
+    assert float(np.percentile(p, 99)) < finechange.model()["threshold"]
+
+
+def test_a_new_bright_block_is_change_and_is_new():
+    ref = _scene(3)
+    cur = _with_block(ref)
+    p, pres, pb_r, pb_c = _change(ref, cur)
+    block = np.zeros(pres.shape, bool)
+    block[50:74, 52:76] = True
+    assert pres[block].mean() > 0.6, pres[block].mean()
+    assert pres[~np.pad(block, 0)].mean() < 0.1  # the standing houses and the grass are not change
+    new, gone = finechange.split_direction(pres, pb_r, pb_c, finechange.model().get("gone_margin", 0.15))
+    assert not (gone & block).any()
+
+
+def test_reference_kept_in_uint8_reads_back():
+    ref = _scene(4)
+    valid = np.ones(ref["red"].shape, bool)
+    valid[:5] = False
+    keep = finechange.reference_features(ref, valid, np.full(valid.shape, 0.3, np.float32))
+    assert all(v.dtype in (np.uint8, np.float32) for v in keep.values())
+    assert sum(v.nbytes for v in keep.values()) <= 4 * valid.size + 64  # 4 bytes a pixel
+    bands, pb = finechange.reference_of(keep)
+    assert np.isnan(bands["red"][:5]).all()
+    for b in finechange.BANDS:
+        err = np.abs(bands[b][5:] - ref[b][5:]) / ref[b][5:]
+        assert float(np.percentile(err, 99)) < 0.03, b
+    assert np.allclose(pb[5:], 0.3, atol=0.003)
+
+
+def test_tiles_join_seamlessly(monkeypatch):
+    ref = _scene(5, (160, 150))
+    cur = _with_block(ref, 70, 60)
+    whole, _, _, _ = _change(ref, cur)
+    monkeypatch.setattr(finechange, "TILE_PX", 48)
+    tiled, _, _, _ = _change(ref, cur)
+    assert np.allclose(whole, tiled, atol=1e-4), float(np.abs(whole - tiled).max())
+
+
+def test_for_scene_reference_then_change_against_it():
+    ref = _scene(6)
+    valid = np.ones(ref["red"].shape, bool)
+    own = np.zeros(valid.shape, bool)
+    own[10:26, 10:30] = True  # the reference's own roof map found one house
+    presence, strength, observed, keep, info = finechange.for_scene(ref, valid, (), own, own * 0.8, RES)
+    assert info["change_reference"] and info["change_model_sha256"]
+    assert (presence == own).all() and observed.all()
+    assert set(keep) >= {finechange.REF_PREFIX + b for b in finechange.BANDS}
+    first = SimpleNamespace(features=keep, presence={"building": presence}, strength={"building": strength})
+    cur = _with_block(ref)
+    presence2, strength2, observed2, keep2, info2 = finechange.for_scene(cur, valid, (first,), own, own, RES)
+    assert not keep2 and "change_reference" not in info2
+    assert info2["change_model"] == finechange.model()["name"]
+    assert presence2[50:74, 52:76].mean() > 0.6  # the new roof
+    assert presence2[own].all()  # the reference's roof, still standing, carried over
+    assert strength2[50:74, 52:76].mean() > 0.3
+
+
+def test_shipped_model_is_valid_and_small():
+    m = finechange.model()
+    assert m["name"] == "sitewatch-finechange" and len(m["sha256"]) == 64
+    assert 0 < m["threshold"] < 1 and m["grow_threshold"] <= m["threshold"]
+    with pytest.raises(ValueError):
+        finechange.validate({**m, "coef": m["coef"][:-1]})
