@@ -102,9 +102,12 @@ def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> dict:
 
 
 def main() -> None:
+    global C  # noqa: PLW0603
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folds", default=None, help="also write the per-pair held-out models into this folder")
+    ap.add_argument("--c", type=float, default=C, help="inverse regularisation (default 0.05)")
     args = ap.parse_args()
+    C = args.c
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="sitewatch-finetrain-"))
     (work / "tif").mkdir(parents=True)

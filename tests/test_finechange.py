@@ -14,9 +14,9 @@ RES = 0.5
 
 
 def _scene(seed: int = 0, shape: tuple[int, int] = (96, 96)) -> dict[str, np.ndarray]:
-    """Grassy suburban ground with some texture and a few dark-roofed houses: RGB reflectance, float32."""
+    """Bare sandy ground with some texture and a few dark-roofed houses: RGB reflectance, float32."""
     rng = np.random.default_rng(seed)
-    base = {"red": 0.16, "green": 0.17, "blue": 0.13}
+    base = {"red": 0.26, "green": 0.21, "blue": 0.15}
     tex = rng.normal(0, 1, shape).astype(np.float32)
     tex = (tex + np.roll(tex, 1, 0) + np.roll(tex, 1, 1)) / 3
     out = {b: (v * (1 + 0.12 * tex)).astype(np.float32) for b, v in base.items()}
@@ -27,9 +27,9 @@ def _scene(seed: int = 0, shape: tuple[int, int] = (96, 96)) -> dict[str, np.nda
 
 
 def _with_block(scene: dict[str, np.ndarray], r: int = 50, c: int = 52, size: int = 24) -> dict[str, np.ndarray]:
-    """The same ground with a new bright roof (12 m square at 0.5 m) and its shadow."""
+    """The same ground with a new blue-grey steel roof (12 m square at 0.5 m) and its shadow."""
     out = {b: v.copy() for b, v in scene.items()}
-    for b, v in (("red", 0.42), ("green", 0.41), ("blue", 0.40)):
+    for b, v in (("red", 0.30), ("green", 0.34), ("blue", 0.40)):
         out[b][r:r + size, c:c + size] = v
         out[b][r + size:r + size + 4, c + 2:c + size + 2] = 0.05
     return out

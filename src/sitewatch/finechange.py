@@ -11,8 +11,7 @@ pairs: did the ground change since the reference scene? (the same design as
   both dates saw (median and interquartile range): a uniform gain or haze is no change.
 - **Cues per pixel** (:func:`features`): both dates' bands and their differences; the change
   vector and the brightness change averaged over windows of 1.5, 4.5 and 12.5 m (3, 9, 25 px at
-  0.5 m; sized in metres so 0.3 m and 2 m imagery read the same ground); the change vector's
-  departure from its 50 m mean (slowly varying haze); chromaticity (excess green, red-blue) of
+  0.5 m; sized in metres so 0.3 m and 2 m imagery read the same ground); chromaticity (excess green, red-blue) of
   each date and its change; texture (local spread over 1.5 and 4.5 m) and edge strength of
   each date and their change; the per-date building probability of :mod:`sitewatch.buildings`
   of both dates and its change; shadow adjacency (dark ground within a few metres) of each
@@ -48,8 +47,6 @@ BANDS = ("red", "green", "blue")
 REF_PREFIX = "fineref."
 #: Windows (metres) of the local means: a few pixels, a small building, a large one.
 SCALES_M = (1.5, 4.5, 12.5)
-#: Window (metres) of the slowly varying change a pixel's change is compared with (haze).
-HAZE_M = 50.0
 MODEL_FILE = "data/fine_change_model.json"
 #: Smallest spread (IQR) of a band's robust unit, as a share of its median (see s2change.MIN_SPREAD).
 MIN_SPREAD = 0.15
@@ -141,7 +138,7 @@ def change_probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarr
     its widest window, in the scene's robust units), 0 where ``both`` is False."""
     u = units(ref, cur, both)
     out = np.zeros(both.shape, np.float32)
-    halo = _win(HAZE_M, res) // 2 + _win(SCALES_M[-1], res) // 2 + _win(4.0, res) + 4
+    halo = _win(SCALES_M[-1], res) // 2 + 2 * _win(4.5, res) + 8
     for pad, inner, dst in _tiles(both.shape, halo):
         f = features({b: ref[b][pad] for b in BANDS}, {b: cur[b][pad] for b in BANDS}, both[pad], res,
                      pb_ref[pad], pb_cur[pad], u)
@@ -195,7 +192,7 @@ def _chroma(raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
              pb_ref: np.ndarray, pb_cur: np.ndarray,
              unit: Mapping[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
-    """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance, RGB).
+    """Per-pixel cues (float32, as signed logs) of change from ``ref`` to ``cur`` (reflectance, RGB).
 
     ``pb_ref``/``pb_cur``: each date's building probability (:func:`building_probability`);
     ``unit``: the bands' robust units (:func:`units`; computed here when not given, as a tile of a
@@ -212,20 +209,18 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     c = {b: robust(cur, "cur", b) for b in BANDS}
     out: dict[str, np.ndarray] = {}
     d2 = np.zeros(both.shape, np.float32)
-    for b in BANDS:
+    for b in BANDS:  # the bands themselves are read as brightness and chromaticity: less collinear
         d = c[b] - r[b]
-        out[f"ref_{b}"], out[f"cur_{b}"], out[f"d_{b}"] = r[b], c[b], d
         d2 += d * d
     cva = np.sqrt(d2 / len(BANDS))
     br_r, br_c = sum(r.values()) / 3, sum(c.values()) / 3
     bd = br_c - br_r
+    out["bright_ref"], out["bright_cur"] = br_r, br_c
     out["cva"], out["bright_d"] = cva, bd
     k1, k2, k3 = (_win(m, res) for m in SCALES_M)
     for k, tag in ((k1, "s"), (k2, "m"), (k3, "l")):
         out[f"cva_{tag}"] = _mean(cva, w, k)
         out[f"bright_d_{tag}"] = _mean(bd, w, k)
-    out["cva_hp"] = (out["cva_m"] - _mean(cva, w, _win(HAZE_M, res))) * w
-    out["ctx_ref"], out["ctx_cur"] = _mean(br_r, w, k3), _mean(br_c, w, k3)
     (exg_r, rb_r), (exg_c, rb_c) = _chroma(ref), _chroma(cur)
     out["exg_ref"], out["exg_cur"] = exg_r * w, exg_c * w
     out["d_exg"] = _mean((exg_c - exg_r) * w, w, k1)
@@ -246,7 +241,9 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     sr = ndimage.maximum_filter(_mean((br_r < -1.0).astype(np.float32), w, k1), ks) * w
     sc = ndimage.maximum_filter(_mean((br_c < -1.0).astype(np.float32), w, k1), ks) * w
     out["shadow_ref"], out["shadow_cur"], out["shadow_d"] = sr, sc, sc - sr
-    return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
+    # signed log (asinh): robust units are heavy-tailed (a bright roof on smooth sand or grass is tens of
+    # units out); compressed, the tails still rank as more change, and squares stay in the range learnt
+    return {k: np.arcsinh(np.nan_to_num(v)).astype(np.float32) for k, v in out.items()}
 
 
 def design(f: Mapping[str, np.ndarray], names: list[str], lo: list[float] | None = None,
