@@ -307,21 +307,21 @@ def validate(doc: dict, sha256: str = "") -> dict:
 
 def _trees_logit(x: np.ndarray, doc: Mapping) -> np.ndarray:
     """Sum of the boosted trees' leaf values (and the baseline) for each row of ``x``: a node sends a
-    row left when its cue is at or below the node's threshold; a leaf is a node whose left is -1."""
+    row left when its cue is at or below the node's threshold; a leaf is a node whose left is -1.
+    Each node works on the rows that reach it only (a row visits one node per level)."""
+    cols = np.asfortranarray(x)
     out = np.full(x.shape[0], float(doc["baseline"]), np.float32)
-    rows = np.arange(x.shape[0])
     for t in doc["trees"]:
-        feat = np.asarray(t["feature"], np.intp)
-        thr = np.asarray(t["threshold"], np.float32)
-        left, right = np.asarray(t["left"], np.intp), np.asarray(t["right"], np.intp)
-        idx = np.zeros(x.shape[0], np.intp)
-        for _ in range(int(t.get("depth", 32))):
-            inner = left[idx] >= 0
-            if not inner.any():
-                break
-            go_left = x[rows, feat[idx]] <= thr[idx]
-            idx = np.where(inner, np.where(go_left, left[idx], right[idx]), idx)
-        out += np.asarray(t["value"], np.float32)[idx]
+        feat, thr, left, right, value = t["feature"], t["threshold"], t["left"], t["right"], t["value"]
+        stack = [(0, np.arange(x.shape[0]))]
+        while stack:
+            node, rows = stack.pop()
+            if left[node] < 0:
+                out[rows] += value[node]
+                continue
+            go = cols[rows, feat[node]] <= np.float32(thr[node])
+            stack.append((left[node], rows[go]))
+            stack.append((right[node], rows[~go]))
     return out
 
 
