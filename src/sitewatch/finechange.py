@@ -451,6 +451,9 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
                                                            "not_compared": "changed almost everywhere"}
     new, gone = split_direction(pres, pb_ref, pb_cur, float(doc.get("gone_margin", 0.15)))
     ref_roof = np.asarray(h.presence["building"], bool) & ~gone
-    presence = (ref_roof | new) & both
-    strength_out = np.where(new, p, np.where(ref_roof, h.strength["building"], 0.0))
+    # this scene's own roof map too: roofs unlike any the change model learnt from (a flat roof brighter than
+    # pale ground, a blue steel roof) are still seen where the per-date model or the blue-roof rule maps them
+    own = np.asarray(building, bool) & ~gone
+    presence = (ref_roof | new | own) & both
+    strength_out = np.where(new, p, np.where(own, strength, np.where(ref_roof, h.strength["building"], 0.0)))
     return presence, np.where(both, strength_out, 0.0).astype(np.float32), both, {}, info

@@ -1,7 +1,7 @@
 """A scene older than a site's change reference arrives: the site's change maps are remade from it.
 
-At 10 m a scene's building maps say what changed since the site's reference scene, its first
-stored scene (:mod:`sitewatch.s2change`). A scene older than that reference (an archive backfilled
+At 10 m and at 0.3-2 m a scene's building maps say what changed since the site's reference scene,
+its first stored scene (:mod:`sitewatch.s2change`, :mod:`sitewatch.finechange`). A scene older than that reference (an archive backfilled
 into the catalog, a later run with an earlier ``--since``) cannot be mapped against it: change
 "since" a later scene reads a hall built between the two as one that stood and was pulled down.
 So the older scene becomes the reference, and every stored scene mapped against the old one is
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .records import SceneRecord
-from .s2change import reference_of
+from . import finechange, s2change
 from .scenes import SceneRef
 from .structures import StructureMaps
 
@@ -43,6 +43,12 @@ class Rebase:
     why: tuple[str, ...] = ()
 
 
+def is_reference(maps: StructureMaps) -> bool:
+    """Whether a scene's maps are a change reference: at 10 m (:mod:`sitewatch.s2change`) or at 0.3-2 m
+    (:mod:`sitewatch.finechange`, whose later maps are the reference's roofs and the change since)."""
+    return bool(s2change.reference_of(maps.features)) or finechange.REF_PREFIX + "pb" in maps.features
+
+
 def plan(site_id: str, stored: Sequence[tuple[SceneRecord, StructureMaps]], todo: Sequence[SceneRef],
          found: Sequence[SceneRef]) -> Rebase:
     """The rebase a site needs before its ``todo`` scenes are mapped.
@@ -54,8 +60,8 @@ def plan(site_id: str, stored: Sequence[tuple[SceneRecord, StructureMaps]], todo
     for rec, maps in stored:
         by_res.setdefault(float(rec.grid_res_m or 0.0), []).append((rec, maps))
     found_by_id = {s.scene_id: s for s in found}
-    refs = {res: min((rec for rec, maps in items if reference_of(maps.features)), key=lambda r: (r.acquired, r.scene_id))
-            for res, items in sorted(by_res.items()) if any(reference_of(maps.features) for _, maps in items)}
+    refs = {res: min((rec for rec, maps in items if is_reference(maps)), key=lambda r: (r.acquired, r.scene_id))
+            for res, items in sorted(by_res.items()) if any(is_reference(maps) for _, maps in items)}
     held: set[str] = set()
     why: list[str] = []
     blocked: set[float] = set()
