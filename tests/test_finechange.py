@@ -132,3 +132,30 @@ def test_shipped_model_is_valid_and_small():
         {**m, "coef": m["coef"][:-1]}
     with pytest.raises(ValueError):
         finechange.validate(broken)
+
+
+def test_a_dated_change_names_the_model_that_made_it():
+    """Through the tracker: the new roof is one building_new whose evidence names the fine change model."""
+    import datetime as dt
+
+    from affine import Affine
+
+    from sitewatch.changes import Observation, track
+    from sitewatch.grid import Grid
+    from sitewatch.structures import StructureMaps
+
+    ref = _scene(8)
+    valid = np.ones(ref["red"].shape, bool)
+    none = np.zeros(valid.shape, bool)
+    grid = Grid("EPSG:32645", Affine(RES, 0, 500000.0, 0, -RES, 4400000.0), valid.shape[1], valid.shape[0])
+    obs = []
+    for i, scene in enumerate((ref, _with_block(ref))):
+        history = [o.maps for o in obs]
+        pres, strength, seen, keep, info = finechange.for_scene(scene, valid, history, none, none * 0.0, RES)
+        maps = StructureMaps(grid, ("building",), {"building": pres}, {"building": strength}, seen, keep,
+                             {"finechange": info})
+        obs.append(Observation(f"s{i}", dt.datetime(2020 + i, 6, 1, tzinfo=dt.timezone.utc), maps))
+    changes = track(obs)
+    assert [c.kind for c in changes] == ["building_new"]
+    ev = changes[0].evidence["finechange"]
+    assert ev["change_model"] == "sitewatch-finechange" and ev["change_model_sha256"] == finechange.model()["sha256"][:16]
