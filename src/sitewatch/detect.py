@@ -5,7 +5,9 @@ own open ground (:mod:`sitewatch.align`), so the maps of different dates are com
 Then, in units of "ground brightness" (1.0 = this scene's typical open ground):
 
 - **buildings**: at 0.3-2 m a logistic model over image cues learnt from real labelled roofs
-  (:mod:`sitewatch.buildings`) plus blue roofs by rule; coarser (10 m), new structures are what
+  (:mod:`sitewatch.buildings`) plus blue roofs by rule, and, against the site's reference scene,
+  the change a two-date model learnt on real pairs sees (:mod:`sitewatch.finechange`: later maps
+  are the reference's roofs less those gone plus those new); coarser (10 m), new structures are what
   a two-date change model learnt on real Sentinel-2 pairs (:mod:`sitewatch.s2change`) sees
   change since the site's reference scene (roofs by rule only where its bands are missing);
   never vegetation, at least a few metres across (an opening removes wall
