@@ -405,6 +405,21 @@ def _specks(unseen: np.ndarray, shape: tuple[int, ...], res: float) -> np.ndarra
     return np.concatenate([[False], small])[lab]
 
 
+#: Share of a reference roof a "gone" change region must cover for the roof to be gone: a building goes
+#: whole; a region over part of one is its surroundings changing (a fence or a tower taken down beside it,
+#: a shadow), not the roof (the demo compound's desecuritisation read as a 188 m² building_removed).
+GONE_SHARE = 0.5
+
+
+def _whole_gone(roofs: np.ndarray, gone: np.ndarray) -> np.ndarray:
+    """The reference's roofs less those mostly covered by change regions where a building went."""
+    if not gone.any() or not roofs.any():
+        return roofs
+    lab, n = components.label(roofs, corners=True)
+    share = np.asarray(ndimage.mean(gone, lab, np.arange(1, n + 1)))
+    return roofs & ~np.concatenate([[False], share >= GONE_SHARE])[lab]
+
+
 #: Share of the shared clear ground a scene may show changed before it is not compared at all (as
 #: :data:`sitewatch.s2change.MAX_CHANGED_SHARE`: snow, haze or a season the masks missed). Higher than at
 #: 10 m: a fine window can be small and mostly built over between two dates (LEVIR-CD's 128 m tiles: up to
@@ -450,10 +465,13 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
         return empty, empty.astype(np.float32), empty, {}, {**info, "changed_share": round(share, 3),
                                                            "not_compared": "changed almost everywhere"}
     new, gone = split_direction(pres, pb_ref, pb_cur, float(doc.get("gone_margin", 0.15)))
-    ref_roof = np.asarray(h.presence["building"], bool) & ~gone
+    ref_roof = _whole_gone(np.asarray(h.presence["building"], bool), gone)
     # this scene's own roof map too: roofs unlike any the change model learnt from (a flat roof brighter than
     # pale ground, a blue steel roof) are still seen where the per-date model or the blue-roof rule maps them
-    own = np.asarray(building, bool) & ~gone
+    own = np.asarray(building, bool) & ~gone  # this scene's own roofs, where no building went
     presence = (ref_roof | new | own) & both
-    strength_out = np.where(new, p, np.where(own, strength, np.where(ref_roof, h.strength["building"], 0.0)))
+    # strength: the change model's where it maps new, the reference's on its roofs, elsewhere this scene's own
+    # per-date response (a faint roof the per-date map turned down is "unknown" to the tracker, not "gone",
+    # as before this model), none where a building went
+    strength_out = np.where(new, p, np.where(ref_roof & ~own, h.strength["building"], np.where(gone, 0.0, strength)))
     return presence, np.where(both, strength_out, 0.0).astype(np.float32), both, {}, info
