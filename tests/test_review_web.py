@@ -151,6 +151,8 @@ def test_review_in_the_browser(served):
             page.locator("#identity-form button").click()
             expect(page.locator("#queue li")).to_have_count(4)
             first = page.locator("#queue li.current").get_attribute("data-id")
+            # the fixture's scores were fitted on nothing: the page must not present them as a share right
+            expect(page.locator("#facts")).to_contain_text("uncalibrated ranking score")
             for img in ("#img-before", "#img-after", "#img-context"):
                 # an <img> with its src removed (the page blanks chips while a detection loads) is
                 # "complete" too: wait until the page shows it, which it does only once it has loaded

@@ -189,3 +189,16 @@ def test_page_in_headless_chromium(built):
                 page.close()
         finally:
             browser.close()
+
+
+def test_a_score_is_named_for_what_it_is():
+    """Only a score fitted on real labelled detections is given as a share right."""
+    from types import SimpleNamespace
+
+    from sitewatch.timeline.page import _score_words
+
+    real = SimpleNamespace(score=0.64, evidence={"score_model": "real"})
+    other = SimpleNamespace(score=0.99, evidence={"score_model": "uncalibrated"})
+    assert _score_words(real) == "Score 0.64 (share right of such detections on real labelled pairs)"  # type: ignore[arg-type]
+    assert _score_words(other) == "Uncalibrated ranking score 0.99"  # type: ignore[arg-type]
+    assert _score_words(SimpleNamespace(score=0.5, evidence={})).startswith("Uncalibrated")  # type: ignore[arg-type]

@@ -169,7 +169,9 @@
     state.current = d;
     $("title").textContent = d.kind.replace("_", " ") + " at " + (d.site_name || d.site_id) + " (" + d.detection_id + ")";
     $("facts").textContent = "absent " + d.before_date + ", present " + d.after_date +
-      " · uncalibrated ranking score " + Number(d.score).toFixed(2) + (d.area_m2 != null ? " · " + Math.round(d.area_m2) + " m²" : "") +
+      // a score fitted on real labelled detections is a share right (benchmarks/README.md §2); any other only ranks
+      (d.evidence && d.evidence.score_model === "real" ? " · score (share right on real labelled pairs) "
+        : " · uncalibrated ranking score ") + Number(d.score).toFixed(2) + (d.area_m2 != null ? " · " + Math.round(d.area_m2) + " m²" : "") +
       (d.length_m != null ? " · " + Math.round(d.length_m) + " m long" : "") + " · status " + d.status;
     if (d.dispute) {
       $("dispute").hidden = false;

@@ -185,7 +185,7 @@ def _pair(store: Store, f: Finding, clear: ClearOver) -> str:
             f'<h3>{_e(KIND_WORDS.get(d.kind, d.kind))}{tag}</h3>'
             f'<p>{word_b.capitalize()} on {d.before_date.isoformat()}, {word_a} on '
             f'{d.after_date.isoformat()}: it {"was removed" if removed else "appeared"} between these two clear '
-            f'scenes. {_e(_measure(d))} Uncalibrated ranking score {d.score:.2f}.<br>{who}{note}<br>'
+            f'scenes. {_e(_measure(d))} {_score_words(d)}.<br>{who}{note}<br>'
             f'<span class="muted">detection {_e(d.detection_id)}</span></p>'
             f'<div class="imgs">{"".join(figs)}</div></section>')
 
@@ -290,3 +290,10 @@ def render_page(store: Store, tl: SiteTimeline, quicklooks: Mapping[str, tuple[b
     out.append(f'<p class="muted">Files beside this page: {files} (GeoJSON in EPSG:4326). '
                '<a href="../index.html">All site timelines</a>.</p></body></html>')
     return "\n".join(out)
+
+
+def _score_words(d: DetectionRecord) -> str:
+    """A score fitted on real labelled detections is a share right; any other only ranks (README, the score)."""
+    if d.evidence.get("score_model") == "real":
+        return f"Score {d.score:.2f} (share right of such detections on real labelled pairs)"
+    return f"Uncalibrated ranking score {d.score:.2f}"
