@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real  # noqa: E402
 import train_s2change as s2t  # noqa: E402
 
-from sitewatch import align, finechange  # noqa: E402
+from sitewatch import align, finechange, pixelmodel  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "data" / "fine_change_model.json"
 #: Training pixels per pair: every changed pixel up to half of this, the rest unchanged ones.
@@ -94,13 +93,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray) -> dict:
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> dict:
-    from sklearn.linear_model import LogisticRegression
-
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
-    lr = LogisticRegression(C=C, max_iter=1000).fit((x - mean) / scale, y)
-    return {"mean": mean.round(5).tolist(), "scale": scale.round(5).tolist(),
-            "coef": lr.coef_[0].round(5).tolist(), "intercept": round(float(lr.intercept_[0]), 5)}
+    return pixelmodel.fit_logistic(x, y, C, max_iter=1000)
 
 
 def presence(prob: np.ndarray, p: dict, doc: dict) -> np.ndarray:
@@ -199,15 +192,8 @@ def main() -> None:
            "held_out_f1": round(F, 4), "held_out_precision": round(P, 4), "held_out_recall": round(R, 4),
            "held_out_objects": [found, nobj]}
     finechange.validate(doc)
-    OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-    print(f"\nwrote {OUT} ({OUT.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
-    if args.folds:
-        d = Path(args.folds)
-        d.mkdir(parents=True, exist_ok=True)
-        for name, f in folds.items():
-            (d / f"fine_change_model-without-{name}.json").write_text(
-                json.dumps({**f, **settings}, separators=(",", ":")) + "\n")
-        print(f"wrote {len(folds)} held-out models into {d}")
+    pixelmodel.write_models(OUT, doc, {n: {**f, **settings} for n, f in folds.items()}, args.folds,
+                            "fine_change_model", t0)
 
 
 if __name__ == "__main__":

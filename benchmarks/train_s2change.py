@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real  # noqa: E402
 
-from sitewatch import align, components, s2change  # noqa: E402
+from sitewatch import align, components, pixelmodel, s2change  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "src" / "sitewatch" / "data" / "s2_change_model.json"
 #: Training pixels per city: every changed pixel up to half of this, the rest unchanged ones.
@@ -83,13 +83,7 @@ def read_pair(case: real.Case, work: Path, min_gain: float | None = None) -> dic
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> dict:
-    from sklearn.linear_model import LogisticRegression
-
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0) + 1e-6
-    lr = LogisticRegression(C=C, max_iter=500).fit((x - mean) / scale, y)
-    return {"mean": mean.round(5).tolist(), "scale": scale.round(5).tolist(),
-            "coef": lr.coef_[0].round(5).tolist(), "intercept": round(float(lr.intercept_[0]), 5)}
+    return pixelmodel.fit_logistic(x, y, C, max_iter=500)
 
 
 def prf(tp: int, fp: int, fn: int) -> tuple[float, float, float]:
@@ -195,14 +189,7 @@ def main() -> None:
         doc["models"][key] = {**m, "cues": names, "threshold": thr, "grow_threshold": grow, "held_out_f1": round(F, 4),
                               "held_out_precision": round(P, 4), "held_out_recall": round(R, 4)}
     s2change.validate(doc)
-    OUT.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
-    print(f"\nwrote {OUT} ({OUT.stat().st_size} bytes) in {time.perf_counter() - t0:.0f} s")
-    if args.folds:
-        d = Path(args.folds)
-        d.mkdir(parents=True, exist_ok=True)
-        for name, f in folds.items():
-            (d / f"s2_change_model-without-{name}.json").write_text(json.dumps(f, separators=(",", ":")) + "\n")
-        print(f"wrote {len(folds)} held-out models into {d}")
+    pixelmodel.write_models(OUT, doc, folds, args.folds, "s2_change_model", t0)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,12 @@ ground the reference did not see is not observed by later change maps.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping
-from functools import lru_cache
-from importlib import resources
 
 import numpy as np
 from scipy import ndimage
+
+from . import pixelmodel
 
 #: Bands the model may read, in order.
 BANDS = ("blue", "green", "red", "nir", "swir16")
@@ -148,37 +146,11 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
 
 
-def design(f: Mapping[str, np.ndarray], names: list[str]) -> np.ndarray:
-    """(n_pixels, 2 n) matrix: the named cues and their squares (a cheap non-linearity)."""
-    cols = [f[k].ravel() for k in names]
-    cols += [x * x for x in cols]
-    return np.stack(cols, axis=1).astype(np.float32)
-
-
-_override: list[dict] = []
-
-
-def model() -> dict:
-    """The model in use: the shipped one (``data/s2_change_model.json``) unless :func:`use` set another."""
-    return _override[-1] if _override else _shipped()
-
-
-@lru_cache(maxsize=1)
-def _shipped() -> dict:
-    return load(bytes(resources.files("sitewatch").joinpath(MODEL_FILE).read_bytes()))
-
-
-def load(raw: bytes) -> dict:
-    """A model document from its JSON bytes, validated, with the ``sha256`` of those bytes."""
-    return validate(json.loads(raw), hashlib.sha256(raw).hexdigest())
-
-
-def use(doc: dict | None) -> None:
-    """Use ``doc`` instead of the shipped model (None: back to it). For benchmarks that score
-    held-out models (``benchmarks/real.py --s2-folds``); the product always uses the shipped one."""
-    _override.clear()
-    if doc is not None:
-        _override.append(doc)
+design = pixelmodel.design
+_slot = pixelmodel.ModelSlot(MODEL_FILE, lambda doc, sha256: validate(doc, sha256))
+#: ``model()`` the model in use (the shipped one unless a benchmark's ``use(doc)`` set a held-out
+#: one; ``use(None)`` goes back), ``load(raw)`` a validated document with its bytes' SHA-256.
+model, load, use, _shipped = _slot.model, _slot.load, _slot.use, _slot.shipped
 
 
 def validate(doc: dict, sha256: str = "") -> dict:

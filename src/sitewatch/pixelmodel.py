@@ -1,0 +1,84 @@
+"""What the two learnt change models share: their design matrix and the shipped-or-held-out slot.
+
+:mod:`sitewatch.s2change` (10 m) and :mod:`sitewatch.finechange` (0.3-2 m) each ship a model as
+JSON package data, hashed so evidence can name the exact file, and let a benchmark swap in a
+model fitted without the pair or city it scores (``benchmarks/real.py --s2-folds/--fine-folds``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+
+def design(f: Mapping[str, np.ndarray], names: Sequence[str], lo: Sequence[float] | None = None,
+           hi: Sequence[float] | None = None) -> np.ndarray:
+    """(n_pixels, 2 n) matrix: the named cues and their squares (a cheap non-linearity); with
+    ``lo``/``hi``, each cue first clipped to the range it took in training (squares extrapolate
+    wildly beyond it)."""
+    cols = [f[k].ravel() for k in names]
+    if lo is not None and hi is not None:
+        cols = [np.clip(x, a, b) for x, a, b in zip(cols, lo, hi)]
+    cols += [x * x for x in cols]
+    return np.stack(cols, axis=1).astype(np.float32)
+
+
+class ModelSlot:
+    """The shipped model (``file`` in the package, checked by ``validate(doc, sha256)``) unless a
+    benchmark set another with :meth:`use`; the product always uses the shipped one."""
+
+    def __init__(self, file: str, validate: Callable[[dict, str], dict]):
+        self.file = file
+        self._validate = validate
+        self._shipped: dict | None = None
+        self._override: list[dict] = []
+
+    def load(self, raw: bytes) -> dict:
+        """A model document from its JSON bytes, validated, with the ``sha256`` of those bytes."""
+        return self._validate(json.loads(raw), hashlib.sha256(raw).hexdigest())
+
+    def shipped(self) -> dict:
+        if self._shipped is None:
+            self._shipped = self.load(bytes(resources.files("sitewatch").joinpath(self.file).read_bytes()))
+        return self._shipped
+
+    def model(self) -> dict:
+        return self._override[-1] if self._override else self.shipped()
+
+    def use(self, doc: dict | None) -> None:
+        """Use ``doc`` instead of the shipped model (None: back to it)."""
+        self._override.clear()
+        if doc is not None:
+            self._override.append(doc)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> dict:
+    """A logistic on standardised cues (scikit-learn, training scripts only), as the models store it."""
+    from sklearn.linear_model import LogisticRegression
+
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0) + 1e-6
+    lr = LogisticRegression(C=c, max_iter=max_iter).fit((x - mean) / scale, y)
+    return {"mean": mean.round(5).tolist(), "scale": scale.round(5).tolist(),
+            "coef": lr.coef_[0].round(5).tolist(), "intercept": round(float(lr.intercept_[0]), 5)}
+
+
+def write_models(out: Path, doc: Mapping[str, object], folds: Mapping[str, Mapping[str, object]],
+                 folds_dir: str | None, stem: str, started: float) -> None:
+    """Write a training script's shipped model and, into ``folds_dir``, one held-out model per
+    pair or city left out (``{stem}-without-{name}.json``), saying what was written."""
+    import time
+
+    out.write_text(json.dumps(doc, separators=(",", ":")) + "\n")
+    print(f"\nwrote {out} ({out.stat().st_size} bytes) in {time.perf_counter() - started:.0f} s")
+    if folds_dir:
+        d = Path(folds_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        for name, f in folds.items():
+            (d / f"{stem}-without-{name}.json").write_text(json.dumps(f, separators=(",", ":")) + "\n")
+        print(f"wrote {len(folds)} held-out models into {d}")
