@@ -89,3 +89,23 @@ def test_shipped_model_loads_and_validates():
     bad = {**doc, "models": {**doc["models"], "blue,green,red": {**doc["models"]["blue,green,red"], "coef": [0.0]}}}
     with pytest.raises(ValueError, match="coefficients"):
         s2change.validate(bad)
+
+
+def test_training_writes_the_shipped_model_and_one_per_fold(tmp_path, capsys):
+    """What both training scripts end with (sitewatch.pixelmodel): a fitted logistic the forward pass
+    reads back, and one held-out file per left-out city."""
+    import json
+    import time
+
+    from sitewatch import pixelmodel
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 2)).astype(np.float32)
+    y = (x[:, 0] + 0.2 * rng.normal(size=400) > 0).astype(int)
+    fit = pixelmodel.fit_logistic(x, y, 1.0, max_iter=200)
+    assert fit["coef"][0] > 1 and abs(fit["coef"][1]) < fit["coef"][0] / 4
+    out = tmp_path / "m.json"
+    pixelmodel.write_models(out, {"fit": fit}, {"rennes": {"fit": fit}}, str(tmp_path / "folds"), "m", time.perf_counter())
+    assert json.loads(out.read_text())["fit"] == fit
+    assert json.loads((tmp_path / "folds" / "m-without-rennes.json").read_text())["fit"] == fit
+    assert "wrote 1 held-out models" in capsys.readouterr().out
