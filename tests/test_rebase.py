@@ -104,3 +104,15 @@ def test_older_scenes_wait_when_the_later_ones_are_outside_the_run(s2_series, tm
     whole = tmp_path / "whole.gpkg"
     _run(s2_series, whole)
     assert _facts(db) == _facts(whole)
+
+
+def test_a_fine_change_reference_is_one_too():
+    """At 0.3-2 m the change model's reference (sitewatch.finechange) is remade from an older scene as well."""
+    from sitewatch import finechange
+
+    rec, _ = _kept("c", "2020-05-01", res=0.5)
+    fine_ref = SimpleNamespace(features={finechange.REF_PREFIX + "pb": np.zeros((2, 2), np.uint8)})
+    later = _kept("d", "2020-09-01", res=0.5)
+    found = [_ref("a", "2019-01-01"), _ref("c", "2020-05-01"), _ref("d", "2020-09-01")]
+    rb = plan("s", [(rec, fine_ref), later], [found[0]], found)
+    assert [s.scene_id for s in rb.remap] == ["c", "d"] and rb.resolutions == {0.5}
