@@ -16,6 +16,8 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 if os.environ.get("PYTEST_XDIST_WORKER"):
     _home = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect"))
     os.environ["PREFECT_HOME"] = str(_home / "xdist" / os.environ["PYTEST_XDIST_WORKER"])
+    # made here with its parents: Prefect makes only the last folder, and a fresh clone has none of them
+    Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
