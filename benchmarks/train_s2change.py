@@ -63,9 +63,8 @@ def read_pair(case: real.Case, work: Path, min_gain: float | None = None) -> dic
     a = read_scene(refs[0], aoi)
     b = read_scene(refs[1], aoi, site_res=(a.grid.res,))
     bands_b, valid_b = dict(b.bands), b.valid
-    dx, dy, _ = align.phase_shift(align.brightness(a.bands), align.brightness(bands_b), valid_b)
-    if min_gain is not None and math.hypot(dx, dy) >= 0.2 and align.shift_gain(
-            align.brightness(a.bands), align.brightness(bands_b), valid_b, dx, dy) < min_gain:
+    dx, dy, _, gain = align.registered(align.brightness(a.bands), align.brightness(bands_b), valid_b)
+    if min_gain is not None and math.hypot(dx, dy) >= 0.2 and gain < min_gain:
         dx = dy = 0.0
     if math.hypot(dx, dy) <= align.MAX_SHIFT_PX and math.hypot(dx, dy) >= 0.2:
         bands_b = {k: align.apply_shift(v, dx, dy) for k, v in bands_b.items()}

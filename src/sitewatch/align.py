@@ -44,10 +44,19 @@ def phase_shift(reference: np.ndarray, image: np.ndarray,
     was tried and is worse: new structures' edges then outweigh the ground both dates share.
     ``quality`` is the correlation of the two detail images after the shift (0..1).
     """
+    return registered(reference, image, valid)[:3]
+
+
+def registered(reference: np.ndarray, image: np.ndarray,
+               valid: np.ndarray | None = None) -> tuple[float, float, float, float]:
+    """:func:`phase_shift`'s (dx, dy, quality) and the shift's gain: how much it raises the match of
+    the two dates' detail over leaving the scene where it is (see :data:`MIN_SHIFT_GAIN`), from the
+    same high-passed images."""
     ref, img = _highpass(_filled(reference)), _highpass(_filled(image, valid))
     shift, _, _ = phase_cross_correlation(ref, img, upsample_factor=20, normalization=None)
     dy, dx = float(shift[0]), float(shift[1])
-    return dx, dy, _detail_match(ref, img, dx, dy)
+    quality = _detail_match(ref, img, dx, dy)
+    return dx, dy, quality, quality - _detail_match(ref, img, 0.0, 0.0)
 
 
 def _detail_match(ref: np.ndarray, img: np.ndarray, dx: float, dy: float) -> float:
@@ -64,11 +73,6 @@ def _detail_match(ref: np.ndarray, img: np.ndarray, dx: float, dy: float) -> flo
 #: 0.07-0.24 after such a shift), and a wrong shift turns every edge into change.
 MIN_SHIFT_GAIN = 0.05
 
-
-def shift_gain(reference: np.ndarray, image: np.ndarray, valid: np.ndarray | None, dx: float, dy: float) -> float:
-    """How much moving ``image`` by (dx, dy) improves the match of its detail with ``reference``'s."""
-    ref, img = _highpass(_filled(reference)), _highpass(_filled(image, valid))
-    return _detail_match(ref, img, dx, dy) - _detail_match(ref, img, 0.0, 0.0)
 
 
 def _highpass(a: np.ndarray) -> np.ndarray:

@@ -273,13 +273,12 @@ class StructureDetector:
         features: dict[str, np.ndarray] = {}
         dx = dy = 0.0
         if ref is not None and ref.shape == bright_raw.shape and valid.mean() > 0.2:
-            dx, dy, quality = align.phase_shift(ref.astype(np.float32), bright_raw, valid)
+            dx, dy, quality, gain = align.registered(ref.astype(np.float32), bright_raw, valid)
             info["shift_quality"] = round(quality, 3)
             if math.hypot(dx, dy) > align.MAX_SHIFT_PX:
                 info["shift_rejected"] = [round(dx, 2), round(dy, 2)]
                 dx = dy = 0.0
-            elif math.hypot(dx, dy) >= 0.2 and (
-                    gain := align.shift_gain(ref.astype(np.float32), bright_raw, valid, dx, dy)) < align.MIN_SHIFT_GAIN:
+            elif math.hypot(dx, dy) >= 0.2 and gain < align.MIN_SHIFT_GAIN:
                 info["shift_not_better"] = [round(dx, 2), round(dy, 2), round(gain, 3)]
                 dx = dy = 0.0
             elif math.hypot(dx, dy) >= 0.2:

@@ -44,8 +44,6 @@ REF_PREFIX = "fineref."
 #: Windows (metres) of the local means: a few pixels, a small building, a large one.
 SCALES_M = (1.5, 4.5, 12.5)
 MODEL_FILE = "data/fine_change_model.json"
-#: Smallest spread (IQR) of a band's robust unit, as a share of its median (see s2change.MIN_SPREAD).
-MIN_SPREAD = 0.15
 
 
 def _win(m: float, res: float) -> int:
@@ -85,15 +83,6 @@ def reference_of(features: Mapping[str, np.ndarray]) -> tuple[dict[str, np.ndarr
         x = ((q.astype(np.float32) - 1) / 254) ** 2 * hi
         out[b] = np.where(q > 0, x, np.nan).astype(np.float32)
     return out, np.asarray(features[REF_PREFIX + "pb"]).astype(np.float32) / 255
-
-
-def reference_in(history: object) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
-    """The site's fine reference: that of the first earlier map that kept one, or None."""
-    for h in history:  # type: ignore[attr-defined]
-        ref = reference_of(h.features)
-        if ref is not None:
-            return ref
-    return None
 
 
 #: Tile size (pixels) large scenes are worked in: the cues of a 5000 x 5000 px scene at once would
@@ -142,10 +131,7 @@ def change_probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarr
     return out
 
 
-def _stats(x: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
-    """A band's robust unit on ``sample``: its median and spread (IQR, never under MIN_SPREAD of the median)."""
-    q25, q50, q75 = np.percentile(x[sample], [25, 50, 75]) if sample.any() else (0.0, 0.0, 1.0)
-    return float(q50), max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
+_stats = pixelmodel.robust_unit
 
 
 def units(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray
@@ -164,15 +150,7 @@ def units(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np
     return out
 
 
-def _mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-    """Mean of ``x`` over a k x k window, over the pixels ``w`` (weights 0/1) only."""
-    den = ndimage.uniform_filter(w, k)
-    return np.where(den > 1e-3, ndimage.uniform_filter(x * w, k) / np.maximum(den, 1e-3), 0.0).astype(np.float32)
-
-
-def _tex(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-    m = _mean(x, w, k)
-    return np.sqrt(np.maximum(_mean(x * x, w, k) - m * m, 0)) * w
+_mean, _tex = pixelmodel.masked_mean, pixelmodel.local_spread
 
 
 def _grad(x: np.ndarray) -> np.ndarray:
@@ -313,13 +291,7 @@ def probability(f: Mapping[str, np.ndarray], both: np.ndarray, m: Mapping | None
     return np.where(both, p, 0.0).astype(np.float32)
 
 
-def hysteresis(p: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Pixels at or above ``low`` connected (8-neighbours) to one at or above ``high``."""
-    lab, n = components.label(p >= min(low, high), corners=True)
-    if not n:
-        return np.zeros(p.shape, bool)
-    keep = np.asarray(ndimage.maximum(p >= high, lab, np.arange(1, n + 1)), bool)
-    return np.concatenate([[False], keep])[lab]
+hysteresis = pixelmodel.hysteresis
 
 
 def regions(p: np.ndarray, both: np.ndarray, doc: Mapping, res: float) -> np.ndarray:
@@ -412,7 +384,7 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
     found = next(((h, reference_of(h.features)) for h in history  # type: ignore[attr-defined]
                   if REF_PREFIX + "pb" in h.features), None)
     pb_cur = building_probability(bands, valid, res)
-    if found is None or found[1] is None or found[1][1].shape != valid.shape:
+    if found is None or found[1][1].shape != valid.shape:
         keep = reference_features(bands, valid, pb_cur)
         seen = valid | _specks(~valid, valid.shape, res)
         return building, np.where(building, strength, 0.0).astype(np.float32), seen, keep, {**about, "change_reference": True}

@@ -14,6 +14,47 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
+
+
+#: Smallest spread (IQR) a band's robust unit may have, as a share of its median: a scene with almost
+#: no contrast (water, fresh snow, a uniform generated scene) would otherwise have its sensor noise
+#: magnified into change (uniform desert is the case that matters). OSCD dev city scenes have 0.11-0.78
+#: (all bands; it bites on one: Beihai blue on its first date, 0.11).
+MIN_SPREAD = 0.15
+
+
+def robust_unit(x: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
+    """A band's robust unit on ``sample``: its median and spread (IQR, never under MIN_SPREAD of the median):
+    in these units a uniform gain or haze is no change."""
+    q25, q50, q75 = np.percentile(x[sample], [25, 50, 75]) if sample.any() else (0.0, 0.0, 1.0)
+    return float(q50), max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
+
+
+def masked_mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Mean of ``x`` over a k x k window, over the pixels ``w`` (weights 0/1) only: ground a date did
+    not see (cloud, snow, no data) must not leak into its clear neighbours' cues."""
+    den = ndimage.uniform_filter(w, k)
+    return np.where(den > 1e-3, ndimage.uniform_filter(x * w, k) / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+
+
+def local_spread(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Texture: the standard deviation of ``x`` over a k x k window of ``w``'s pixels, 0 off ``w``."""
+    m = masked_mean(x, w, k)
+    return np.sqrt(np.maximum(masked_mean(x * x, w, k) - m * m, 0)) * w
+
+
+def hysteresis(p: np.ndarray, high: float, low: float) -> np.ndarray:
+    """Pixels at or above ``low`` connected (8-neighbours) to one at or above ``high``: a change's
+    core decides that it is one, its weaker rim how far it reaches (10 m objects are a few pixels;
+    a core alone is often under the tracker's 12-pixel floor)."""
+    from . import components
+
+    lab, n = components.label(p >= min(low, high), corners=True)
+    if not n:
+        return np.zeros(p.shape, bool)
+    keep = np.asarray(ndimage.maximum(p >= high, lab, np.arange(1, n + 1)), bool)
+    return np.concatenate([[False], keep])[lab]
 
 
 def design(f: Mapping[str, np.ndarray], names: Sequence[str], lo: Sequence[float] | None = None,

@@ -68,16 +68,11 @@ def reference_of(features: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len(REF_PREFIX):]: np.asarray(v, np.float32) for k, v in features.items() if k.startswith(REF_PREFIX)}
 
 
-#: Smallest spread (IQR) a band's robust unit may have, as a share of its median: a scene with almost
-#: no contrast (water, fresh snow, a uniform generated scene) would otherwise have its sensor noise
-#: magnified into change (uniform desert is the case that matters). OSCD dev city scenes have 0.11-0.78
-#: (all bands; it bites on one: Beihai blue on its first date, 0.11).
-MIN_SPREAD = 0.15
+MIN_SPREAD = pixelmodel.MIN_SPREAD
 
 
 def _robust(x: np.ndarray, sample: np.ndarray) -> np.ndarray:
-    q25, q50, q75 = np.percentile(x[sample], [25, 50, 75]) if sample.any() else (0.0, 0.0, 1.0)
-    spread = max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
+    q50, spread = pixelmodel.robust_unit(x, sample)
     return ((x - q50) / spread).astype(np.float32)
 
 
@@ -99,15 +94,11 @@ def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip((a - b) / np.maximum(np.abs(a + b), 1e-4), -1, 1)
 
 
-def _mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
-    """Mean of ``x`` over a k x k window, over the pixels ``w`` (weights 0/1) only."""
-    den = ndimage.uniform_filter(w, k)
-    return np.where(den > 1e-3, ndimage.uniform_filter(x * w, k) / np.maximum(den, 1e-3), 0.0).astype(np.float32)
+_mean = pixelmodel.masked_mean
 
 
 def _tex(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    m = _mean(x, w, 3)
-    return np.sqrt(np.maximum(_mean(x * x, w, 3) - m * m, 0)) * w
+    return pixelmodel.local_spread(x, w, 3)
 
 
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray,
@@ -179,17 +170,7 @@ def probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], bo
     return np.where(both, p, 0.0).astype(np.float32), float(sub["threshold"])
 
 
-def hysteresis(p: np.ndarray, high: float, low: float) -> np.ndarray:
-    """Pixels at or above ``low`` connected (8-neighbours) to one at or above ``high``: a change's
-    core decides that it is one, its weaker rim how far it reaches (10 m objects are a few pixels;
-    a core alone is often under the tracker's 12-pixel floor)."""
-    from . import components
-
-    lab, n = components.label(p >= min(low, high), corners=True)
-    if not n:
-        return np.zeros(p.shape, bool)
-    keep = np.asarray(ndimage.maximum(p >= high, lab, np.arange(1, n + 1)), bool)
-    return np.concatenate([[False], keep])[lab]
+hysteresis = pixelmodel.hysteresis
 
 
 #: Snow index (green - swir16) / (green + swir16) above which, and this much above the reference's,
