@@ -287,6 +287,7 @@ def test_scenes_are_read_ahead_over_http_but_one_at_a_time_from_local_files(monk
     import concurrent.futures
 
     import sitewatch.monitor as mon
+    import sitewatch.sceneflow as flow
 
     if told is None:
         monkeypatch.delenv("SITEWATCH_SCENES_AHEAD", raising=False)
@@ -299,7 +300,7 @@ def test_scenes_are_read_ahead_over_http_but_one_at_a_time_from_local_files(monk
             pools.append(max_workers)
             super().__init__(max_workers=max_workers, **kw)
 
-    monkeypatch.setattr(mon, "ThreadPoolExecutor", Pool)
+    monkeypatch.setattr(flow, "ThreadPoolExecutor", Pool)
     refs = [_ref(base, f"s{d}", d) for d in range(1, 7)]
     got = [ref.scene_id for ref, _ in mon._read_ahead(lambda r: r.scene_id, refs)]  # type: ignore[arg-type]
     assert got == [r.scene_id for r in refs] and pools == [ahead]

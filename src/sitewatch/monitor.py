@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import defaultdict
+from contextlib import suppress
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from . import __version__, quicklook, rebase
+from . import __version__, rebase
 from .changes import Observation, track
 from .detections import detection_record
 from .errors import ImageryError, NotFoundError, SceneError, SitesError, StoreError
@@ -28,6 +27,8 @@ from .events import claim, clear_after, log_lines, reconcile, remade_at, same_ev
 from .grid import site_resolution
 from .progress import reporter
 from .scenerecords import metrics_record, reflectance_steps, scene_record
+from .sceneflow import Held, Lane, made, quicklook_png, scenes_ahead  # noqa: F401 (scenes_ahead: monitor's before)
+from .sceneflow import read_ahead as _read_ahead
 from .scenes import SceneRaster, SceneRef
 from .sites import Site
 from .store import DetectionRecord, RunParams, Store
@@ -121,50 +122,6 @@ def _scene_overlaps(site: Site, ref: SceneRef) -> bool:
     return ref.footprint is None or ref.footprint.intersects(site.geometry)
 
 
-def scenes_ahead(remote: bool = True) -> int:
-    """Scenes of one site read ahead of the one being mapped (``SITEWATCH_SCENES_AHEAD``; default 4
-    for imagery over http(s), 1 for local files). Remote reads wait on round trips, so several are
-    kept in flight (each waiting raster is small); a local read waits on nothing, and more scenes
-    ahead only add threads contending for the cores (22 local LEVIR scenes: 4 ahead cost 0.1 s more
-    CPU and wall than 1, benchmarks/README.md section 9)."""
-    told = os.environ.get("SITEWATCH_SCENES_AHEAD")
-    return max(1, int(told)) if told else (4 if remote else 1)
-
-
-def _remote(ref: SceneRef) -> bool:
-    return any(a.href.startswith(("http://", "https://", "/vsi")) for a in ref.assets.values())
-
-
-def _read_ahead(read: Callable[[SceneRef], SceneRaster], refs: Sequence[SceneRef]
-                ) -> Iterator[tuple[SceneRef, SceneRaster | SceneError]]:
-    """``(ref, raster or the SceneError reading it raised)`` in ``refs`` order, reading a bounded
-    number ahead on threads. Nothing is stored here, so a run stopped part-way loses nothing."""
-    ahead = scenes_ahead(any(_remote(r) for r in refs))
-
-    def one(ref: SceneRef) -> SceneRaster | SceneError:
-        try:
-            return read(ref)
-        except SceneError as exc:
-            return exc
-
-    pool = ThreadPoolExecutor(max_workers=ahead, thread_name_prefix="sitewatch-scene")
-    try:
-        pending: deque[tuple[SceneRef, Future[SceneRaster | SceneError]]] = deque()
-        it = iter(refs)
-        for ref in it:
-            pending.append((ref, pool.submit(one, ref)))
-            if len(pending) >= ahead:
-                break
-        while pending:
-            ref, fut = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(one, nxt)))
-            yield ref, fut.result()
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
 def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector: Detector, run_id: str,
                  read: Reader | None = None) -> SiteResult:
     """Process one site's new scenes, then re-date its changes over its whole stored history."""
@@ -212,58 +169,82 @@ def monitor_site(store: Store, site: Site, scenes: Iterable[SceneRef], detector:
         unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
         store.save_scene(scene_record(site, ref, run_id, status="unusable", error=why))
         rep.advance(task)
+    lane = Lane()
+    held: Held | None = None  # the scene mapped last: saved once the next one's detector has run
+
+    def save_held() -> None:
+        """Store the held scene (one transaction, as every scene): its evidence, made on the lane
+        while the next scene was mapped, is waited for here."""
+        nonlocal held
+        if held is None:
+            return
+        h, held = held, None
+        m = h.made.result()
+        readback[h.ref.scene_id] = (m.blob, m.back)
+        # a change model alone maps no structures: no metrics rather than a false 0 m² built
+        store.save_scene(m.record, maps=m.blob, detector=f"{detector.name} {detector.version}",
+                         metrics=metrics_record(site.site_id, h.ref, h.maps, run_id) if h.maps.kinds else None,
+                         quicklook=h.quicklook.result(), grid=h.grid)
+        rep.advance(task)
+
+    def save(record: Any) -> None:  # any other scene's row: after the held one, in the scenes' order
+        save_held()
+        store.save_scene(record)
+        rep.advance(task)
+
     ahead = _read_ahead(lambda r: read(r, site.geometry, site_res=tuple(site_res)),  # type: ignore[misc]
                         [r for r in todo if not overcast(r)])
-    for ref, got in ahead:
-        rep.update(task, description=f"{site.site_id} {ref.date}")
-        if isinstance(got, SceneError):
-            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {got}")
-            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(got)))
-            rep.advance(task)
-            continue
-        raster = got
-        if raster.grid.res != site_resolution(raster.native_gsd_m, tuple(site_res)):
-            # read ahead before an earlier scene chose the site's grid: read again on that grid
-            try:
-                raster = read(ref, site.geometry, site_res=tuple(site_res))
-            except SceneError as exc:
-                failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
-                store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
-                rep.advance(task)
+    try:
+        for ref, got in ahead:
+            rep.update(task, description=f"{site.site_id} {ref.date}")
+            if isinstance(got, SceneError):
+                failures.append(f"site {site.site_id}, scene {ref.scene_id}: {got}")
+                save(scene_record(site, ref, run_id, status="failed", error=str(got)))
                 continue
-        if raster.grid.res not in site_res:
-            site_res.append(raster.grid.res)
-        if raster.valid_fraction < MIN_VALID_FRACTION:
-            why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
-            if not raster.bands:
-                why += "; by scl, its bands not read"
-            unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
-            store.save_scene(replace(scene_record(site, ref, run_id, raster, status="unusable", error=why),
-                                     image_href=image_href(ref, vrt_folder(store.path))))
-            rep.advance(task)
-            continue
-        ql = quicklook.png(quicklook.rgb8(raster.bands, raster.valid))
-        earlier = history[raster.grid.res]
-        try:
-            maps = detector.maps(raster, tuple(earlier))
-        except SceneError as exc:  # e.g. a band the change model needs is missing from this scene
-            failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
-            store.save_scene(scene_record(site, ref, run_id, status="failed", error=str(exc)))
-            rep.advance(task)
-            continue
-        shift = maps.info.get("shift_px")
-        if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
-            raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
-        record = replace(scene_record(site, ref, run_id, raster), image_href=image_href(ref, vrt_folder(store.path)))
-        blob, back = maps.stored()
-        readback[ref.scene_id] = (blob, back)
-        # a change model alone maps no structures: no metrics rather than a false 0 m² built
-        store.save_scene(record, maps=blob, detector=f"{detector.name} {detector.version}",
-                         metrics=metrics_record(site.site_id, ref, maps, run_id) if maps.kinds else None,
-                         quicklook=ql, grid=raster.grid.to_dict())
-        earlier.append(maps)
-        new += ref not in rb.remap  # a scene mapped again is not a new one
-        rep.advance(task)
+            raster = got
+            if raster.grid.res != site_resolution(raster.native_gsd_m, tuple(site_res)):
+                # read ahead before an earlier scene chose the site's grid: read again on that grid
+                try:
+                    raster = read(ref, site.geometry, site_res=tuple(site_res))
+                except SceneError as exc:
+                    failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
+                    save(scene_record(site, ref, run_id, status="failed", error=str(exc)))
+                    continue
+            if raster.grid.res not in site_res:
+                site_res.append(raster.grid.res)
+            if raster.valid_fraction < MIN_VALID_FRACTION:
+                why = f"only {raster.valid_fraction:.1%} of the site is clear ground (cloud or no data)"
+                if not raster.bands:
+                    why += "; by scl, its bands not read"
+                unusable.append(f"site {site.site_id}, scene {ref.scene_id}: {why}")
+                save(replace(scene_record(site, ref, run_id, raster, status="unusable", error=why),
+                             image_href=image_href(ref, vrt_folder(store.path))))
+                continue
+            ql = lane.submit(quicklook_png, raster)  # made while the detector runs
+            earlier = history[raster.grid.res]
+            try:
+                maps = detector.maps(raster, tuple(earlier))
+            except SceneError as exc:  # e.g. a band the change model needs is missing from this scene
+                failures.append(f"site {site.site_id}, scene {ref.scene_id}: {exc}")
+                save(scene_record(site, ref, run_id, status="failed", error=str(exc)))
+                continue
+            shift = maps.info.get("shift_px")
+            if isinstance(shift, (list, tuple)) and len(shift) == 2:  # what co-registration moved the scene by
+                raster = replace(raster, shift_px=(float(shift[0]), float(shift[1])))
+            record = partial(scene_record, site, ref, run_id, raster)
+            # the record and the maps' bytes, made while the next scene's detector runs
+            job = lane.submit(made, record, image_href(ref, vrt_folder(store.path)), maps)
+            save_held()  # the scene before: its evidence was made while this one's detector ran
+            held = Held(ref, maps, raster.grid.to_dict(), ql, job)
+            earlier.append(maps)
+            new += ref not in rb.remap  # a scene mapped again is not a new one
+        save_held()
+    except BaseException:  # what was mapped before the error is kept, as a step-by-step run keeps it
+        with suppress(Exception):
+            save_held()
+        raise
+    finally:
+        lane.close()
     rep.finish(task)
     dated = redate_site(store, site.site_id, run_id, model=getattr(detector, "model", None), stored=readback,
                         remade=rb.resolutions)
