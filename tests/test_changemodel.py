@@ -359,3 +359,47 @@ def test_imagery_far_from_the_training_resolution_is_noted_not_resampled(tmp_pat
     assert "more than 2x off" in maps.info["model"]["gsd_note"] and maps.observed.shape == (24, 24)
     ok = ChangeModel.open(om.difference_model(tmp_path / "ok.onnx", gsd_m=0.6))
     assert "gsd_note" not in ModelDetector(ok).maps(_raster(bands)).info["model"]
+
+
+def _pack_reference(bands, scales, names):
+    """pack as it was: each pixel's stored integer tested in float64 (the fast path must agree)."""
+    out, kept = {}, {}
+    for b in names:
+        x = bands[b]
+        ok = np.isfinite(x)
+        s, o = (float(v) for v in scales.get(b, (1.0, 0.0)))
+        raw = (x[ok].astype(np.float64) - o) / s
+        r = np.rint(raw)
+        if s != 1.0 and raw.size and np.abs(raw - r).max() < 1e-3 and r.min() >= 0 and r.max() <= 65535:
+            arr = np.zeros(x.shape, np.uint8 if r.max() <= 255 else np.uint16)
+            arr[ok] = r.astype(arr.dtype)
+        else:
+            arr, s, o = np.where(ok, x, 0).astype(np.float32), 1.0, 0.0
+        out[b], kept[b] = arr, [s, o]
+    return out, kept
+
+
+@pytest.mark.parametrize("levels, scale, offset", [(256, 1 / 255, 0.0), (300, 1 / 255, 0.0), (10000, 1e-4, 0.0),
+                                                   (65536, 1e-4, 0.0), (12000, 1e-4, -0.1), (None, 1 / 255, 0.0),
+                                                   (None, 1.0, 0.0)])
+def test_kept_bands_are_the_integers_the_per_pixel_float64_test_keeps(levels, scale, offset):
+    """pack's fast path (distinct integers tested, not every pixel) keeps what the per-pixel test kept:
+    8- and 16-bit integers, and float32 where the integers do not come back within 1e-3 (an offset of
+    -0.1 in float32, resampled values)."""
+    from sitewatch.changemodel import NODATA, pack
+
+    rng = np.random.default_rng(levels or 5)
+    names = ["red", "green", "blue"]
+    if levels is None:
+        bands = {b: rng.random((120, 90)).astype(np.float32) for b in names}
+    else:
+        bands = {b: rng.integers(0, levels, (120, 90)).astype(np.float32) * np.float32(scale) + np.float32(offset)
+                 for b in names}
+    bands["green"][:7, :11] = np.nan
+    scales = {b: (scale, offset) for b in names}
+    got, kept = pack(bands, scales, names)
+    want, want_kept = _pack_reference(bands, scales, names)
+    assert kept == want_kept
+    for b in names:
+        assert got[f"model.band.{b}"].dtype == want[b].dtype and np.array_equal(got[f"model.band.{b}"], want[b])
+    assert got[NODATA].sum() == 77

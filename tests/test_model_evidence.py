@@ -171,3 +171,41 @@ def test_maps_read_back_without_decoding_equal_the_decoded_maps():
     # the read-back is a copy: changing the maps afterwards does not change what is dated
     maps.features["align"][0, 0] = -5
     assert back.features["align"][0, 0] != -5
+
+
+def _blobs(db: Path) -> list[tuple]:
+    con = sqlite3.connect(db)
+    rows = list(con.execute("SELECT site_id, scene_id, grid_res_m, detector, maps, quicklook, grid "
+                            "FROM sitewatch_scene_maps ORDER BY fid"))
+    con.close()
+    return rows
+
+
+def test_evidence_made_beside_the_model_is_stored_byte_for_byte_as_made_step_by_step(tmp_path, monkeypatch):
+    """The evidence lane (``sitewatch.sceneflow``: quicklooks, records and maps' bytes made on a
+    worker thread while the model runs) stores the very bytes, rows and row order that making them
+    one after another on the run's own thread stores."""
+    import sitewatch.sceneflow as flow
+    from sitewatch.monitor import MonitorParams, run
+
+    imagery, sites, model = build(tmp_path)
+    got = {}
+    for threaded in (True, False):
+        made = []
+        monkeypatch.setattr(flow, "beside", lambda t=threaded: t)
+        orig = flow.Lane.__init__
+
+        def spy(self, threaded=None, _orig=orig):  # type: ignore[no-untyped-def]
+            _orig(self, threaded)
+            made.append(self._pool is not None)
+
+        monkeypatch.setattr(flow.Lane, "__init__", spy)
+        db = tmp_path / f"{threaded}.gpkg"
+        s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
+                              model_only=True))
+        assert s.status == "completed" and made and set(made) == {threaded}, (s.as_dict(), made)
+        ev = json.loads(json.dumps(stored_evidence(db)).replace(str(db), "<db>"))
+        got[threaded] = (ev, _blobs(db))
+    assert len(got[True][1]) == 8 and got[True][0]["detections"], "the fixture must store maps and changes"
+    assert got[True][1] == got[False][1]  # maps, quicklook PNGs and grids: the same bytes in the same rows
+    assert got[True][0] == got[False][0]

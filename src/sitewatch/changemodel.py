@@ -148,8 +148,7 @@ class ChangeModel:
         """
         if before.shape != after.shape or before.ndim != 3:
             raise ValueError(f"before {before.shape} and after {after.shape} must be one [C, H, W] shape")
-        b = np.nan_to_num(before, nan=0.0).astype(np.float32)
-        a = np.nan_to_num(after, nan=0.0).astype(np.float32)
+        b, a = _zero_nan(before), _zero_nan(after)
         _, H, W = b.shape
         T, M = self.contract.tile, self.margin
         spans_y, spans_x = _spans(H, T, M), _spans(W, T, M)
@@ -170,6 +169,14 @@ class ChangeModel:
                 (y0, ky0, ky1), (x0, kx0, kx1) = ys, xs
                 out[ky0:ky1, kx0:kx1] = tile[ky0 - y0:ky1 - y0, kx0 - x0:kx1 - x0]
         return out
+
+
+def _zero_nan(x: np.ndarray) -> np.ndarray:
+    """``np.nan_to_num(x, nan=0.0)`` as float32, in one copy (its own tests for infinities skipped
+    when there are none: the same array)."""
+    y = np.array(x, dtype=np.float32)
+    np.copyto(y, np.float32(0.0), where=np.isnan(y))
+    return y if np.isfinite(y).all() else np.nan_to_num(y, nan=0.0)
 
 
 def _spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int]]:
@@ -242,6 +249,11 @@ def pack(bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]],
         ok = np.isfinite(x)
         nodata |= ~ok
         s, o = (float(v) for v in scales.get(b, (1.0, 0.0)))
+        ints = _integers(x, ok, s, o) if s != 1.0 else None
+        if ints is not None:
+            out[f"model.band.{b}"] = ints
+            kept[b] = [s, o]
+            continue
         raw = (x[ok].astype(np.float64) - o) / s
         r = np.rint(raw)
         if s != 1.0 and raw.size and np.abs(raw - r).max() < 1e-3 and r.min() >= 0 and r.max() <= 65535:
@@ -254,6 +266,31 @@ def pack(bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]],
         kept[b] = [s, o]
     out[NODATA] = nodata
     return out, kept
+
+
+def _integers(x: np.ndarray, ok: np.ndarray, s: float, o: float) -> np.ndarray | None:
+    """:func:`pack`'s integers without its float64 pass over every pixel: when each pixel is exactly
+    its integer scaled in float32 (as the reader made it), the float64 test runs over the distinct
+    integers only (the same values, so the same answer); None: not so, or the test fails (``pack``
+    then decides pixel by pixel, as before)."""
+    s32, o32 = np.float32(s), np.float32(o)
+    r = np.rint((x - o32) / s32)
+    everywhere = bool(ok.all())
+    if not everywhere:
+        r[~ok] = 0
+    if not r.size or r.min() < 0 or r.max() > 65535:
+        return None
+    ints = r.astype(np.uint16)
+    same = ints.astype(np.float32) * s32 + o32 == x
+    if not (same.all() if everywhere else (same | ~ok).all()):
+        return None
+    present = np.flatnonzero(np.bincount((ints if everywhere else ints[ok]).ravel()))
+    if not present.size:
+        return None
+    raw = ((present.astype(np.float32) * s32 + o32).astype(np.float64) - o) / s
+    if not np.abs(raw - present).max() < 1e-3:  # pack's own test, on the values the pixels take
+        return None
+    return ints.astype(np.uint8) if present.max() <= 255 else ints
 
 
 def unpack(maps: StructureMaps, model: ChangeModel) -> np.ndarray | None:

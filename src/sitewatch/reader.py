@@ -374,10 +374,18 @@ def _band(ds: Any, asset: AssetRef, grid: Grid, h: Any, nearest: bool,
                   resampling=Resampling.nearest if nearest else Resampling.bilinear)
     if not nearest:
         scale, offset = default_scale(str(raw.dtype), asset)
-        out = out * np.float32(scale) + np.float32(offset)
+        out *= np.float32(scale)  # in place: the same float32 operations, one array fewer
+        out += np.float32(offset)
         if scales is not None:
             scales[name] = (float(scale), float(offset))
     return out, gsd
+
+
+def _scl_in(code: np.ndarray, classes: Sequence[int]) -> np.ndarray:
+    """``np.isin(code, classes)`` for 8-bit scene classes, by a 256-entry table (a tenth of the time)."""
+    table = np.zeros(256, bool)
+    table[list(classes)] = True
+    return table[code]
 
 
 def read_scene(ref: SceneRef, aoi: BaseGeometry, res_m: float | None = None,
@@ -425,9 +433,9 @@ def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_
         scl, _ = _read_band(ref.assets["scl"], grid, scl_hash, nearest=True, files=files)
         scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
         if min_valid is not None:
-            cloud = np.isin(scl_code, SCL_CLOUD)
+            cloud = _scl_in(scl_code, SCL_CLOUD)
             # as the full read would judge it (its clear ground is inside this), so no result changes
-            seen = ~np.isin(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
+            seen = ~_scl_in(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
             if float(seen.mean()) < min_valid:
                 for b in scl_hash.parts:
                     h.update(b)
@@ -464,13 +472,14 @@ def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_
         if name in bands:
             have &= np.isfinite(bands[name])
     if scl_code is not None:
-        cloud = np.isin(scl_code, SCL_CLOUD) & have
-        valid = have & ~np.isin(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
+        cloud = _scl_in(scl_code, SCL_CLOUD) & have
+        valid = have & ~_scl_in(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
     else:
         from .clouds import detect
 
         cloud = detect(bands, res_m=grid.res) & have
         valid = have & ~cloud
-    for name in bands:  # nothing downstream may use a pixel that is not clear ground
-        bands[name] = np.where(have, bands[name], np.nan).astype(np.float32)
+    lost = ~have
+    for name in bands:  # nothing downstream may use a pixel that is not clear ground (each band its own array)
+        np.copyto(bands[name], np.float32(np.nan), where=lost)
     return SceneRaster(ref, grid, bands, valid, cloud, h.hexdigest(), float(gsd), scales=scales)
