@@ -89,6 +89,9 @@ class ChangeModel:
         sha = hashlib.sha256(data).hexdigest()
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # errors reach the user as our one line, not as onnxruntime's log
+        # its intra-op threads (one per physical core) sleep between runs instead of spinning: a spinning
+        # thread holds a core the scene's evidence, made beside the model, needs (benchmarks/README.md 9)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types for every kind of bad file
