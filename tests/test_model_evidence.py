@@ -209,3 +209,38 @@ def test_evidence_made_beside_the_model_is_stored_byte_for_byte_as_made_step_by_
     assert len(got[True][1]) == 8 and got[True][0]["detections"], "the fixture must store maps and changes"
     assert got[True][1] == got[False][1]  # maps, quicklook PNGs and grids: the same bytes in the same rows
     assert got[True][0] == got[False][0]
+
+
+def test_an_error_after_a_scene_was_mapped_keeps_that_scene_as_a_step_by_step_run_does(tmp_path, monkeypatch):
+    """The lane holds a mapped scene until the next one is mapped; an unexpected error while mapping
+    the next must not lose it: the file then holds the scenes a step-by-step run would have stored."""
+    import pytest
+
+    import sitewatch.sceneflow as flow
+    from sitewatch.changemodel import ModelDetector
+    from sitewatch.monitor import MonitorParams, run
+
+    imagery, sites, model = build(tmp_path)
+    orig = ModelDetector.maps
+    stored = {}
+    for threaded in (True, False):
+        calls = []
+
+        def failing(self, raster, history=(), _orig=orig, _calls=calls):  # type: ignore[no-untyped-def]
+            _calls.append(raster.scene.scene_id)
+            if len(_calls) == 3:
+                raise RuntimeError("the detector broke")
+            return _orig(self, raster, history)
+
+        monkeypatch.setattr(ModelDetector, "maps", failing)
+        monkeypatch.setattr(flow, "beside", lambda t=threaded: t)
+        db = tmp_path / f"broken-{threaded}.gpkg"
+        with pytest.raises(RuntimeError, match="the detector broke"):
+            run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
+                              model_only=True))
+        con = sqlite3.connect(db)
+        stored[threaded] = sorted(con.execute("SELECT site_id, scene_id, length(maps), length(quicklook) "
+                                              "FROM sitewatch_scene_maps"))
+        con.close()
+    assert len(stored[False]) == 2, stored  # the two scenes mapped before the error
+    assert stored[True] == stored[False]
