@@ -103,6 +103,43 @@ def test_partly_seen_object_waits_for_a_clear_scene():
     assert c.after_scene_id == "s3" and c.before_scene_id == "s1"
 
 
+def test_a_building_cut_by_a_shift_strip_at_the_window_edge_is_dated_where_it_first_stands():
+    # a co-registration shift leaves the window's 3 eastern columns unseen in every later scene; a new
+    # building running into them is as complete as one cut by the window's edge itself
+    edge = np.zeros((N, N), bool)
+    edge[20:45, N - 30:N - 3] = True
+    o = np.ones((N, N), bool)
+    o[:, N - 3:] = False
+    obs = series(maps(), maps(observed=o), maps(extra=edge & o, observed=o), maps(extra=edge & o, observed=o))
+    c = _only(track(obs), "building_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s1", "s2")
+
+
+def test_a_wide_unseen_band_at_the_window_edge_still_hides_part_of_a_building():
+    # 20 unseen columns are cloud, not a shift's strip: the scene saw a fragment, dating waits
+    edge = np.zeros((N, N), bool)
+    edge[20:45, N - 40:] = True
+    o = np.ones((N, N), bool)
+    o[:, N - 20:] = False
+    obs = series(maps(), maps(), maps(extra=edge & o, observed=o), maps(extra=edge), maps(extra=edge))
+    c = _only(track(obs), "building_new")
+    assert (c.before_scene_id, c.after_scene_id) == ("s1", "s3")
+
+
+def test_window_edge_strip_is_whole_unseen_lines_at_the_sides_only():
+    from sitewatch.changes import window_edge_strip
+
+    o = np.ones((N, N), bool)
+    o[:2, :] = False  # a shift's strip at the top
+    o[:, N - 4:] = False  # and at the east
+    o[50:60, 0:3] = False  # a patch of no data at the west edge: not whole columns
+    s = window_edge_strip(o)
+    assert s[:2].all() and s[:, N - 4:].all()
+    assert not s[2:, :N - 4].any()
+    o[:, :10] = False  # wider than any shift: not a strip
+    assert not window_edge_strip(o)[:, :10][2:, :].any()
+
+
 def test_appear_then_disappear_is_new_then_removed():
     obs = series(maps(), maps(block=True), maps(block=True), maps(block=True), maps(), maps())
     changes = track(obs)

@@ -93,6 +93,11 @@ class KindSeries:
         return np.logical_or.reduce(self.observed)
 
     @cached_property
+    def edge_strips(self) -> tuple[np.ndarray, ...]:
+        """Each scene's :func:`window_edge_strip`: for that scene, the window's edge."""
+        return tuple(window_edge_strip(o) for o in self.observed)
+
+    @cached_property
     def edge_distance(self) -> np.ndarray:
         """Distance (pixels) from each pixel to ground no scene saw or to the grid's border."""
         pad = np.pad(self.ever_observed, 1, constant_values=False)
@@ -102,6 +107,34 @@ class KindSeries:
     def reference(self) -> dict[str, np.ndarray]:
         """The 10 m change model's reference bands (the first scene that kept them), or empty."""
         return reference_in(o.maps for o in self.obs) or {}
+
+
+#: Widest band (pixels) along a side of the window a scene may leave unseen and still be read as the
+#: window's edge: co-registration moves a scene by up to ``align.MAX_SHIFT_PX`` (6) pixels, and the
+#: band it moves in from outside the window holds no data.
+EDGE_STRIP_PX = 6
+
+
+def window_edge_strip(observed: np.ndarray, max_px: int = EDGE_STRIP_PX) -> np.ndarray:
+    """Whole rows and columns at the window's sides, up to ``max_px`` deep, that a scene did not see
+    at all: the strip a co-registration shift leaves. For that scene they are the window's edge, not
+    ground it failed to see: a new building cut by them is as complete as one cut by the edge itself
+    (on LEVIR-CD's 128 m tiles many new houses touch the edge; 1-4 px strips lost them)."""
+    out = np.zeros(observed.shape, bool)
+    if observed.ndim != 2 or min(observed.shape) <= 2 * max_px:
+        return out
+    unseen_rows, unseen_cols = ~observed.any(axis=1), ~observed.any(axis=0)
+    for line, axis in ((unseen_rows, 0), (unseen_cols, 1)):
+        for ends in (line, line[::-1]):
+            k = int(np.argmin(ends[:max_px + 1])) if not ends[:max_px + 1].all() else max_px + 1
+            if k == 0 or k > max_px:  # wider than any shift: cloud or the scene's own edge, not a strip
+                continue
+            sl = slice(0, k) if ends is line else slice(len(line) - k, len(line))
+            if axis == 0:
+                out[sl, :] = True
+            else:
+                out[:, sl] = True
+    return out
 
 
 #: How far (metres) a structure's mapped outline may move between dates and still be "there":
@@ -349,7 +382,7 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
     kind, obs, res = ks.kind, ks.obs, ks.res
     seen = obj if whole is None else whole
     # complete at t: it must not run into ground this scene could not see
-    ring = ndimage.binary_dilation(seen, iterations=2) & ~seen & ks.ever_observed[sl]
+    ring = ndimage.binary_dilation(seen, iterations=2) & ~seen & ks.ever_observed[sl] & ~ks.edge_strips[t][sl]
     if ring.any() and (~ks.observed[t][sl][ring]).mean() > 0.1:
         return None
 
