@@ -7,9 +7,9 @@ by :func:`sitewatch.finechange.features` (with each date's building probability 
 :func:`sitewatch.finechange.building_probability`) and labelled by its change mask.
 
 Held out by pair (leave-one-pair-out): each pair is scored by a model fitted on the other ten.
-The presence settings (core threshold, the lower one its rim grows to) are chosen on the pooled
-held-out maps: the most label objects found within F1_SLACK of the best pooled pixel F1. The
-shipped model is then fitted on all eleven with those settings. With ``--folds DIR`` the
+The presence settings (core threshold, the lower one its rim grows to, smoothing, opening) are chosen
+on the pooled held-out maps: the best pooled pixel F1 that keeps MIN_OBJECTS of the label objects
+found. The shipped model is then fitted on all eleven with those settings. With ``--folds DIR`` the
 per-pair held-out models are written too (``DIR/fine_change_model-without-<pair>.json``) for
 ``benchmarks/real.py --fine-folds``. scikit-learn is used here only, never at runtime; only
 coefficients leave ``../shared/data``. Run: ``python benchmarks/train_finechange.py [--folds DIR]``.
@@ -44,8 +44,6 @@ BACKWARDS = False
 #: Inverse regularisation (scikit-learn's C) of the logistic model.
 C = 0.05
 NAME, VERSION = "sitewatch-finechange", "1"
-#: Pixel F1 the threshold pair may give up (pooled, held out) to find more objects.
-F1_SLACK = 0.02
 #: Smallest change region kept (m²): the tracker's building floor is 60 m² (changes.MIN_AREA_M2).
 MIN_AREA_M2 = 20.0
 #: Change of building probability (mean over a region) below which a region is a building gone.
@@ -114,6 +112,11 @@ def evaluate(held: dict[str, np.ndarray], pairs: dict[str, dict], doc: dict) -> 
     return tot, found, nobj, per
 
 
+#: Least share of the label objects the presence settings must keep found (pooled, held out): issue 13
+#: asks 0.6; the margin is for pairs the project never saw.
+MIN_OBJECTS = 0.65
+
+
 def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> dict:
     rows = []
     for smooth, opening in ((0.0, 0.0), (1.0, 0.0), (1.0, 2.0), (1.0, 4.0)):
@@ -123,9 +126,10 @@ def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> dict:
                        "min_area_m2": MIN_AREA_M2}
                 tot, found, _, _ = evaluate(held, pairs, doc)
                 rows.append((s2t.prf(*tot)[2], found, doc))
+    nobj = evaluate(held, pairs, rows[0][2])[2]
     best = max(r[0] for r in rows)
-    f1, found, doc = max((r for r in rows if r[0] >= best - F1_SLACK), key=lambda r: (r[1], r[0]))
-    print(f"  settings {doc}: pooled held-out F1 {f1:.3f} (best {best:.3f}), {found} objects")
+    f1, found, doc = max((r for r in rows if r[1] >= MIN_OBJECTS * nobj), key=lambda r: (r[0], r[1]))
+    print(f"  settings {doc}: pooled held-out F1 {f1:.3f} (best {best:.3f}), {found}/{nobj} objects")
     return doc
 
 
