@@ -261,7 +261,9 @@ class StructureDetector:
     name = "sitewatch-structures"
     #: 2: at 10 m, buildings from the two-date change model (:mod:`sitewatch.s2change`)
     #: 3: at 0.3-2 m, building change from the two-date change model (:mod:`sitewatch.finechange`)
-    version = "3"
+    #: 4: at 0.3-2 m, its model's presence settings chosen for F1, and a scene's own roofs joined only where
+    #: the reference's building probability was low
+    version = "4"
 
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         res = raster.grid.res
