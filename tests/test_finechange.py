@@ -123,6 +123,30 @@ def test_for_scene_reference_then_change_against_it():
     assert strength2[50:74, 52:76].mean() > 0.3
 
 
+def test_the_scenes_own_roofs_join_only_where_the_reference_saw_no_roof():
+    # a roof the scene's own per-date map finds where the reference's per-date model already half-saw one
+    # is the reference's roof its map missed (the change model said "unchanged"); one on bare ground joins
+    own = np.zeros((96, 96), bool)
+    own[10:26, 10:30] = True
+    own[50:74, 52:76] = True
+    pb_ref = np.full(own.shape, 0.05, np.float32)
+    pb_ref[8:28, 8:32] = 0.5
+    kept = finechange._own_roofs(own, pb_ref)
+    assert not kept[10:26, 10:30].any() and kept[50:74, 52:76].all()
+
+
+def test_a_bright_roof_the_change_model_misses_is_still_mapped_by_the_scenes_own_map():
+    ref = _scene(6)
+    valid = np.ones(ref["red"].shape, bool)
+    none = np.zeros(valid.shape, bool)
+    presence, strength, _, keep, _ = finechange.for_scene(ref, valid, (), none, none * 0.0, RES)
+    first = SimpleNamespace(features=keep, presence={"building": presence}, strength={"building": strength})
+    own = np.zeros(valid.shape, bool)
+    own[50:74, 52:76] = True  # the per-date map (or the blue-roof rule) finds the new roof
+    presence2, *_ = finechange.for_scene(_with_block(ref, roof=BRIGHT_ROOF), valid, (first,), own, own * 0.8, RES)
+    assert presence2[50:74, 52:76].all()
+
+
 def test_shipped_model_is_valid_and_small():
     m = finechange.model()
     assert m["name"] == "sitewatch-finechange" and len(m["sha256"]) == 64

@@ -109,9 +109,8 @@ class KindSeries:
         return reference_in(o.maps for o in self.obs) or {}
 
 
-#: Widest band (pixels) along a side of the window a scene may leave unseen and still be read as the
-#: window's edge: co-registration moves a scene by up to ``align.MAX_SHIFT_PX`` (6) pixels, and the
-#: band it moves in from outside the window holds no data.
+#: Widest unseen band (px) at a window's side read as its edge: a co-registration shift (at most
+#: ``align.MAX_SHIFT_PX``, 6) moves a band of no data in from outside the window.
 EDGE_STRIP_PX = 6
 
 
@@ -130,10 +129,7 @@ def window_edge_strip(observed: np.ndarray, max_px: int = EDGE_STRIP_PX) -> np.n
             if k == 0 or k > max_px:  # wider than any shift: cloud or the scene's own edge, not a strip
                 continue
             sl = slice(0, k) if ends is line else slice(len(line) - k, len(line))
-            if axis == 0:
-                out[sl, :] = True
-            else:
-                out[:, sl] = True
+            out[(sl, slice(None)) if axis == 0 else (slice(None), sl)] = True
     return out
 
 

@@ -296,8 +296,9 @@ hysteresis = pixelmodel.hysteresis
 
 def regions(p: np.ndarray, both: np.ndarray, doc: Mapping, res: float) -> np.ndarray:
     """Change presence: hysteresis on P(change), smoothed over the model's ``smooth_m`` first (a
-    pixel's change is read with its neighbours': a building is several metres wide), holes filled, parts narrower than ``open_m`` cut off, specks under the
-    model's ``min_area_m2`` dropped (all settings chosen on held-out maps by the training script)."""
+    pixel's change is read with its neighbours': a building is several metres wide), holes filled,
+    parts narrower than ``open_m`` cut off, specks under the model's ``min_area_m2`` dropped (all
+    settings chosen on held-out maps by the training script)."""
     sm = ndimage.gaussian_filter(p, max(0.5, float(doc.get("smooth_m", 0.5)) / res)) if doc.get("smooth_m", 0) else p
     pres = hysteresis(sm, float(doc["threshold"]), float(doc.get("grow_threshold", doc["threshold"]))) & both
     pres = ndimage.binary_fill_holes(pres) & both
