@@ -134,5 +134,44 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 30
             "coef": [round(float(v), 6) for v in w[:-1]], "intercept": round(float(w[-1]), 6)}
 
 
+#: Cleaning of the per-date roof map (not of the probability, which :mod:`sitewatch.finechange` reads as
+#: a cue): the probability smoothed over ``smooth_m``; a roof is a connected region above ``rim`` holding
+#: a core above ``core`` (hysteresis), opened over ``open_m``, at least ``min_m2``, its small holes filled,
+#: its mean probability at least ``mean_p``. ``MAP_BEFORE``: the settings before 2026-12-03.
+MAP_BEFORE = {"smooth_m": 1.0, "rim": 0.2, "core": 0.0, "open_m": 3.0, "min_m2": 60.0, "mean_p": 0.35, "hole_m2": 0.0}
+
+
+def roof_map(p: np.ndarray, seen: np.ndarray, res: float, settings: Mapping[str, float] | None = None) -> np.ndarray:
+    """A per-date roof map from the building probability ``p`` on ground ``seen`` (see ``MAP_BEFORE``)."""
+    from . import components
+
+    s = {**MAP_BEFORE, **(settings or {})}
+    ps = np.where(seen, ndimage.gaussian_filter(p.astype(np.float32), max(0.5, s["smooth_m"] / res)), 0.0)
+    roof = ps > s["rim"]
+    k = int(round(s["open_m"] / res))
+    if k >= 2:
+        roof = ndimage.binary_opening(roof, structure=np.ones((k, k), bool))
+    if s["hole_m2"] > 0:
+        holes = ndimage.binary_fill_holes(roof) & ~roof
+        hl, hn = components.label(holes)
+        if hn:
+            small = ndimage.sum_labels(holes, hl, np.arange(1, hn + 1)) * res * res <= s["hole_m2"]
+            roof |= np.concatenate([[False], small])[hl]
+    lab, n = components.label(roof)
+    if not n:
+        return roof
+    idx = np.arange(1, n + 1)
+    ok = ndimage.sum_labels(roof, lab, idx) >= max(12, math.ceil(s["min_m2"] / res ** 2))
+    if s["core"] > 0:
+        ok &= np.asarray(ndimage.maximum(ps, lab, idx)) >= s["core"]
+    if s["mean_p"] > 0:
+        ok &= np.asarray(ndimage.mean(ps, lab, idx)) >= s["mean_p"]
+    return np.concatenate([[False], ok])[lab] & seen
+
+
+#: The settings in use (chosen held out by dataset, ``benchmarks/tune_building_maps.py``).
+MAP_SETTINGS = dict(MAP_BEFORE)
+
+
 def _sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-max(-30.0, min(30.0, z))))

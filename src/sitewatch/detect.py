@@ -39,8 +39,6 @@ from .structures import StructureMaps, enclosed, kinds_for_gsd
 
 #: Finest-to-coarsest grid (metres) the learned building model serves (it was fitted on 0.3-0.5 m tiles).
 FINE_MODEL_MAX_RES = 2.0
-#: Smallest mean building probability over a mapped blob.
-BUILDING_MEAN_P = 0.35
 #: Blue roofs kept by rule at 0.3-2 m: (blue - red) / (blue + red) of the raw reflectance at least this.
 BLUE_ROOF_HUE = 0.25
 #: Shortest wall or fence mapped (extent of a connected line network, metres): a compound's perimeter
@@ -446,18 +444,9 @@ class StructureDetector:
         at least half the threshold, so a faint roof the map turned down is "unknown", not "absent"."""
         m = buildings.model()["fine"]
         p = buildings.probability(buildings.cues(rel, raw, valid, res), m)
-        p = ndimage.gaussian_filter(p, max(0.5, 1.0 / res))
-        p = np.where(valid, p, 0.0).astype(np.float32)
+        building = buildings.roof_map(p, valid & ~_snow(raw, res), res, buildings.MAP_SETTINGS)
+        p = np.where(valid, ndimage.gaussian_filter(p, max(0.5, 1.0 / res)), 0.0).astype(np.float32)
         thr = float(m["threshold"])
-        k = max(2, int(round(3.0 / res)))
-        roof = ndimage.binary_opening(p > thr, structure=np.ones((k, k), bool))
-        roof &= ~_snow(raw, res)
-        min_px = max(12, int(math.ceil(MIN_BUILDING_M2 / res ** 2)))
-        building = _components(roof, min_px) & valid
-        lab, n = components.label(building)
-        if n:  # a blob the model is only lukewarm about as a whole is not a building
-            mean_p = ndimage.mean(p, lab, np.arange(1, n + 1))
-            building = np.concatenate([[False], np.asarray(mean_p) >= BUILDING_MEAN_P])[lab]
         strength = np.where(p >= thr / 2, np.clip(p, 0, 1), 0.0).astype(np.float32)
         return building, strength
 
