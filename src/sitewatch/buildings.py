@@ -172,7 +172,8 @@ def roof_map(p: np.ndarray, seen: np.ndarray, res: float, settings: Mapping[str,
 #: The settings in use: still ``MAP_BEFORE``. The best held out by dataset (``benchmarks/tune_building_maps.py``,
 #: 2026-12-03: smooth 1 m, rim 0.1, no core, open 1.5 m, 20 m², holes <= 100 m² filled) raised the held-out map
 #: F1 on all four building sets, but at precision 0.05-0.59, and it cut LEVIR-CD change through monitor (held
-#: out by pair) from F1 0.58 to 0.37, or to 0.46 as the reference's roofs only (wide false roofs hide new ones).
+#: out by pair) from F1 0.58 to 0.37, or to 0.46 as the reference's roofs only (wide false roofs hide new ones);
+#: the best by F0.5 (rim 0.15, core 0.3, open 3 m, 20 m²) to 0.50. Figures: benchmarks/README.md section 2.
 MAP_SETTINGS = dict(MAP_BEFORE)
 
 
