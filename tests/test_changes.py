@@ -374,6 +374,38 @@ def test_rendered_build_up_and_desecuritisation_match_the_truth():
     assert all(0 < c.score <= 1 for c in changes)
 
 
+@pytest.mark.xfail(strict=True, reason="at 0.3-2 m a roof goes only where the change model (sitewatch.finechange, learnt on LEVIR-CD's Texas suburbs, whose new roofs are darker than the soil) sees it go; the renderer's pale roofs coming down off pale ground read as no change, and the scene's own per-date map dropping them is 'unknown', not 'gone' (generated desecuritisation site: 2 of 2 demolitions missed since the fine change model; benchmarks/README.md section 1)")
+def test_rendered_blocks_taken_down_are_building_removed():
+    """Dormitory blocks standing in three clear scenes, then taken down and gone in two (0.5 m)."""
+    from sitewatch.testbed import synth
+    from sitewatch.detect import default_detector
+    from sitewatch.scenes import SceneRaster, SceneRef
+
+    size, gsd, lat = 240.0, 0.5, 43.0
+    structs, g = synth.compound(11, size_m=size)
+    b = frozenset(g["blocks"])
+    plan = [("2018-04-05", b), ("2018-07-18", b), ("2018-10-02", b), ("2019-05-14", frozenset()),
+            ("2019-09-14", frozenset())]
+    epochs = [synth.Epoch(dt.date.fromisoformat(d), p, synth.conditions_for(dt.date.fromisoformat(d), lat))
+              for d, p in plan]
+    ground = synth.Ground(size, 4, fields=((-size / 2 + 5, -size / 2 + 5, 60, 50),))
+    det, history, obs = default_detector(), [], []
+    n = int(size / gsd)
+    grid = Grid("EPSG:32645", Affine(gsd, 0, -size / 2, 0, -gsd, size / 2), n, n)
+    for i, e in enumerate(epochs):
+        r = synth.render(ground, [s for s in structs if s.id in e.present], gsd, e.conditions, seed=200 + i)
+        when = dt.datetime(e.date.year, e.date.month, e.date.day, 5, tzinfo=dt.timezone.utc)
+        raster = SceneRaster(SceneRef(e.date.isoformat(), "synth", when, {}), grid,
+                             {k: a.astype(np.float32) for k, a in r.bands.items()}, np.ones((n, n), bool),
+                             np.zeros((n, n), bool), "0" * 64, gsd)
+        m = det.maps(raster, history)
+        history.append(m)
+        obs.append(Observation(e.date.isoformat(), when, m))
+    removed = [c for c in track(obs) if c.kind == "building_removed"]
+    assert len(removed) >= len(b) - 1  # blocks that stood side by side may go as one
+    assert all((c.before_scene_id, c.after_scene_id) == ("2018-10-02", "2019-05-14") for c in removed)
+
+
 def test_enclosure_under_partial_cloud_is_unknown_not_zero():
     g = Grid("EPSG:32645", Affine(0.5, 0, 500000.0, 0, -0.5, 4400000.0), 260, 260)
     ring = _square_ring(200, 30, 260, width=2)
