@@ -417,7 +417,7 @@ def main() -> None:
     from sitewatch.monitor import MonitorParams, run
 
     # the same script measures a tree from before concurrent reads (one scene, one band at a time)
-    scenes_ahead = getattr(monitor, "scenes_ahead", lambda: 1)
+    from sitewatch.sceneflow import scenes_ahead
     if not hasattr(reader, "bound_heap"):
         reader.bound_heap = lambda: False
     read_threads = getattr(reader, "read_threads", lambda: 1)

@@ -52,8 +52,8 @@ def record(work: Path) -> list[dict]:
     for i, case in enumerate(cases):
         rec: list = []
 
-        def spy(p, seen, res, settings=None, _rec=rec):
-            m = orig(p, seen, res, settings)
+        def spy(p, seen, res, settings=None, smooth=None, _rec=rec):
+            m = orig(p, seen, res, settings, smooth)
             _rec.append((p.copy(), seen.copy(), res, m))
             return m
 

@@ -141,12 +141,20 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 30
 MAP_BEFORE = {"smooth_m": 1.0, "rim": 0.2, "core": 0.0, "open_m": 3.0, "min_m2": 60.0, "mean_p": 0.35, "hole_m2": 0.0}
 
 
-def roof_map(p: np.ndarray, seen: np.ndarray, res: float, settings: Mapping[str, float] | None = None) -> np.ndarray:
-    """A per-date roof map from the building probability ``p`` on ground ``seen`` (see ``MAP_BEFORE``)."""
+def smoothed(p: np.ndarray, res: float, settings: Mapping[str, float] | None = None) -> np.ndarray:
+    """The building probability smoothed over the map settings' ``smooth_m`` (float32)."""
+    s = {**MAP_BEFORE, **(settings or {})}
+    return ndimage.gaussian_filter(p.astype(np.float32), max(0.5, s["smooth_m"] / res))
+
+
+def roof_map(p: np.ndarray, seen: np.ndarray, res: float, settings: Mapping[str, float] | None = None,
+             smooth: np.ndarray | None = None) -> np.ndarray:
+    """A per-date roof map from the building probability ``p`` on ground ``seen`` (see ``MAP_BEFORE``);
+    ``smooth``: :func:`smoothed` of ``p`` with these settings, when the caller has it already."""
     from . import components
 
     s = {**MAP_BEFORE, **(settings or {})}
-    ps = np.where(seen, ndimage.gaussian_filter(p.astype(np.float32), max(0.5, s["smooth_m"] / res)), 0.0)
+    ps = np.where(seen, smoothed(p, res, s) if smooth is None else smooth, 0.0)
     roof = ps > s["rim"]
     k = int(round(s["open_m"] / res))
     if k >= 2:

@@ -444,8 +444,9 @@ class StructureDetector:
         at least half the threshold, so a faint roof the map turned down is "unknown", not "absent"."""
         m = buildings.model()["fine"]
         p = buildings.probability(buildings.cues(rel, raw, valid, res), m)
-        building = buildings.roof_map(p, valid & ~_snow(raw, res), res, buildings.MAP_SETTINGS)
-        p = np.where(valid, ndimage.gaussian_filter(p, max(0.5, 1.0 / res)), 0.0).astype(np.float32)
+        sm = buildings.smoothed(p, res, buildings.MAP_SETTINGS)  # over the map's 1 m: the strength reads it too
+        building = buildings.roof_map(p, valid & ~_snow(raw, res), res, buildings.MAP_SETTINGS, smooth=sm)
+        p = np.where(valid, sm, 0.0).astype(np.float32)
         thr = float(m["threshold"])
         strength = np.where(p >= thr / 2, np.clip(p, 0, 1), 0.0).astype(np.float32)
         return building, strength

@@ -27,7 +27,7 @@ from .events import claim, clear_after, log_lines, reconcile, remade_at, same_ev
 from .grid import site_resolution
 from .progress import reporter
 from .scenerecords import metrics_record, reflectance_steps, scene_record
-from .sceneflow import Held, Lane, made, quicklook_png, scenes_ahead  # noqa: F401 (scenes_ahead: monitor's before)
+from .sceneflow import Held, Lane, made, quicklook_png
 from .sceneflow import read_ahead as _read_ahead
 from .scenes import SceneRaster, SceneRef
 from .sites import Site

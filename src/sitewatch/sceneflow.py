@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from dataclasses import replace
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, NamedTuple, TypeVar
@@ -98,12 +99,6 @@ class Lane:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> Lane:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 def quicklook_png(raster: SceneRaster) -> bytes:
     """The scene's stored quicklook (:mod:`sitewatch.quicklook`)."""
@@ -120,8 +115,6 @@ class Made(NamedTuple):
 
 def made(record: Callable[[], SceneRecord], href: str | None, maps: StructureMaps) -> Made:
     """``record()`` (footprint, band medians) with the scene's image href, and ``maps.stored()``."""
-    from dataclasses import replace
-
     blob, back = maps.stored()
     return Made(replace(record(), image_href=href), blob, back)
 
