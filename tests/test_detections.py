@@ -79,3 +79,34 @@ def test_a_region_traced_on_its_crop_is_the_region_traced_on_the_whole_grid(tran
             assert [p.wkb for p in crop] == [p.wkb for p in plain]
             regions += 1
     assert regions > 100
+
+
+@pytest.mark.parametrize("transform", [Affine(0.45, 0, 500000.4, 0, -0.45, 3500000.1),
+                                       Affine(0.45, 0.01, 500000.4, 0.02, -0.45, 3500000.1)])
+def test_regions_traced_in_one_pass_are_each_region_traced_alone(transform: Affine) -> None:
+    """label_polygons traces the kept regions of an 8-connected labelling in one pass: each region's
+    polygons (vertices, rings, the parts' order) must be the bytes its own trace gives, with the
+    other regions near it (even inside its holes) and the regions left out not changing a vertex."""
+    from sitewatch.detections import label_polygons
+
+    rng = np.random.default_rng(12)
+    regions = parts = holes = 0
+    for k in range(6):
+        m = ndimage.binary_opening(rng.random((150, 180)) < 0.45 + 0.06 * k) | (rng.random((150, 180)) < 0.04)
+        m[40:80, 40:80] = True  # a block with a hole holding another region
+        m[50:70, 50:70] = False
+        m[57:62, 57:62] = True
+        lab, n = ndimage.label(m, structure=np.ones((3, 3)))
+        keep = [j for j in range(1, n + 1) if j % 4 != 1]  # some left out
+        got = label_polygons(lab, keep, transform)
+        assert list(got) == keep
+        for j, sl in enumerate(ndimage.find_objects(lab), start=1):
+            if j not in got:
+                continue
+            pad = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in sl)
+            alone = mask_polygons(lab[pad] == j, transform, offset=(pad[0].start, pad[1].start))
+            assert [p.wkb for p in got[j]] == [p.wkb for p in alone]
+            regions, parts = regions + 1, parts + (len(alone) > 1)
+            holes += sum(len(p.interiors) for p in alone)
+    assert regions > 300 and parts > 5 and holes > 5
+    assert label_polygons(lab, [], transform) == {}

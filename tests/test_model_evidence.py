@@ -130,16 +130,6 @@ def test_model_only_run_stores_the_same_evidence_as_before(tmp_path):
     assert got == want
 
 
-if __name__ == "__main__":  # (re)record the reference: only for a change meant to change stored evidence
-    import tempfile
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    with tempfile.TemporaryDirectory() as t:
-        out = run_fixture(Path(t))
-    GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
-    print(f"{GOLDEN}: {len(out['detections'])} detections, {len(out['scenes'])} scenes")
-
-
 def test_maps_read_back_without_decoding_equal_the_decoded_maps():
     """What the monitor dates changes from when it skips decoding maps it has just stored
     (:meth:`StructureMaps.stored`) is what decoding the stored bytes gives, array for array."""
@@ -244,3 +234,79 @@ def test_an_error_after_a_scene_was_mapped_keeps_that_scene_as_a_step_by_step_ru
         con.close()
     assert len(stored[False]) == 2, stored  # the two scenes mapped before the error
     assert stored[True] == stored[False]
+
+
+#: every stored byte of a model-only run over the fixture, as the monitor stored them at 738f4bf
+#: (before the own-cost round of branch ``owncost``); written by ``python tests/test_model_evidence.py bytes``
+GOLDEN_BYTES = Path(__file__).resolve().parent / "data" / "model_only_bytes.json"
+#: tables a run writes what it found into (``runs`` holds times and the run's own id; the rtree
+#: tables are GeoPackage's indexes of the geometries compared here)
+STORED_TABLES = ("sites", "scenes", "detections", "site_metrics", "sitewatch_scene_maps")
+
+
+def stored_bytes(db: Path, tmp: Path | None = None) -> dict[str, list[list]]:
+    """Each row of the tables a run stores its findings in, column by column as the file holds it
+    (blobs, geometries included, as SHA-256 of their bytes), in the file's row order; only the
+    columns that say when or in which run are left out. ``tmp``: a folder whose path in a text is
+    replaced by ``<tmp>`` (the fixture's imagery paths)."""
+    con = sqlite3.connect(db)
+    out: dict[str, list[list]] = {}
+    for table in STORED_TABLES:
+        cur = con.execute(f'SELECT * FROM "{table}" ORDER BY fid')
+        cols = [c[0] for c in cur.description]
+        rows = []
+        for r in cur:
+            row = []
+            for c, v in zip(cols, r):
+                if c in VOLATILE or c == "added_at":
+                    continue
+                if isinstance(v, bytes):
+                    v = "sha256:" + hashlib.sha256(v).hexdigest()
+                elif isinstance(v, str) and tmp is not None:
+                    v = v.replace(str(tmp), "<tmp>")
+                row.append([c, v])
+            rows.append(row)
+        out[table] = rows
+    con.close()
+    return out
+
+
+def bytes_fixture(tmp: Path) -> dict:
+    from sitewatch.monitor import MonitorParams, run
+
+    imagery, sites, model = build(tmp)
+    db = tmp / "f.gpkg"
+    s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
+                          model_only=True))
+    assert s.status == "completed", s.as_dict()
+    return json.loads(json.dumps(stored_bytes(db, tmp)))
+
+
+def test_model_only_run_stores_the_very_bytes_it_stored_before_the_own_cost_was_cut(tmp_path):
+    """Not only what the evidence says (the test above) but every stored byte: the maps' and
+    quicklooks' compressed blobs, the geometries, the rows and their order. The own-cost work
+    (tracing, reading, the model's input) must change how long a run takes, not one stored byte.
+    (Blob bytes depend on zlib's deflate; recorded with this environment's zlib and Pillow.)"""
+    want = json.loads(GOLDEN_BYTES.read_text())
+    got = bytes_fixture(tmp_path)
+    assert len(got["detections"]) >= 2 and len(got["sitewatch_scene_maps"]) == 8, "the fixture must show changes"
+    for table in STORED_TABLES:
+        assert len(got[table]) == len(want[table]), table
+        for g, w in zip(got[table], want[table]):
+            assert g == w, table
+    assert got == want
+
+
+if __name__ == "__main__":  # (re)record the reference: only for a change meant to change stored evidence
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+    with tempfile.TemporaryDirectory() as t:
+        if sys.argv[1:] == ["bytes"]:
+            out = bytes_fixture(Path(t))
+            GOLDEN_BYTES.write_text(json.dumps(out, indent=1) + "\n")
+            print(f"{GOLDEN_BYTES}: {len(out['detections'])} detections, {len(out['scenes'])} scenes")
+        else:
+            out = run_fixture(Path(t))
+            GOLDEN.write_text(json.dumps(out, indent=1, sort_keys=True) + "\n")
+            print(f"{GOLDEN}: {len(out['detections'])} detections, {len(out['scenes'])} scenes")

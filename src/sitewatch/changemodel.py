@@ -31,7 +31,7 @@ from scipy import ndimage
 from shapely.ops import unary_union
 
 from .components import find_objects, label
-from .detections import Change, as_multipolygon, detection_record, mask_polygons
+from .detections import Change, as_multipolygon, detection_record, label_polygons
 from .grid import Grid
 from .modelcontract import Contract, ModelError, parse_contract
 from .scenes import SceneRaster
@@ -404,7 +404,7 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
     out: list[Change] = []
     import rasterio
 
-    # one GDAL environment for every region's trace (rasterio sets one up per call otherwise)
+    # one GDAL environment for every trace (rasterio sets one up per call otherwise)
     with rasterio.Env.from_defaults():
         for i in range(1, len(obs)):
             p = probs[i]
@@ -414,9 +414,10 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
             if n == 0:
                 continue
             O0, O1 = obs[i - 1].maps.observed, obs[i].maps.observed
+            kept: list[tuple[int, tuple[slice, ...], np.ndarray, int, bool]] = []
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)  # pixels per region, counted in one pass
             for j, sl in enumerate(find_objects(lab), start=1):
-                region = lab[sl] == j
-                npx = int(region.sum())
+                npx = int(sizes[j])
                 if npx < min_px:
                     continue
                 pad = tuple(slice(max(0, s.start - 3), s.stop + 3) for s in sl)
@@ -437,11 +438,13 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
                     else:
                         confirmed = q is not None
                     break
-                if dropped:
-                    continue
-                # the outline traced on the region's crop: the same vertices as on the whole grid, for
-                # a trace that does not scan every pixel of the site once per region
-                outline = as_multipolygon(unary_union(mask_polygons(obj, grid.transform, (pad[0].start, pad[1].start))))
+                if not dropped:
+                    kept.append((j, pad, obj, npx, confirmed))
+            # the kept regions' outlines, traced in one pass over the pair's labels: the same vertices
+            # as each region's own trace, for one rasterio call instead of one per region
+            outlines = label_polygons(lab, [k[0] for k in kept], grid.transform)
+            for j, pad, obj, npx, confirmed in kept:
+                outline = as_multipolygon(unary_union(outlines[j]))
                 mean_p = float(p[pad][obj].mean())
                 ev = {"maps": ["model"], "direction": "new", "model": {"file": info["file"], "sha256": info["sha256"]},
                       "detector": f"change model {info['file']} sha256:{info['sha256']}",  # bound into its reviews

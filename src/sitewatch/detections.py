@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -92,17 +93,45 @@ def mask_polygons(mask: np.ndarray, transform: Affine, offset: tuple[int, int] =
     c0, c1 = max(0, int(cols[0]) - 1), min(m.shape[1], int(cols[-1]) + 2)
     crop = m[r0:r1, c0:c1]
     dr, dc = float(offset[0] + r0), float(offset[1] + c0)
-    t = transform
-    out = []
-    for g, v in shapes(crop.astype(np.uint8), mask=crop, transform=_PIXELS):
-        if v:
-            rings = []
-            for r in g["coordinates"]:
-                px = np.asarray(r, dtype=float)
-                col, row = px[:, 0] + dc, px[:, 1] + dr
-                rings.append(np.column_stack([t.c + col * t.a + row * t.b, t.f + col * t.d + row * t.e]))
-            out.append(Polygon(rings[0], rings[1:]))
+    return [_on_ground(g, transform, dr, dc) for g, v in shapes(crop.astype(np.uint8), mask=crop, transform=_PIXELS)
+            if v]
+
+
+def label_polygons(labels: np.ndarray, keep: Sequence[int], transform: Affine) -> dict[int, list[Polygon]]:
+    """:func:`mask_polygons` of ``labels == j`` for each ``j`` in ``keep``, all traced in one pass
+    over the labels' bounding box: label -> its polygons, the very polygons (vertices, their order,
+    the parts' order) each mask's own trace gives, for labels of 8-connected objects (no two
+    objects touch, not even at a corner, so each object's outline is traced against background
+    alone). One trace of a 1024 x 1024 px site for its ≈130 regions costs a third of tracing each
+    region's crop in turn (a rasterio call per region); tests/test_detections.py compares them."""
+    from rasterio.features import shapes
+
+    if not len(keep):
+        return {}
+    wanted = np.zeros(int(labels.max()) + 1, bool)
+    wanted[np.asarray(keep, dtype=np.intp)] = True
+    sel = wanted[labels]
+    rows = np.flatnonzero(sel.any(axis=1))
+    cols = np.flatnonzero(sel.any(axis=0))
+    r0, r1 = max(0, int(rows[0]) - 1), min(sel.shape[0], int(rows[-1]) + 2)
+    c0, c1 = max(0, int(cols[0]) - 1), min(sel.shape[1], int(cols[-1]) + 2)
+    crop = sel[r0:r1, c0:c1]
+    img = np.where(crop, labels[r0:r1, c0:c1], 0).astype(np.int32)
+    out: dict[int, list[Polygon]] = {int(j): [] for j in keep}
+    for g, v in shapes(img, mask=crop, transform=_PIXELS):
+        out[int(v)].append(_on_ground(g, transform, float(r0), float(c0)))
     return out
+
+
+def _on_ground(g: Mapping[str, Any], t: Affine, dr: float, dc: float) -> Polygon:
+    """A traced polygon (pixel units, ``dr`` rows and ``dc`` columns into ``t``'s grid) on the ground,
+    as GDAL's polygonize puts a vertex there: ``c + col * a + row * b``, in that order."""
+    rings = []
+    for r in g["coordinates"]:
+        px = np.asarray(r, dtype=float)
+        col, row = px[:, 0] + dc, px[:, 1] + dr
+        rings.append(np.column_stack([t.c + col * t.a + row * t.b, t.f + col * t.d + row * t.e]))
+    return Polygon(rings[0], rings[1:])
 
 
 #: Pixel coordinates: a trace's vertices, as whole column and row numbers.
