@@ -33,6 +33,7 @@ from shapely.ops import unary_union
 from .components import find_objects, label
 from .detections import Change, as_multipolygon, detection_record, label_polygons
 from .grid import Grid
+from .modelbands import NODATA, pack
 from .modelcontract import Contract, ModelError, parse_contract
 from .scenes import SceneRaster
 from .store import DetectionRecord
@@ -105,13 +106,17 @@ class ChangeModel:
 
     def prepare(self, raster: SceneRaster) -> np.ndarray:
         """The scene as the model's input: [C, H, W] float32, scaled and normalised; NaN where no data."""
+        self.check_bands(raster)
+        return self.normalise(raster.bands, raster.scales)
+
+    def check_bands(self, raster: SceneRaster) -> None:
+        """SceneError naming the bands the model reads that the scene lacks."""
         missing = [b for b in self.contract.bands if b not in raster.bands]
         if missing:
             from .errors import SceneError
 
             raise SceneError(f"scene {raster.scene.scene_id} has no {', '.join(missing)} band for change model "
                              f"{self.name}")
-        return self.normalise(raster.bands, raster.scales)
 
     def normalise(self, bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]]) -> np.ndarray:
         """Reflectance bands (as the reader gives them) to the model's input [C, H, W]."""
@@ -119,11 +124,17 @@ class ChangeModel:
         first = bands[c.bands[0]]
         out = np.empty((len(c.bands), *first.shape), np.float32)
         for i, b in enumerate(c.bands):
-            x = bands[b].astype(np.float32)
+            # float32 operations in place in the output (no array per step: each new 4 MB array of a
+            # 1024² window costs its page faults), in the order ``((x - o) / s / scale - mean) / std``
+            x = out[i]
+            x[...] = bands[b]
             if c.scale is not None:  # back to the stored values, then the model's own scaling
                 s, o = scales.get(b, (1.0, 0.0))
-                x = (x - np.float32(o)) / np.float32(s) / np.float32(c.scale)
-            out[i] = (x - np.float32(c.mean[i])) / np.float32(c.std[i])
+                np.subtract(x, np.float32(o), out=x)
+                np.divide(x, np.float32(s), out=x)
+                np.divide(x, np.float32(c.scale), out=x)
+            np.subtract(x, np.float32(c.mean[i]), out=x)
+            np.divide(x, np.float32(c.std[i]), out=x)
         return out
 
     # --- inference ------------------------------------------------------------------------
@@ -236,64 +247,6 @@ def open_model(path: str | Path) -> ChangeModel:
 
 
 PROB = "model.probability"
-NODATA = "model.nodata"
-
-
-def pack(bands: Mapping[str, np.ndarray], scales: Mapping[str, Sequence[float]],
-         names: Sequence[str]) -> tuple[dict[str, np.ndarray], dict[str, list[float]]]:
-    """The bands a model reads, to keep with a scene's maps: as the source's own integers when the
-    reflectance came from them unchanged (exact, and compressed far faster than floats), else
-    float32. Returns the arrays (features) and the scaling back to reflectance."""
-    out: dict[str, np.ndarray] = {}
-    kept: dict[str, list[float]] = {}
-    nodata = np.zeros(bands[names[0]].shape, bool)
-    for b in names:
-        x = bands[b]
-        ok = np.isfinite(x)
-        nodata |= ~ok
-        s, o = (float(v) for v in scales.get(b, (1.0, 0.0)))
-        ints = _integers(x, ok, s, o) if s != 1.0 else None
-        if ints is not None:
-            out[f"model.band.{b}"] = ints
-            kept[b] = [s, o]
-            continue
-        raw = (x[ok].astype(np.float64) - o) / s
-        r = np.rint(raw)
-        if s != 1.0 and raw.size and np.abs(raw - r).max() < 1e-3 and r.min() >= 0 and r.max() <= 65535:
-            arr = np.zeros(x.shape, np.uint8 if r.max() <= 255 else np.uint16)
-            arr[ok] = r.astype(arr.dtype)
-            out[f"model.band.{b}"] = arr
-        else:
-            out[f"model.band.{b}"] = np.where(ok, x, 0).astype(np.float32)
-            s, o = 1.0, 0.0
-        kept[b] = [s, o]
-    out[NODATA] = nodata
-    return out, kept
-
-
-def _integers(x: np.ndarray, ok: np.ndarray, s: float, o: float) -> np.ndarray | None:
-    """:func:`pack`'s integers without its float64 pass over every pixel: when each pixel is exactly
-    its integer scaled in float32 (as the reader made it), the float64 test runs over the distinct
-    integers only (the same values, so the same answer); None: not so, or the test fails (``pack``
-    then decides pixel by pixel, as before)."""
-    s32, o32 = np.float32(s), np.float32(o)
-    r = np.rint((x - o32) / s32)
-    everywhere = bool(ok.all())
-    if not everywhere:
-        r[~ok] = 0
-    if not r.size or r.min() < 0 or r.max() > 65535:
-        return None
-    ints = r.astype(np.uint16)
-    same = ints.astype(np.float32) * s32 + o32 == x
-    if not (same.all() if everywhere else (same | ~ok).all()):
-        return None
-    present = np.flatnonzero(np.bincount((ints if everywhere else ints[ok]).ravel()))
-    if not present.size:
-        return None
-    raw = ((present.astype(np.float32) * s32 + o32).astype(np.float64) - o) / s
-    if not np.abs(raw - present).max() < 1e-3:  # pack's own test, on the values the pixels take
-        return None
-    return ints.astype(np.uint8) if present.max() <= 255 else ints
 
 
 def unpack(maps: StructureMaps, model: ChangeModel) -> np.ndarray | None:
@@ -308,8 +261,12 @@ def unpack(maps: StructureMaps, model: ChangeModel) -> np.ndarray | None:
         if a is None:
             return None
         s, o = scales.get(b, (1.0, 0.0))
-        x = a.astype(np.float32) * np.float32(s) + np.float32(o) if a.dtype != np.float32 else a
-        bands[b] = np.where(maps.features[NODATA], np.nan, x).astype(np.float32)
+        x = a.astype(np.float32)  # (a copy: the stored maps stay as they are)
+        if a.dtype != np.float32:
+            np.multiply(x, np.float32(s), out=x)
+            np.add(x, np.float32(o), out=x)
+        np.copyto(x, np.float32(np.nan), where=maps.features[NODATA])
+        bands[b] = x
     return model.normalise(bands, scales)
 
 
@@ -336,7 +293,7 @@ class ModelDetector:
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         base = self.base.maps(raster, history) if self.base is not None else StructureMaps(
             raster.grid, (), {}, {}, raster.valid.copy())
-        x = self.model.prepare(raster)
+        self.model.check_bands(raster)
         prev = next((h for h in reversed(history) if _model_info(h, self.model) is not None), None)
         c = self.model.contract
         info: dict[str, Any] = {**self.model.evidence(), "scene_id": raster.scene.scene_id, "kind": c.kind,
@@ -351,7 +308,8 @@ class ModelDetector:
         if prev is not None:
             before = unpack(prev, self.model)
             assert before is not None
-            p = self.model.probability(before, x)
+            # (the scene's own input only when there is a scene before it: a site's first scene is kept, not run)
+            p = self.model.probability(before, self.model.normalise(raster.bands, raster.scales))
             p[~(raster.valid & prev.observed)] = 0.0
             features[PROB] = p.astype(np.float16)
             info["before_scene_id"] = _model_info(prev, self.model)["scene_id"]  # type: ignore[index]
