@@ -65,8 +65,12 @@ def _round_wkt(wkt: str) -> str:
     # Coordinates to the decimetre: enough to tell objects apart, immune to float noise. (A split
     # on the numbers and one join: the same text as a substitution calling back per number, at a
     # third of its cost on outlines of thousands of vertices.)
+    # Each distinct number formatted once: an outline's vertices repeat a few column and row values
+    # (≈100 distinct numbers among ≈620 on a Joplin building's outline).
     parts = _DECIMAL.split(wkt)
-    parts[1::2] = ["%.1f" % float(x) for x in parts[1::2]]
+    nums = parts[1::2]
+    table = {x: "%.1f" % float(x) for x in set(nums)}
+    parts[1::2] = map(table.__getitem__, nums)
     return "".join(parts)
 
 
