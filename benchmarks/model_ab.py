@@ -8,7 +8,9 @@ Prints per run: the whole run's CPU and wall (scenes read ahead, as shipped), th
 CPU (a second run with each stage's CPU taken and its scenes read one after another, less the
 inference) and each stage, with the load average at its end; and the model alone over the same
 tiles (:func:`model.direct`). ``--following``: a site's next run (one new scene per site, a GeoPackage
-holding its first two) instead of its first.
+holding its first two) instead of its first. With two trees, it then checks that their last timed
+runs stored the same GeoPackage (every row of the findings' tables, blobs and geometries byte for
+byte): a speed-up must not change what is stored.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: the tables compared between the two trees' GeoPackages (test_model_evidence.STORED_TABLES)
+STORED = ("sites", "scenes", "detections", "site_metrics", "sitewatch_scene_maps")
 
 
 def one(src: str, key: str, model: str, work: Path, following: bool = False) -> dict:
@@ -47,7 +51,7 @@ def one(src: str, key: str, model: str, work: Path, following: bool = False) -> 
     imagery, sites, index = M.write_pairs(work, pset)
     _, (d_cpu, d_wall) = M.direct(path, pset, 1)
     if not following:
-        _, (cpu, wall), _, _ = M.through_monitor(path, imagery, sites, pset, index, work, 1)
+        _, (cpu, wall), timed, _ = M.through_monitor(path, imagery, sites, pset, index, work, 1)
         total, spent = M.breakdown(path, imagery, sites, work)
     else:
         base = work / "first-run.gpkg"
@@ -67,7 +71,24 @@ def one(src: str, key: str, model: str, work: Path, following: bool = False) -> 
         total, spent = M.breakdown(path, imagery, sites, work, db=split)
     own = total - spent[M.INFERENCE]
     return {"cpu": cpu, "wall": wall, "own": own, "model_cpu": d_cpu, "model_wall": d_wall,
-            "load": os.getloadavg()[0], **spent}
+            "load": os.getloadavg()[0], "db": str(timed), **spent}
+
+
+def same_stored(a: Path, b: Path, work_a: Path, work_b: Path) -> list[str]:
+    """Where two runs' GeoPackages differ: every row of the tables a run stores its findings in,
+    blobs and geometries byte for byte (tests/test_model_evidence.py's ``stored_bytes``, each run's
+    folder read as ``<tmp>``); empty when they hold the same."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_model_evidence import STORED_TABLES, stored_bytes
+
+    x, y = stored_bytes(a, work_a), stored_bytes(b, work_b)
+    out = []
+    for t in STORED_TABLES:
+        if len(x[t]) != len(y[t]):
+            out.append(f"{t}: {len(x[t])} rows against {len(y[t])}")
+        else:
+            out += [f"{t} row {i + 1}" for i, (r, q) in enumerate(zip(x[t], y[t])) if r != q][:5]
+    return out
 
 
 def main() -> None:
@@ -100,7 +121,12 @@ def main() -> None:
                   f"ratio CPU {r['cpu'] / r['model_cpu']:.2f}x, 1 + own / model {1 + r['own'] / r['model_cpu']:.2f}x, "
                   f"wall {r['wall'] / r['model_wall']:.2f}x; load {r['load']:.1f}", flush=True)
             time.sleep(0.5)
-    stages = [k for k in rows[0][1] if k not in ("cpu", "wall", "own", "load", "model_cpu", "model_wall")]
+    if len(args.src) == 2:  # the last run of each tree: what they stored must be the same
+        dbs = {src: Path(r["db"]) for src, r in rows}
+        diff = same_stored(dbs[args.src[0]], dbs[args.src[1]], Path(f"{args.work}/0"), Path(f"{args.work}/1"))
+        print(f"\nGeoPackages of the two trees' last timed runs: "
+              f"{'the same rows and bytes (' + ', '.join(STORED) + ')' if not diff else 'DIFFER: ' + '; '.join(diff)}")
+    stages = [k for k in rows[0][1] if k not in ("cpu", "wall", "own", "load", "model_cpu", "model_wall", "db")]
     print("\n| stage | " + " | ".join(args.src) + " |\n|---|" + "---|" * len(args.src))
     for st in ["cpu", "wall", "own", "model_cpu", "model_wall", *stages]:
         cells = []

@@ -27,19 +27,30 @@ def rgb8(bands: Mapping[str, np.ndarray], valid: np.ndarray | None = None) -> np
     into 8 bits, then interleaved: the same bytes as stretching the stacked float image, with no
     3-channel float32 copy: a third less time.)"""
     chans = []
+    dim = valid is not None and not valid.all()  # (all seen: nothing to dim)
     for name in ("red", "green", "blue"):
         v = _display(bands[name])
-        if valid is not None:
+        if dim:
             v = np.where(valid, v, v // np.uint8(3) + np.uint8(90))  # dimmed where the ground was not seen
         chans.append(v)
     return np.stack(chans, axis=-1)
 
 
 def _display(x: np.ndarray) -> np.ndarray:
-    """Reflectance (float32, NaN = no data) to display levels: the fixed stretch and gamma."""
+    """Reflectance (float32, NaN = no data) to display levels: the fixed stretch and gamma,
+    ``(clip((x - lo) / (hi - lo), 0, 1) ** gamma * 255 + 0.5)`` as uint8, NaN as 0. The float32
+    steps in place in one array (the same operations in the same order: the same levels)."""
     lo, hi = STRETCH
-    v = np.clip((np.nan_to_num(x.astype(np.float32), nan=0.0) - lo) / (hi - lo), 0, 1) ** GAMMA
-    return (v * 255 + 0.5).astype(np.uint8)
+    v = np.array(x, dtype=np.float32)
+    np.copyto(v, np.float32(0.0), where=np.isnan(v))
+    # (±inf, which np.nan_to_num would make ±the largest float32, clip to the same 0 and 1)
+    np.subtract(v, lo, out=v)
+    np.divide(v, hi - lo, out=v)
+    np.clip(v, 0, 1, out=v)
+    np.power(v, GAMMA, out=v)
+    np.multiply(v, 255, out=v)
+    np.add(v, 0.5, out=v)
+    return v.astype(np.uint8)
 
 
 def png(rgb: np.ndarray, max_side: int = MAX_SIDE) -> bytes:
