@@ -110,3 +110,18 @@ def test_regions_traced_in_one_pass_are_each_region_traced_alone(transform: Affi
             holes += sum(len(p.interiors) for p in alone)
     assert regions > 300 and parts > 5 and holes > 5
     assert label_polygons(lab, [], transform) == {}
+
+
+@pytest.mark.parametrize("transform", [Affine(0.45, 0, 500000.4, 0, -0.45, 3500000.1),
+                                       Affine(10.0, 0, 399960.3, 0, -10.0, 4400040.7),
+                                       Affine(0.45, 0.01, 500000.4, 0.02, -0.45, 3500000.1)])
+def test_a_mask_without_a_gap_is_the_rectangle_rasterio_traces(transform: Affine) -> None:
+    """A mask that is all True (a scene with data over the whole site) is outlined without a trace:
+    the same polygon, vertex for vertex, as rasterio's trace of it, with or without an offset."""
+    for h, w in ((1, 1), (1, 7), (6, 1), (3, 5), (64, 41), (300, 257)):
+        m = np.ones((h, w), bool)
+        for offset in ((0, 0), (5, 11)):
+            full = np.zeros((h + offset[0], w + offset[1]), bool)
+            full[offset[0]:, offset[1]:] = True
+            plain = [shape(g) for g, v in shapes(full.astype(np.uint8), mask=full, transform=transform) if v]
+            assert [p.wkb for p in mask_polygons(m, transform, offset)] == [p.wkb for p in plain]

@@ -97,6 +97,10 @@ def mask_polygons(mask: np.ndarray, transform: Affine, offset: tuple[int, int] =
     c0, c1 = max(0, int(cols[0]) - 1), min(m.shape[1], int(cols[-1]) + 2)
     crop = m[r0:r1, c0:c1]
     dr, dc = float(offset[0] + r0), float(offset[1] + c0)
+    if crop.all():  # a whole grid of data (a scene's footprint, mostly): the rectangle GDAL's trace gives
+        h, w = (float(n) for n in crop.shape)
+        box = {"coordinates": [[(0.0, 0.0), (0.0, h), (w, h), (w, 0.0), (0.0, 0.0)]]}
+        return [_on_ground(box, transform, dr, dc)]
     return [_on_ground(g, transform, dr, dc) for g, v in shapes(crop.astype(np.uint8), mask=crop, transform=_PIXELS)
             if v]
 

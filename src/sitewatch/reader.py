@@ -427,6 +427,7 @@ def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_
     """:func:`read_scene` once the grid is chosen (``files``: local files, see :class:`_Files`)."""
     scl_code: np.ndarray | None = None
     scl_future: Future[tuple[np.ndarray, float]] | None = None
+    judged: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the mask's cloud, masked, near cloud
     if "scl" in ref.assets and not mask_first and files is None:
         scl_future = _pool().submit(_read_band, ref.assets["scl"], grid, scl_hash, True)
     elif "scl" in ref.assets and mask_first:
@@ -434,8 +435,10 @@ def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_
         scl_code = np.nan_to_num(scl, nan=0).astype(np.uint8)
         if min_valid is not None:
             cloud = _scl_in(scl_code, SCL_CLOUD)
+            masked, near = _scl_in(scl_code, SCL_MASKED), near_cloud(cloud, grid.res)
+            judged = (cloud, masked, near)
             # as the full read would judge it (its clear ground is inside this), so no result changes
-            seen = ~_scl_in(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
+            seen = ~masked & ~near
             if float(seen.mean()) < min_valid:
                 for b in scl_hash.parts:
                     h.update(b)
@@ -471,7 +474,10 @@ def _read_on(ref: SceneRef, grid: Grid, res_m: float, native: float | None, min_
     for name in ("green", "blue"):
         if name in bands:
             have &= np.isfinite(bands[name])
-    if scl_code is not None:
+    if judged is not None and have.all():  # the mask judged above, on every pixel the bands have
+        cloud, masked, near = judged
+        valid = have & ~masked & ~near
+    elif scl_code is not None:
         cloud = _scl_in(scl_code, SCL_CLOUD) & have
         valid = have & ~_scl_in(scl_code, SCL_MASKED) & ~near_cloud(cloud, grid.res)
     else:

@@ -44,7 +44,8 @@ def _medians(raster: SceneRaster) -> dict[str, float]:
     for name in ("blue", "green", "red"):
         b = raster.bands.get(name)
         if b is not None and raster.valid.any():
-            v = b[raster.valid & np.isfinite(b)]
+            keep = raster.valid & np.isfinite(b)
+            v = b.ravel() if keep.all() else b[keep]  # (all kept: the same values, no gather)
             if v.size:
                 out[f"median_{name}"] = round(float(np.median(v)), 4)
     return out
