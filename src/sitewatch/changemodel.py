@@ -151,7 +151,7 @@ class ChangeModel:
             p = 1.0 / (1.0 + np.exp(-np.clip(p, -60, 60)))
         return np.clip(np.nan_to_num(p, nan=0.0), 0.0, 1.0)
 
-    def probability(self, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    def probability(self, before: np.ndarray, after: np.ndarray, *, own: bool = False) -> np.ndarray:
         """Change probability [H, W] of two prepared scenes [C, H, W] on one grid.
 
         The window is cut into overlapping tiles of the contract's size at the imagery's own
@@ -159,10 +159,11 @@ class ChangeModel:
         edge (a margin of 1/8 of the tile is dropped between tiles). Windows smaller than a
         tile are padded (reflected) to a multiple of 8, or to the fixed input size. Pixels
         without data enter the model as 0 (the band's mean); their output is not used.
+        ``own``: the two arrays were made for this call (their no-data is zeroed in place).
         """
         if before.shape != after.shape or before.ndim != 3:
             raise ValueError(f"before {before.shape} and after {after.shape} must be one [C, H, W] shape")
-        b, a = _zero_nan(before), _zero_nan(after)
+        b, a = _zero_nan(before, own), _zero_nan(after, own)
         _, H, W = b.shape
         T, M = self.contract.tile, self.margin
         spans_y, spans_x = _spans(H, T, M), _spans(W, T, M)
@@ -185,12 +186,13 @@ class ChangeModel:
         return out
 
 
-def _zero_nan(x: np.ndarray) -> np.ndarray:
+def _zero_nan(x: np.ndarray, own: bool = False) -> np.ndarray:
     """``np.nan_to_num(x, nan=0.0)`` as float32, in one copy (its own tests for infinities skipped
-    when there are none: the same array)."""
-    y = np.array(x, dtype=np.float32)
+    when there are none: the same array); ``own``: in ``x`` itself when it is float32 (an input
+    made for this call alone)."""
+    y = x if own and x.dtype == np.float32 else np.array(x, dtype=np.float32)
     np.copyto(y, np.float32(0.0), where=np.isnan(y))
-    return y if np.isfinite(y).all() else np.nan_to_num(y, nan=0.0)
+    return y if np.isfinite(y).all() else np.nan_to_num(y, nan=0.0, copy=False)
 
 
 def _spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int]]:
@@ -309,7 +311,7 @@ class ModelDetector:
             before = unpack(prev, self.model)
             assert before is not None
             # (the scene's own input only when there is a scene before it: a site's first scene is kept, not run)
-            p = self.model.probability(before, self.model.normalise(raster.bands, raster.scales))
+            p = self.model.probability(before, self.model.normalise(raster.bands, raster.scales), own=True)
             p[~(raster.valid & prev.observed)] = 0.0
             features[PROB] = p.astype(np.float16)
             info["before_scene_id"] = _model_info(prev, self.model)["scene_id"]  # type: ignore[index]
@@ -349,7 +351,7 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
         if _model_info(m).get("before_scene_id") == obs[i - 1].scene_id and PROB in m.features:  # type: ignore[union-attr]
             probs.append(m.features[PROB].astype(np.float32))
         elif model is not None:
-            p = model.probability(unpack(obs[i - 1].maps, model), unpack(m, model))  # type: ignore[arg-type]
+            p = model.probability(unpack(obs[i - 1].maps, model), unpack(m, model), own=True)  # type: ignore[arg-type]
             p[~(m.observed & obs[i - 1].maps.observed)] = 0.0
             probs.append(p)
         else:
