@@ -56,6 +56,25 @@ def test_a_copy_fills_the_overlap_and_leaves_the_rest_as_it_was():
     assert np.array_equal(out[:, :3], src[:, 1:]) and np.isnan(out[:, 3]).all()
 
 
+def test_an_integer_window_is_cast_and_its_no_data_made_nan_as_a_float32_copy_of_it_would_be():
+    """The reader copies a window's integers onto the grid without a float32 copy of the window
+    first: the same values, the window's no-data pixels NaN, the rest of the grid untouched."""
+    rng = np.random.default_rng(5)
+    g = Grid(UTM, Affine(10, 0, 10, 0, -10, -10), 6, 5)  # one pixel right of and below the window's origin
+    for dtype, nodata in (("uint8", 0), ("uint16", 0), ("int16", -9999), ("float32", None)):
+        raw = rng.integers(0, 200, (4, 5)).astype(dtype)
+        if nodata is not None:
+            raw[1, 2] = raw[3, 4] = nodata
+        plain = raw.astype(np.float32)
+        if nodata is not None:
+            plain[raw == nodata] = np.nan
+        want = np.full(g.shape, np.nan, np.float32)
+        copy_onto(plain, from_origin(0, 0, 10, 10), want, g)
+        got = np.full(g.shape, np.nan, np.float32)
+        copy_onto(raw, from_origin(0, 0, 10, 10), got, g, nodata)
+        assert np.array_equal(got, want, equal_nan=True) and np.isnan(got).sum() == np.isnan(want).sum() > 0
+
+
 def _write(root, name: str, origin_shift: float, seed: int) -> SceneRef:
     """Noisy uint16 bands (bilinear would blur them if anything were off) with no-data holes."""
     rng = np.random.default_rng(seed)

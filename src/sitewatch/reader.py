@@ -113,16 +113,20 @@ def on_source_grid(src_transform: Affine, src_crs: Any, grid: Grid) -> bool:
         return False
 
 
-def copy_onto(src: np.ndarray, src_transform: Affine, out: np.ndarray, grid: Grid) -> None:
+def copy_onto(src: np.ndarray, src_transform: Affine, out: np.ndarray, grid: Grid, nodata: Any = None) -> None:
     """Put a window read on the grid it lies on (:func:`on_source_grid`): grid pixels the window
-    does not cover keep what ``out`` holds (no data), as the warp leaves them."""
+    does not cover keep what ``out`` holds (no data), as the warp leaves them. The window's values
+    are cast to ``out``'s type as they are copied; ``nodata``: its pixels equal to it become NaN."""
     res = grid.res
     dc = round((grid.transform.c - src_transform.c) / res)
     dr = round((src_transform.f - grid.transform.f) / res)
     r0, c0 = max(0, -dr), max(0, -dc)
     r1, c1 = min(grid.height, src.shape[0] - dr), min(grid.width, src.shape[1] - dc)
     if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = src[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        part = src[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+        out[r0:r1, c0:c1] = part
+        if nodata is not None:
+            np.copyto(out[r0:r1, c0:c1], np.float32(np.nan), where=part == nodata)
 
 
 def window_bytes(ds: Any, span: tuple[int, int, int, int]) -> tuple[int, int, int, str]:
@@ -362,13 +366,15 @@ def _band(ds: Any, asset: AssetRef, grid: Grid, h: Any, nearest: bool,
     h.update(str(raw.dtype).encode() + str(raw.shape).encode())
     h.update(raw.tobytes())
     nodata = ds.nodata if ds.nodata is not None else (0 if raw.dtype.kind in "ui" else None)
-    src = raw.astype(np.float32)
-    if nodata is not None:
-        src[raw == nodata] = np.nan
     src_transform = ds.window_transform(window)
     if on_source_grid(src_transform, ds.crs, grid):
-        copy_onto(src, src_transform, out, grid)  # no resampling to do: the warp would copy too
+        # no resampling to do (the warp would copy too): the window's values cast straight onto the
+        # grid, its no-data NaN there (no float32 copy of the window first: the same values)
+        copy_onto(raw, src_transform, out, grid, nodata)
     else:
+        src = raw.astype(np.float32)
+        if nodata is not None:
+            src[raw == nodata] = np.nan
         reproject(src, out, src_transform=src_transform, src_crs=ds.crs, src_nodata=np.nan,
                   dst_transform=grid.transform, dst_crs=grid.crs, dst_nodata=np.nan,
                   resampling=Resampling.nearest if nearest else Resampling.bilinear)
