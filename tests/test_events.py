@@ -145,7 +145,9 @@ def test_reconcile_asks_only_nearby_outlines_and_answers_as_asking_every_pair():
         return out
 
     records, stored = scatter("r", 40), scatter("s", 40)
-    stored += [replace(records[3], status="pending"), _det("empty", geom=MultiPolygon())]
+    # records stored already (the same detection judged again), some of them overlapping other stored outlines
+    stored += [replace(records[k], status="pending") for k in (3, 10, 21, 33)] + [_det("empty", geom=MultiPolygon())]
+    stored.append(replace(records[10], detection_id="s-again", status="pending"))  # the same event under another id
     reviewed = {"s1", "s7"}
 
     def plain() -> Reconciled:
@@ -165,6 +167,8 @@ def test_reconcile_asks_only_nearby_outlines_and_answers_as_asking_every_pair():
 
     got, want = reconcile(records, stored, reviewed, always), plain()
     assert got == want
+    again = [r for r in records if any(s.detection_id == r.detection_id for s in stored)]
+    assert len(again) == 4 and any(same_event(r, s) for r in again for s in stored if s.detection_id != r.detection_id)
     assert want.fresh and want.better and want.withdraw and len(want.fresh) < len(records)  # each rule had work
 
 

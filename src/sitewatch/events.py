@@ -79,7 +79,14 @@ def reconcile(records: Sequence[DetectionRecord], stored: Sequence[DetectionReco
     """
     out = Reconciled()
     near = _near(stored)
+    stored_ids = {s.detection_id for s in stored}
     for r in records:
+        if r.detection_id in stored_ids:
+            # stored already: whatever else it is the same event as, there is nothing to write for it
+            # (a record is fresh only when nothing stored is its event, and supersedes only when its
+            # own id is not among them), so no outline of it is compared (a steady site's next run
+            # judges its whole history again: 378 detections, 0.3 s of overlaps on a Joplin site)
+            continue
         meets = set(near(r).tolist())
         same = [s for k, s in enumerate(stored) if (k in meets or s.detection_id == r.detection_id) and same_event(r, s)]
         if not same:
