@@ -36,6 +36,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import components, pixelmodel
+from . import gone as gone_rule
 
 #: Bands the model reads, in order.
 BANDS = ("red", "green", "blue")
@@ -422,6 +423,14 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
                                                            "not_compared": "changed almost everywhere"}
     new, gone = split_direction(pres, pb_ref, pb_cur, float(doc.get("gone_margin", 0.15)))
     ref_roof = _whole_gone(np.asarray(h.presence["building"], bool), gone)
+    # a roof the change model kept is still gone where the roof itself shows it (:mod:`sitewatch.gone`: the
+    # scene's own map dropped it, the whole roof changed, and its pattern is found nowhere near): pale roofs
+    # coming off pale ground, which the model (Texas suburbs, new roofs darker than the soil) reads as no change
+    lost = gone_rule.gone_roofs(ref_roof, np.asarray(building, bool), ref, bands, both, res)
+    if lost.any():
+        ref_roof &= ~lost
+        gone = gone | lost
+        info["roofs_gone_by_rule"] = int(components.label(lost, corners=True)[1])
     # this scene's own roof map too: roofs unlike any the change model learnt from (a flat roof brighter than
     # pale ground, a blue steel roof) are still seen where the per-date model or the blue-roof rule maps them
     own = _own_roofs(np.asarray(building, bool) & ~gone, pb_ref)  # this scene's own roofs, where no building went
