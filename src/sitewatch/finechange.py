@@ -428,7 +428,7 @@ def for_scene(bands: Mapping[str, np.ndarray], valid: np.ndarray, history: objec
     # coming off pale ground, which the model (Texas suburbs, new roofs darker than the soil) reads as no change
     lost = gone_rule.gone_roofs(ref_roof, np.asarray(building, bool), ref, bands, both, res)
     if lost.any():
-        ref_roof &= ~lost
+        ref_roof = ref_roof & ~lost  # a new array: the reference's stored map must not change
         gone = gone | lost
         info["roofs_gone_by_rule"] = int(components.label(lost, corners=True)[1])
     # this scene's own roof map too: roofs unlike any the change model learnt from (a flat roof brighter than
