@@ -6,7 +6,10 @@ pale ground; and the scene's own per-date roof map dropping a roof says little a
 most roofs on real imagery). So a roof is also gone when three things hold at once, each read over the
 roof as the reference mapped it:
 
-- **the scene's own map no longer maps it** (under ``OWN_MAX`` of the roof);
+- **the scene's own map no longer maps it, nor a roof near it**: its own roofs that come within
+  ``SHIFT_M`` of the roof, counted whole, add up to under ``OWN_MAX`` of the roof's area (a roof seen
+  from another angle or under another sun is displaced, and what the reference mapped may be its
+  sunlit wall or its shadow);
 - **the whole roof changed**: the median over the roof's pixels of the change vector (RGB, each band in
   robust units of its own scene on the ground both dates saw, as the change model reads them) is at
   least ``CHANGE_MIN``: most of the roof, not a part of it (a shadow, a tarp, a car park beside it);
@@ -114,13 +117,26 @@ def best_match(pair: Pair, roof: np.ndarray, res: float) -> tuple[float, float]:
     return best[0], best[1]
 
 
+def own_near(roof: np.ndarray, own: np.ndarray, res: float) -> float:
+    """The scene's own roofs (whole) that come within ``SHIFT_M`` of the roof, as a share of its area."""
+    n = int(roof.sum())
+    if not n or not own.any():
+        return 0.0
+    near = ndimage.binary_dilation(roof, structure=np.ones((3, 3), bool), iterations=max(1, int(round(SHIFT_M / res))))
+    if not (own & near).any():
+        return 0.0
+    lab, _ = components.label(own, corners=True)
+    ids = np.unique(lab[near & own])
+    return float(np.isin(lab, ids[ids > 0]).sum()) / n
+
+
 def roof_facts(pair: Pair, roof: np.ndarray, own: np.ndarray, res: float) -> dict[str, float]:
     """What the rule reads over one reference roof (a mask of the window): the share both dates saw,
     the share the scene's own map still maps, the median change, and the best matches (only when the
     cheaper facts leave the roof a candidate; else NaN)."""
     seen = roof & pair.both
     n = int(roof.sum())
-    out = {"px": n, "seen": float(seen.sum()) / max(n, 1), "own": float(own[roof].mean()) if n else 0.0,
+    out = {"px": n, "seen": float(seen.sum()) / max(n, 1), "own": own_near(roof, own, res),
            "change": float(np.median(pair.change[seen])) if seen.any() else 0.0,
            "match_bright": float("nan"), "match_edge": float("nan")}
     if seen.sum() >= MIN_PX:
@@ -151,11 +167,13 @@ def gone_roofs(roofs: np.ndarray, own: np.ndarray, ref: Mapping[str, np.ndarray]
         roof = lab[sl] == i
         seen = roof & both[sl]
         # the cheap facts first: most roofs stand, and their own map or their unchanged pixels say so
-        if (roof.sum() < MIN_PX or seen.sum() < SEEN_MIN * roof.sum() or own[sl][roof].mean() >= OWN_MAX
+        if (roof.sum() < MIN_PX or seen.sum() < SEEN_MIN * roof.sum()
                 or np.median(pair.change[sl][seen]) < CHANGE_MIN):
             continue
         full = np.zeros(roofs.shape, bool)
         full[sl] = roof
+        if own_near(full, own, res) >= OWN_MAX:
+            continue
         if is_gone(roof_facts(pair, full, own, res)):
             out |= full
     return out
