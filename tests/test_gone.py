@@ -120,3 +120,14 @@ def test_for_scene_drops_a_roof_gone_and_zeroes_its_strength():
     assert not p2[roof].any() and float(s2[roof].max()) == 0.0
     p3, _, _, _, info3 = finechange.for_scene(_with_roof(_ground(2)), valid, (first,), none, none * np.float32(0), RES)
     assert p3[roof].all() and "roofs_gone_by_rule" not in info3
+
+
+def test_a_roof_of_the_scenes_own_map_within_reach_keeps_it_standing():
+    """Under another sun what the reference mapped may be a wall or a shadow, metres from where the roof
+    shows now: a roof of the scene's own map (whole) within 3 m of it keeps it standing; one further off
+    does not."""
+    ref = _with_roof(_ground(1))
+    near = _mask((slice(68, 92), slice(36, 68)))  # 2 m past the roof's southern edge
+    far = _mask((slice(76, 100), slice(36, 68)))  # 6 m past it
+    assert not _gone(ref, _ground(2), own=near)
+    assert _gone(ref, _ground(2), own=far)
