@@ -20,7 +20,9 @@ pairs: did the ground change since the reference scene? (the same design as
   ``benchmarks/train_finechange.py`` on the LEVIR-CD sample pairs, held out by pair. Only its
   coefficients ship (``data/fine_change_model.json``); the forward pass is numpy.
 - **Direction**: a change region whose building probability fell (mean over the region, by more
-  than the model's ``gone_margin``) is a building gone; any other is new.
+  than the model's ``gone_margin``) is a building gone; any other is new. A reference roof the model
+  kept is also gone where the roof itself shows it (:mod:`sitewatch.gone`: the model misses pale roofs
+  coming off pale ground).
 
 RGB only: the labelled fine pairs hold no near-infrared, so a NIR band is not read.
 The reference is the first scene that kept its bands (:func:`reference_features`: each band
