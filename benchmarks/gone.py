@@ -91,13 +91,13 @@ def rows_of(case: real.Case, got: dict, group: str) -> list[dict]:
     from rasterio.features import rasterize
     from shapely import wkt
 
-    pair = gone.Pair(got["ref"], got["cur"], got["both"])
+    pair, own = gone.Pair(got["ref"], got["cur"], got["both"]), gone.Own(got["own"])
     out = []
 
     def add(roof: np.ndarray, kind: str, cls: str) -> None:
         if roof.sum() >= gone.MIN_PX:
             out.append({"group": group, "site": case.name, "set": kind, "class": cls,
-                        **gone.roof_facts(pair, roof, got["own"], got["res"])})
+                        **gone.roof_facts(pair, roof, own, got["res"])})
 
     xbd = case.dataset == "xbd-joplin"
     if xbd:

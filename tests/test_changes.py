@@ -397,6 +397,7 @@ def test_rendered_blocks_taken_down_are_building_removed():
                if c.kind == "building_removed"]
     assert len(removed) >= len(b) - 1  # blocks that stood side by side may go as one
     assert all((c.before_scene_id, c.after_scene_id) == ("2018-10-02", "2019-05-14") for c in removed)
+    assert all(c.evidence["finechange"]["roofs_gone_by_rule"] >= 1 for c in removed)  # the evidence says how
 
 
 def test_enclosure_under_partial_cloud_is_unknown_not_zero():

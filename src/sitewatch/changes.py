@@ -453,8 +453,8 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
         ev["region"] = _region(ks, t, sl, obj, float(about.get("change_threshold", 0.5)))  # type: ignore[arg-type]
     fine = obs[b].maps.info.get("finechange") if isinstance(obs[b].maps.info, Mapping) else None
     if kind == "building" and isinstance(fine, Mapping) and "change_model" in fine:  # the model that made the map (fine)
-        ev["finechange"] = {k: fine[k] for k in ("change_model", "change_model_version", "change_model_sha256")
-                            if k in fine}
+        ev["finechange"] = {k: fine[k] for k in ("change_model", "change_model_version", "change_model_sha256",
+                                                 "roofs_gone_by_rule") if k in fine}
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
         ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if near(s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"

@@ -261,7 +261,8 @@ class StructureDetector:
     #: 3: at 0.3-2 m, building change from the two-date change model (:mod:`sitewatch.finechange`)
     #: 4: at 0.3-2 m, its model's presence settings chosen for F1, and a scene's own roofs joined only where
     #: the reference's building probability was low
-    version = "4"
+    #: 5: at 0.3-2 m, a reference roof also gone by its own evidence (:mod:`sitewatch.gone`)
+    version = "5"
 
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         res = raster.grid.res

@@ -117,23 +117,32 @@ def best_match(pair: Pair, roof: np.ndarray, res: float) -> tuple[float, float]:
     return best[0], best[1]
 
 
-def own_near(roof: np.ndarray, own: np.ndarray, res: float) -> float:
+class Own:
+    """The scene's own roof map, its roofs labelled once (8-connected) with their areas."""
+
+    def __init__(self, own: np.ndarray):
+        self.lab, n = components.label(own, corners=True)
+        self.px = np.bincount(self.lab.ravel(), minlength=n + 1) if n else np.zeros(1, np.int64)
+
+
+def own_near(roof: np.ndarray, own: Own, res: float) -> float:
     """The scene's own roofs (whole) that come within ``SHIFT_M`` of the roof, as a share of its area."""
     n = int(roof.sum())
-    if not n or not own.any():
+    if not n or own.px.size < 2:
         return 0.0
-    near = ndimage.binary_dilation(roof, structure=np.ones((3, 3), bool), iterations=max(1, int(round(SHIFT_M / res))))
-    if not (own & near).any():
-        return 0.0
-    lab, _ = components.label(own, corners=True)
-    ids = np.unique(lab[near & own])
-    return float(np.isin(lab, ids[ids > 0]).sum()) / n
+    s = max(1, int(round(SHIFT_M / res)))
+    rows, cols = np.nonzero(roof)
+    sl = (slice(max(0, rows.min() - s), rows.max() + s + 1), slice(max(0, cols.min() - s), cols.max() + s + 1))
+    near = ndimage.binary_dilation(roof[sl], structure=np.ones((3, 3), bool), iterations=s)
+    ids = np.unique(own.lab[sl][near])
+    return float(own.px[ids[ids > 0]].sum()) / n
 
 
-def roof_facts(pair: Pair, roof: np.ndarray, own: np.ndarray, res: float) -> dict[str, float]:
-    """What the rule reads over one reference roof (a mask of the window): the share both dates saw,
-    the share the scene's own map still maps, the median change, and the best matches (only when the
-    cheaper facts leave the roof a candidate; else NaN)."""
+def roof_facts(pair: Pair, roof: np.ndarray, own: Own | np.ndarray, res: float) -> dict[str, float]:
+    """What the rule reads over one reference roof (a mask of the scene): the share both dates saw, the
+    scene's own roofs near it (:func:`own_near`), the median change, and the best matches (NaN when
+    both dates saw under ``MIN_PX`` of it)."""
+    own = own if isinstance(own, Own) else Own(own)
     seen = roof & pair.both
     n = int(roof.sum())
     out = {"px": n, "seen": float(seen.sum()) / max(n, 1), "own": own_near(roof, own, res),
@@ -159,7 +168,7 @@ def gone_roofs(roofs: np.ndarray, own: np.ndarray, ref: Mapping[str, np.ndarray]
     out = np.zeros(roofs.shape, bool)
     if not roofs.any():
         return out
-    pair = Pair(ref, cur, both)
+    pair, mine = Pair(ref, cur, both), Own(own)
     lab, n = components.label(roofs, corners=True)
     for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is None:
@@ -172,8 +181,8 @@ def gone_roofs(roofs: np.ndarray, own: np.ndarray, ref: Mapping[str, np.ndarray]
             continue
         full = np.zeros(roofs.shape, bool)
         full[sl] = roof
-        if own_near(full, own, res) >= OWN_MAX:
+        if own_near(full, mine, res) >= OWN_MAX:
             continue
-        if is_gone(roof_facts(pair, full, own, res)):
+        if is_gone(roof_facts(pair, full, mine, res)):
             out |= full
     return out
