@@ -34,7 +34,8 @@ from scipy import ndimage
 from . import components, pixelmodel
 
 BANDS = ("red", "green", "blue")
-#: Most of a reference roof the scene's own per-date map may still map for the roof to be gone.
+#: The scene's own roofs (whole) within ``SHIFT_M`` of a reference roof, as a share of its area, under
+#: which the roof may be gone.
 OWN_MAX = 0.2
 #: Least median change (robust units, RGB change-vector length) over the roof.
 CHANGE_MIN = 0.9
@@ -53,35 +54,54 @@ SEEN_MIN = 0.8
 MIN_PX = 20
 
 
-def _robust(img: Mapping[str, np.ndarray], both: np.ndarray) -> np.ndarray:
-    """Bands (3, H, W) in robust units of their own scene on ``both`` (a regular subsample when large)."""
-    sample = both
-    if both.sum() > 400_000:
-        sample = both.copy()
-        keep = np.zeros_like(sample)
-        keep[::3, ::3] = True
-        sample &= keep
-    out = []
-    for b in BANDS:
-        x = np.nan_to_num(np.asarray(img[b], np.float32))
-        q50, spread = pixelmodel.robust_unit(x, sample)
-        out.append((x - q50) / spread * both)
-    return np.stack(out).astype(np.float32)
+def _sample(both: np.ndarray) -> np.ndarray:
+    """The ground the robust units are read on: a regular subsample of a large scene is enough."""
+    if both.sum() <= 400_000:
+        return both
+    keep = np.zeros_like(both)
+    keep[::3, ::3] = True
+    return both & keep
 
 
 def _edges(x: np.ndarray) -> np.ndarray:
     return (np.hypot(ndimage.sobel(x, 0), ndimage.sobel(x, 1)) / 8).astype(np.float32)
 
 
+class View:
+    """One window of a pair in robust units: the change vector's length, brightness and edge strength
+    of each date (reference, later), and the ground both saw."""
+
+    def __init__(self, pair: Pair, sl: tuple[slice, slice]):
+        self.both = pair.both[sl]
+        r = np.stack([(np.nan_to_num(np.asarray(pair.ref[b][sl], np.float32)) - q) / u
+                      for b, (q, u) in zip(BANDS, pair.units[0])]) * self.both
+        c = np.stack([(np.nan_to_num(np.asarray(pair.cur[b][sl], np.float32)) - q) / u
+                      for b, (q, u) in zip(BANDS, pair.units[1])]) * self.both
+        self.change = np.sqrt(((c - r) ** 2).mean(axis=0)).astype(np.float32)
+        self.bright = (r.mean(axis=0).astype(np.float32), c.mean(axis=0).astype(np.float32))
+        self.edge = (_edges(self.bright[0]), _edges(self.bright[1]))
+
+
 class Pair:
-    """Two dates of one window in robust units: brightness, edge strength and the change vector."""
+    """Two dates of a scene (RGB) and the ground both saw, with each band's robust unit (median and
+    spread on that ground) per date: in these units a uniform gain or haze is no change. Cues are made
+    per roof window (:class:`View`), so a 5000 x 5000 px scene is never held as float cues whole."""
 
     def __init__(self, ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray):
-        r, c = _robust(ref, both), _robust(cur, both)
-        self.both = both
-        self.change = np.sqrt(((c - r) ** 2).mean(axis=0)).astype(np.float32)
-        self.bright = (r.mean(axis=0), c.mean(axis=0))
-        self.edge = (_edges(self.bright[0]), _edges(self.bright[1]))
+        sample = _sample(both)
+        self.ref, self.cur, self.both = ref, cur, both
+        self.units = tuple([pixelmodel.robust_unit(np.nan_to_num(np.asarray(img[b], np.float32)), sample)
+                            for b in BANDS] for img in (ref, cur))
+
+
+def _grow(box: tuple[slice, slice], m: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """``box`` grown by ``m`` pixels each way, within ``shape``."""
+    return (slice(max(0, box[0].start - m), min(shape[0], box[0].stop + m)),
+            slice(max(0, box[1].start - m), min(shape[1], box[1].stop + m)))
+
+
+def _px(m: float, res: float) -> int:
+    return max(1, int(round(m / res)))
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
@@ -91,28 +111,27 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 1e-9 else 0.0
 
 
-def best_match(pair: Pair, roof: np.ndarray, res: float) -> tuple[float, float]:
+def best_match(view: View, roof: np.ndarray, res: float) -> tuple[float, float]:
     """Largest normalised cross-correlation of the roof's window (the roof and ``PAD_M`` around it, on
-    ground both dates saw) between the reference and the later scene, over shifts up to ``SHIFT_M``:
-    (brightness, edge strength). Shifts that leave the scene are skipped."""
-    k = max(1, int(round(PAD_M / res)))
-    s = max(1, int(round(SHIFT_M / res)))
+    ground both dates saw; ``roof`` a mask of the view) between the reference and the later scene,
+    over shifts up to ``SHIFT_M``: (brightness, edge strength). Shifts past the scene's edge are skipped."""
+    k, s = _px(PAD_M, res), _px(SHIFT_M, res)
     step = 1 if s <= 6 else 2
     h, w = roof.shape
     rows, cols = np.nonzero(roof)
     r0, r1 = max(0, rows.min() - k), min(h, rows.max() + k + 1)
     c0, c1 = max(0, cols.min() - k), min(w, cols.max() + k + 1)
-    win = ndimage.binary_dilation(roof[r0:r1, c0:c1], iterations=k) & pair.both[r0:r1, c0:c1]
+    win = ndimage.binary_dilation(roof[r0:r1, c0:c1], iterations=k) & view.both[r0:r1, c0:c1]
     best = [-1.0, -1.0]
     for dy in range(-s, s + 1, step):
         for dx in range(-s, s + 1, step):
             a0, a1, b0, b1 = r0 + dy, r1 + dy, c0 + dx, c1 + dx
             if a0 < 0 or b0 < 0 or a1 > h or b1 > w:
                 continue
-            m = win & pair.both[a0:a1, b0:b1]
+            m = win & view.both[a0:a1, b0:b1]
             if m.sum() < MIN_PX:
                 continue
-            for i, (ref, cur) in enumerate((pair.bright, pair.edge)):
+            for i, (ref, cur) in enumerate((view.bright, view.edge)):
                 best[i] = max(best[i], _ncc(ref[r0:r1, c0:c1][m], cur[a0:a1, b0:b1][m]))
     return best[0], best[1]
 
@@ -125,32 +144,54 @@ class Own:
         self.px = np.bincount(self.lab.ravel(), minlength=n + 1) if n else np.zeros(1, np.int64)
 
 
-def own_near(roof: np.ndarray, own: Own, res: float) -> float:
-    """The scene's own roofs (whole) that come within ``SHIFT_M`` of the roof, as a share of its area."""
+def own_near(roof: np.ndarray, box: tuple[slice, slice], own: Own, res: float) -> float:
+    """The scene's own roofs (whole) that come within ``SHIFT_M`` of the roof (``roof``: its mask over
+    ``box``, its bounding box in the scene), as a share of its area."""
     n = int(roof.sum())
     if not n or own.px.size < 2:
         return 0.0
-    s = max(1, int(round(SHIFT_M / res)))
-    rows, cols = np.nonzero(roof)
-    sl = (slice(max(0, rows.min() - s), rows.max() + s + 1), slice(max(0, cols.min() - s), cols.max() + s + 1))
-    near = ndimage.binary_dilation(roof[sl], structure=np.ones((3, 3), bool), iterations=s)
+    s = _px(SHIFT_M, res)
+    sl = _grow(box, s, own.lab.shape)
+    local = np.zeros((sl[0].stop - sl[0].start, sl[1].stop - sl[1].start), bool)
+    local[box[0].start - sl[0].start:box[0].stop - sl[0].start, box[1].start - sl[1].start:box[1].stop - sl[1].start] = roof
+    near = ndimage.binary_dilation(local, structure=np.ones((3, 3), bool), iterations=s)
     ids = np.unique(own.lab[sl][near])
     return float(own.px[ids[ids > 0]].sum()) / n
 
 
-def roof_facts(pair: Pair, roof: np.ndarray, own: Own | np.ndarray, res: float) -> dict[str, float]:
+def _facts(pair: Pair, roof: np.ndarray, box: tuple[slice, slice], own: Own, res: float, every: bool
+           ) -> dict[str, float]:
+    n = int(roof.sum())
+    out = {"px": n, "seen": 0.0, "own": own_near(roof, box, own, res), "change": 0.0,
+           "match_bright": float("nan"), "match_edge": float("nan")}
+    if not n:
+        return out
+    sl = _grow(box, _px(PAD_M, res) + _px(SHIFT_M, res) + 2, pair.both.shape)
+    local = np.zeros((sl[0].stop - sl[0].start, sl[1].stop - sl[1].start), bool)
+    local[box[0].start - sl[0].start:box[0].stop - sl[0].start, box[1].start - sl[1].start:box[1].stop - sl[1].start] = roof
+    view = View(pair, sl)
+    seen = local & view.both
+    out["seen"] = float(seen.sum()) / n
+    if seen.any():
+        out["change"] = float(np.median(view.change[seen]))
+    standing = out["seen"] < SEEN_MIN or out["own"] >= OWN_MAX or out["change"] < CHANGE_MIN
+    if seen.sum() >= MIN_PX and (every or not standing):
+        out["match_bright"], out["match_edge"] = best_match(view, seen, res)
+    return out
+
+
+def roof_facts(pair: Pair, roof: np.ndarray, own: Own | np.ndarray, res: float, every: bool = True
+               ) -> dict[str, float]:
     """What the rule reads over one reference roof (a mask of the scene): the share both dates saw, the
     scene's own roofs near it (:func:`own_near`), the median change, and the best matches (NaN when
-    both dates saw under ``MIN_PX`` of it)."""
+    both dates saw under ``MIN_PX`` of it, or, with ``every`` False, when the other facts already keep
+    the roof standing: the shift search is the costly part)."""
     own = own if isinstance(own, Own) else Own(own)
-    seen = roof & pair.both
-    n = int(roof.sum())
-    out = {"px": n, "seen": float(seen.sum()) / max(n, 1), "own": own_near(roof, own, res),
-           "change": float(np.median(pair.change[seen])) if seen.any() else 0.0,
-           "match_bright": float("nan"), "match_edge": float("nan")}
-    if seen.sum() >= MIN_PX:
-        out["match_bright"], out["match_edge"] = best_match(pair, seen, res)
-    return out
+    if not roof.any():
+        return _facts(pair, roof[:0, :0], (slice(0, 0), slice(0, 0)), own, res, every)
+    rows, cols = np.nonzero(roof)
+    box = (slice(int(rows.min()), int(rows.max()) + 1), slice(int(cols.min()), int(cols.max()) + 1))
+    return _facts(pair, roof[box], box, own, res, every)
 
 
 def is_gone(f: Mapping[str, float], settings: Mapping[str, float] | None = None) -> bool:
@@ -169,20 +210,14 @@ def gone_roofs(roofs: np.ndarray, own: np.ndarray, ref: Mapping[str, np.ndarray]
     if not roofs.any():
         return out
     pair, mine = Pair(ref, cur, both), Own(own)
-    lab, n = components.label(roofs, corners=True)
+    lab, _ = components.label(roofs, corners=True)
     for i, sl in enumerate(components.find_objects(lab), start=1):
         if sl is None:
             continue
         roof = lab[sl] == i
-        seen = roof & both[sl]
-        # the cheap facts first: most roofs stand, and their own map or their unchanged pixels say so
-        if (roof.sum() < MIN_PX or seen.sum() < SEEN_MIN * roof.sum()
-                or np.median(pair.change[sl][seen]) < CHANGE_MIN):
+        # the cheap facts first: most roofs stand, and their seen share or the scene's own roofs say so
+        if roof.sum() < MIN_PX or (roof & both[sl]).sum() < SEEN_MIN * roof.sum():
             continue
-        full = np.zeros(roofs.shape, bool)
-        full[sl] = roof
-        if own_near(full, mine, res) >= OWN_MAX:
-            continue
-        if is_gone(roof_facts(pair, full, mine, res)):
-            out |= full
+        if is_gone(_facts(pair, roof, sl, mine, res, every=False)):
+            out[sl] |= roof
     return out
