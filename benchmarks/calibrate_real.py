@@ -63,11 +63,15 @@ def facts_table(sel: list[dict], y: np.ndarray, sites: np.ndarray) -> None:
     if not names:
         return
     us = list(np.unique(sites))
-    print("\n| fact (evidence.region) | AUC pooled | " + " | ".join(u.split("/")[-1] for u in us) + " |")
-    print("|---|---|" + "---|" * len(us))
-    for k in names:
-        v = np.array([float((r["evidence"].get("region") or {}).get(k, 0.0)) for r in sel])
-        print(f"| {k} | {auc(v, y):.2f} | " + " | ".join(f"{auc(v[sites == u], y[sites == u]):.2f}" for u in us) + " |")
+    print("\n| fact (evidence.region) | AUC pooled | top-20 % by it alone (no fit; high first, low first) | "
+          + " | ".join(u.split("/")[-1] for u in us) + " |")
+    print("|---|---|---|" + "---|" * len(us))
+    for k in ["magnitude"] + names:
+        src = (lambda r: r["evidence"]) if k == "magnitude" else (lambda r: r["evidence"].get("region") or {})
+        v = np.array([float(src(r).get(k, 0.0) or 0.0) for r in sel])
+        hi, lo = top_precision(v, y)[0], top_precision(-v, y)[0]
+        print(f"| {k} | {auc(v, y):.2f} | {hi:.2f}, {lo:.2f} | "
+              + " | ".join(f"{auc(v[sites == u], y[sites == u]):.2f}" for u in us) + " |")
 
 
 def main() -> None:

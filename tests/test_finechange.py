@@ -183,3 +183,7 @@ def test_a_dated_change_names_the_model_that_made_it():
     assert [c.kind for c in changes] == ["building_new"]
     ev = changes[0].evidence["finechange"]
     assert ev["change_model"] == "sitewatch-finechange" and ev["change_model_sha256"] == finechange.model()["sha256"][:16]
+    # the change region's facts are stored at fine resolution too (for the score's later fits): a square roof
+    region = changes[0].evidence["region"]
+    assert region["elongation"] < 1.5 and region["fill"] > 0.6 and 0.5 < region["p_max"] <= 1.0, region
+    assert region["scene_changed_share"] < 0.05 and json.loads(json.dumps(region)) == region

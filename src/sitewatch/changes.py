@@ -455,6 +455,7 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
     if kind == "building" and isinstance(fine, Mapping) and "change_model" in fine:  # the model that made the map (fine)
         ev["finechange"] = {k: fine[k] for k in ("change_model", "change_model_version", "change_model_sha256",
                                                  "roofs_gone_by_rule") if k in fine}
+        ev["region"] = _region(ks, t, sl, obj, float(fine.get("change_threshold", 0.5)))  # type: ignore[arg-type]
     if new and kind == "fence":  # clear scenes between before and t: strong there, but not present
         ev["not_present_in"] = [obs[s].scene_id for s in clear_scenes(range(a + 1, b)) if near(s) < PRESENT_SHARE]
     name = f"{kind}_{'new' if new else 'removed'}"
@@ -467,7 +468,8 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
 
 
 def _region(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, threshold: float) -> dict[str, float]:
-    """What the change region looks like (:mod:`sitewatch.regionfacts`): what the 10 m score reads."""
+    """What the change region looks like (:mod:`sitewatch.regionfacts`): what the 10 m score reads; stored at
+    0.3-2 m too, for the fine score's fits (benchmarks/README.md section 2)."""
     ref = {k: v[sl] for k, v in ks.reference.items()}
     return {**regionfacts.response_facts(ks.strength[t][sl], obj, threshold), **regionfacts.shape_facts(obj),
             **regionfacts.ground_before(ref, obj),
