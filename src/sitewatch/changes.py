@@ -468,8 +468,7 @@ def _judge(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, new: 
 
 
 def _region(ks: KindSeries, t: int, sl: tuple[slice, ...], obj: np.ndarray, threshold: float) -> dict[str, float]:
-    """What the change region looks like (:mod:`sitewatch.regionfacts`): what the 10 m score reads; stored at
-    0.3-2 m too, for the fine score's fits (benchmarks/README.md section 2)."""
+    """What the change region looks like (:mod:`sitewatch.regionfacts`), at 10 m and 0.3-2 m: what scores read."""
     ref = {k: v[sl] for k, v in ks.reference.items()}
     return {**regionfacts.response_facts(ks.strength[t][sl], obj, threshold), **regionfacts.shape_facts(obj),
             **regionfacts.ground_before(ref, obj),
