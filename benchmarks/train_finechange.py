@@ -46,7 +46,9 @@ BACKWARDS = False
 C = 0.05
 #: 2: presence settings for the best held-out F1 keeping 0.65 of the objects (1: most objects within 0.02 of
 #: it), the probability smoothed over up to 3 m before them (1: up to 1 m)
-NAME, VERSION = "sitewatch-finechange", "2"
+#: 3: two more cue families: colour saturation of each date and its change, and dark ground on one side of
+#: a pixel only (a roof's shadow; a road casts none) of each date and its change
+NAME, VERSION = "sitewatch-finechange", "3"
 #: Smallest change region kept (m²): the tracker's building floor is 60 m² (changes.MIN_AREA_M2).
 MIN_AREA_M2 = 20.0
 #: Change of building probability (mean over a region) below which a region is a building gone.

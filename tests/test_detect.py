@@ -118,7 +118,7 @@ def _share(mask: np.ndarray, where: tuple[slice, slice]) -> float:
 
 
 def test_identity_and_kinds(det, reference):
-    assert det.name == "sitewatch-structures" and det.version == "5"
+    assert det.name == "sitewatch-structures" and det.version == "6"
     assert reference.kinds == KINDS
     assert reference.observed.all()
     for k in KINDS:

@@ -262,7 +262,8 @@ class StructureDetector:
     #: 4: at 0.3-2 m, its model's presence settings chosen for F1, and a scene's own roofs joined only where
     #: the reference's building probability was low
     #: 5: at 0.3-2 m, a reference roof also gone by its own evidence (:mod:`sitewatch.gone`)
-    version = "5"
+    #: 6: at 0.3-2 m, change model version 3 (colour saturation and one-sided shadow cues)
+    version = "6"
 
     def maps(self, raster: SceneRaster, history: Sequence[StructureMaps] = ()) -> StructureMaps:
         res = raster.grid.res

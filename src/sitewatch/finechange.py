@@ -15,10 +15,12 @@ pairs: did the ground change since the reference scene? (the same design as
   each date and its change; texture (local spread over 1.5 and 4.5 m) and edge strength of
   each date and their change; the per-date building probability of :mod:`sitewatch.buildings`
   of both dates and its change; shadow adjacency (dark ground within a few metres) of each
-  date and its change.
-- **A small model over them**: a logistic regression on the cues and their squares, fitted by
-  ``benchmarks/train_finechange.py`` on the LEVIR-CD sample pairs, held out by pair. Only its
-  coefficients ship (``data/fine_change_model.json``); the forward pass is numpy.
+  date and its change; colour saturation of each date and its change (grey roofs and concrete
+  against soil and lawn); dark ground on one side of a pixel only (:func:`_shadow_side`: a roof's
+  shadow falls away from the sun, a road or a graded lot casts none) of each date and its change.
+- **A small model over them**: boosted trees (a logistic on the cues and their squares is read too),
+  fitted by ``benchmarks/train_finechange.py`` on the LEVIR-CD sample pairs, held out by pair. Only
+  the trees' node arrays ship (``data/fine_change_model.json``); the forward pass is numpy.
 - **Direction**: a change region whose building probability fell (mean over the region, by more
   than the model's ``gone_margin``) is a building gone; any other is new. A reference roof the model
   kept is also gone where the roof itself shows it (:mod:`sitewatch.gone`: the model misses pale roofs
@@ -166,6 +168,33 @@ def _chroma(raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return (2 * g - r - b) / s, (r - b) / s
 
 
+def _saturation(raw: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Colour saturation (max - min) / max of the bands: 0 for grey (roofs, concrete), higher for soil
+    and vegetation; a ratio, so a uniform gain or haze moves it little."""
+    x = np.stack([np.nan_to_num(raw[k].astype(np.float32)) for k in BANDS])
+    hi = x.max(0)
+    return ((hi - x.min(0)) / np.maximum(hi, 1e-4)).astype(np.float32)
+
+
+#: How far (metres) either side of a pixel :func:`_shadow_side` compares dark ground.
+SHADOW_SIDE_M = 3.0
+
+
+def _shadow_side(br: np.ndarray, w: np.ndarray, res: float) -> np.ndarray:
+    """Dark ground on one side of a pixel and not on the other, along the most lopsided of four axes: a
+    roof casts its shadow away from the sun, a road or a graded lot casts none (and dark ground all round
+    is asphalt or water). Any sun azimuth: the largest difference over the axes, not one direction."""
+    dark = _mean((br < -1.0).astype(np.float32), w, _win(1.5, res))
+    box = ndimage.uniform_filter(dark, _win(SHADOW_SIDE_M, res))
+    d = int(round(SHADOW_SIDE_M / res))
+    out = np.full(br.shape, -1.0, np.float32)
+    for dy, dx in ((0, 1), (1, 1), (1, 0), (1, -1)):
+        a = ndimage.shift(box, (dy * d, dx * d), order=0, mode="nearest")
+        b = ndimage.shift(box, (-dy * d, -dx * d), order=0, mode="nearest")
+        out = np.maximum(out, np.abs(a - b))
+    return out * w
+
+
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
              pb_ref: np.ndarray, pb_cur: np.ndarray,
              unit: Mapping[str, tuple[float, float]] | None = None) -> dict[str, np.ndarray]:
@@ -203,6 +232,9 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     out["d_exg"] = _mean((exg_c - exg_r) * w, w, k1)
     out["rb_ref"], out["rb_cur"] = rb_r * w, rb_c * w
     out["d_rb"] = _mean((rb_c - rb_r) * w, w, k1)
+    sr, sc = _saturation(ref) * w, _saturation(cur) * w  # a grey roof or road against coloured soil or lawn
+    out["sat_ref"], out["sat_cur"] = _mean(sr, w, k1), _mean(sc, w, k1)
+    out["sat_d"] = out["sat_cur"] - out["sat_ref"]
     for k, tag in ((k1, "s"), (k2, "m")):
         tr, tc = _tex(br_r, w, k), _tex(br_c, w, k)
         out[f"tex_ref_{tag}"], out[f"tex_cur_{tag}"], out[f"tex_d_{tag}"] = tr, tc, tc - tr
@@ -218,6 +250,8 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     sr = ndimage.maximum_filter(_mean((br_r < -1.0).astype(np.float32), w, k1), ks) * w
     sc = ndimage.maximum_filter(_mean((br_c < -1.0).astype(np.float32), w, k1), ks) * w
     out["shadow_ref"], out["shadow_cur"], out["shadow_d"] = sr, sc, sc - sr
+    ar, ac = _shadow_side(br_r, w, res), _shadow_side(br_c, w, res)
+    out["shadow_side_ref"], out["shadow_side_cur"], out["shadow_side_d"] = ar, ac, ac - ar
     # signed log (asinh): robust units are heavy-tailed (a bright roof on smooth sand or grass is tens of
     # units out); compressed, the tails still rank as more change, and squares stay in the range learnt
     return {k: np.arcsinh(np.nan_to_num(v)).astype(np.float32) for k, v in out.items()}
