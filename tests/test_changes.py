@@ -350,7 +350,7 @@ def _rendered_observations(structs, epochs, size: float, gsd: float, seed: int) 
     return obs
 
 
-@pytest.mark.xfail(strict=True, reason="the 0.3-2 m building maps keep the scene's own per-date roof map (sitewatch.buildings) beside the learnt change (sitewatch.finechange), and that map over-maps the renderer's compound: extra building_new on it; real imagery is the judge (LEVIR-CD held out by pair: pixel F1 0.25 -> 0.58, issue 13)")
+@pytest.mark.xfail(strict=True, reason="the 0.3-2 m building maps keep the scene's own per-date roof map (sitewatch.buildings) beside the learnt change (sitewatch.finechange), and that map over-maps the renderer's compound: extra building_new on it; real imagery is the judge (LEVIR-CD held out by pair: pixel F1 0.25 -> 0.62 with model version 3, settings nested, issue 13)")
 def test_rendered_build_up_and_desecuritisation_match_the_truth():
     """A compound built up, partly hidden by cloud, then stripped of fences and towers (0.5 m).
 
