@@ -1,12 +1,14 @@
 """Candidate cue families for the 0.3-2 m change model, measured nested and held out on LEVIR-CD.
 
 Issue 13 asks whether cues that tell roads and graded lots from roofs lift LEVIR-CD precision. Each
-family below is added to :func:`sitewatch.finechange.features`' cues, the trees are fitted as
+family below is added to version 2's 33 cues (:func:`sitewatch.finechange.features` less the six
+version 3 added, which are ``sat`` and ``shadir`` here), the trees are fitted as
 ``train_finechange.py`` fits them (leave-one-pair-out, same pixels per pair), and the figure printed is
 the nested one: each pair's presence settings chosen on the other ten pairs' held-out maps, so no pair
 votes for the settings it is scored with. The training pixels are drawn at random (``--seeds``): the
 same cues fitted on another draw move the nested F1 by ~0.02 on these 11 pairs, as much as any family
-here, so a family counts only if it helps on every draw.
+here, so a family is judged over several draws, never one (version 3's two families: better on four of
+five draws, +0.019 F1 on average; benchmarks/README.md section 2).
 
 Families (each date's and their change unless said):
 
@@ -42,6 +44,8 @@ import train_s2change as s2t  # noqa: E402
 from sitewatch import finechange, pixelmodel  # noqa: E402
 
 _mean, _tex, _win = pixelmodel.masked_mean, pixelmodel.local_spread, finechange._win
+#: The cues version 3 added (``sat`` and ``shadir`` here): left out of the base, which is version 2's 33.
+VERSION3_CUES = ("sat_ref", "sat_cur", "sat_d", "shadow_side_ref", "shadow_side_cur", "shadow_side_d")
 
 
 def _robust(img: dict, tag: str, u: dict, w: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,7 +106,8 @@ def extra(p: dict, families: set[str]) -> dict[str, np.ndarray]:
 
 def measure(pairs: dict[str, dict], families: set[str], seed: int) -> tuple[float, int, int]:
     """Nested held-out pooled F1 and objects with these families added, training pixels drawn by ``seed``."""
-    cues = {n: {**p["f"], **extra(p, families)} for n, p in pairs.items()}
+    cues = {n: {**{k: v for k, v in p["f"].items() if k not in VERSION3_CUES}, **extra(p, families)}
+            for n, p in pairs.items()}
     names = sorted(next(iter(cues.values())))
     rng = np.random.default_rng(seed)
     xs, ys = {}, {}
