@@ -102,7 +102,8 @@ def stored_evidence(db: Path) -> dict:
     return {"detections": dets, "scenes": scenes, "maps": maps}
 
 
-def run_fixture(tmp: Path) -> dict:
+def model_only_run(tmp: Path) -> tuple[Path, Path]:
+    """The fixture through ``monitor`` with its model alone: (the GeoPackage, the model file)."""
     from sitewatch.monitor import MonitorParams, run
 
     imagery, sites, model = build(tmp)
@@ -110,6 +111,11 @@ def run_fixture(tmp: Path) -> dict:
     s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
                           model_only=True))
     assert s.status == "completed", s.as_dict()
+    return db, model
+
+
+def run_fixture(tmp: Path) -> dict:
+    db, model = model_only_run(tmp)
     got = stored_evidence(db)
     got["model_sha256"] = hashlib.sha256(model.read_bytes()).hexdigest()
     # paths differ between runs: the fixture's folder is replaced by a placeholder
@@ -294,13 +300,7 @@ def stored_bytes(db: Path, tmp: Path | None = None) -> dict[str, list[list]]:
 
 
 def bytes_fixture(tmp: Path) -> dict:
-    from sitewatch.monitor import MonitorParams, run
-
-    imagery, sites, model = build(tmp)
-    db = tmp / "f.gpkg"
-    s = run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model),
-                          model_only=True))
-    assert s.status == "completed", s.as_dict()
+    db, _ = model_only_run(tmp)
     return json.loads(json.dumps(stored_bytes(db, tmp)))
 
 
