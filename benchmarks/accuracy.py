@@ -257,7 +257,8 @@ def main() -> None:
         return
     p = lv["pixel"]
     f, n = lv["object_recall"]
-    print(f"\n## LEVIR-CD sample pairs ({len(lv['pairs'])}, 0.5 m RGB, untrained detector)\n")
+    print(f"\n## LEVIR-CD sample pairs ({len(lv['pairs'])}, 0.5 m RGB; NOT held out: the shipped fine change "
+          "model was trained on these very pairs; held-out figures: benchmarks/real.py)\n")
     print(f"pixel precision {p.precision:.3f}, recall {p.recall:.3f}, **F1 {p.f1:.3f}**, IoU {p.iou:.3f}; "
           f"object recall (≥50 % covered) **{f}/{n} = {f / max(n, 1):.2f}**; "
           f"false pixels on the no-change pair: {lv['empty_pair_false_px']}")
