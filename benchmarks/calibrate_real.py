@@ -74,9 +74,36 @@ def facts_table(sel: list[dict], y: np.ndarray, sites: np.ndarray) -> None:
               + " | ".join(f"{auc(v[sites == u], y[sites == u]):.2f}" for u in us) + " |")
 
 
+def one_feature(sel: list[dict], y: np.ndarray, sites: np.ndarray) -> None:
+    """A monotone fit of the region's mean change probability (``evidence["magnitude"]``) alone,
+    held out by site: a logistic (its slope per fold) and an isotonic step, against the no-fit order."""
+    from sklearn.isotonic import IsotonicRegression
+
+    m = np.array([[float(r["evidence"].get("magnitude", 0.0) or 0.0)] for r in sel])
+    logi, iso, slopes = np.zeros(len(y)), np.zeros(len(y)), []
+    for s in np.unique(sites):
+        k = sites == s
+        fit = buildings.fit_logistic(m[~k], y[~k], l2=L2)
+        slopes.append(fit["coef"][0])
+        logi[k] = [scoremodel.logistic(fit, row) for row in m[k]]
+        iso[k] = IsotonicRegression(out_of_bounds="clip").fit(m[~k, 0], y[~k]).predict(m[k, 0])
+    print(f"\n### one feature: the region's mean change probability (magnitude), held out by site\n\n"
+          f"logistic slope per fold (logits per standard deviation): {min(slopes):.3f} to {max(slopes):.3f}, "
+          f"{sum(w > 0 for w in slopes)} of {len(slopes)} positive\n")
+    print("| score | ECE | AUC | top-20 % precision | n | bins: n, mean score, fraction right |")
+    print("|---|---|---|---|---|---|")
+    for label, held in (("no fit (the probability itself)", m[:, 0]), ("logistic, held out", logi),
+                        ("isotonic, held out", iso)):
+        cal = scoring.calibration(list(zip(held.tolist(), y.astype(bool).tolist())))
+        prec, ntop = top_precision(held, y)
+        bins = "; ".join(f"{lo:.1f}–{hi:.1f}: {n}, {ms:.2f}, {fc:.2f}" for lo, hi, n, ms, fc in cal.bins if n)
+        print(f"| {label} | {cal.ece:.3f} | {auc(held, y):.2f} | {prec:.2f} (of {ntop}) | {len(y)} | {bins} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("detections", help="JSON written by benchmarks/real.py --json")
+    ap.add_argument("--no-write", action="store_true", help="print the figures, leave score_model.json as it is")
     args = ap.parse_args()
     rows = json.loads(Path(args.detections).read_text())
     doc: dict = {"inputs": list(scoremodel.SCORE_INPUTS), "fitted": dt.date.today().isoformat(),
@@ -91,6 +118,7 @@ def main() -> None:
         print(f"\n## {cls}: {len(sel)} real detections ({int(y.sum())} right) from {len(set(sites))} sites; "
               f"held out by site")
         facts_table(sel, y, sites)
+        one_feature(sel, y, sites)
         x0 = np.array([scoremodel.score_inputs(r["kind"], r["evidence"], r["area_m2"], r["res"], region=())
                        for r in sel], float)
         x = np.array([scoremodel.score_inputs(r["kind"], r["evidence"], r["area_m2"], r["res"]) for r in sel], float)
@@ -109,6 +137,9 @@ def main() -> None:
         doc["classes"][cls] = {**fit, "n": len(sel), "right": int(y.sum()), "sites": len(set(sites)),
                                "held_out_ece": cal.ece, "held_out_top20_precision": round(prec, 3),
                                "datasets": sorted({r["dataset"] for r in sel})}
+    if args.no_write:
+        print(f"\n--no-write: {OUT} left as it is")
+        return
     OUT.write_text(json.dumps(doc, indent=1) + "\n")
     print(f"\nwrote {OUT}")
 
