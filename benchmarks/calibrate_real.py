@@ -9,7 +9,8 @@ them for the inputs before the change region's facts and for the shipped inputs,
 each region fact alone ranks (AUC pooled and within each site).
 Only coefficients are shipped; the labels (LEVIR-CD, xBD, OSCD: research / non-commercial
 terms) stay in ``../shared/data``.
-Run: ``python benchmarks/real.py --json /tmp/real.json && python benchmarks/calibrate_real.py /tmp/real.json``.
+Run: ``python benchmarks/real.py --json /tmp/real.json && python benchmarks/calibrate_real.py /tmp/real.json``
+(``--no-write``: print the held-out figures only; the fine class also prints a one-feature monotone fit).
 """
 
 from __future__ import annotations
