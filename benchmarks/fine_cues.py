@@ -86,7 +86,8 @@ def extra(p: dict, families: set[str]) -> dict[str, np.ndarray]:
         out["sat_ref"], out["sat_cur"] = _mean(_saturation(ref) * w, w, k1), _mean(_saturation(cur) * w, w, k1)
         out["sat_d"] = out["sat_cur"] - out["sat_ref"]
     if "shadir" in families:
-        ar, ac = _shadow_side(br_r, w, res), _shadow_side(br_c, w, res)
+        ar = _shadow_side(finechange._dark(br_r, w, res), res) * w
+        ac = _shadow_side(finechange._dark(br_c, w, res), res) * w
         out["ashadow_ref"], out["ashadow_cur"], out["ashadow_d"] = ar, ac, ac - ar
     return {k: np.arcsinh(np.nan_to_num(v)).astype(np.float32) for k, v in out.items()}
 

@@ -89,12 +89,9 @@ def mask_polygons(mask: np.ndarray, transform: Affine, offset: tuple[int, int] =
     from rasterio.features import shapes
 
     m = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(m.any(axis=1))
-    if rows.size == 0:
+    if not m.any():
         return []
-    cols = np.flatnonzero(m.any(axis=0))
-    r0, r1 = max(0, int(rows[0]) - 1), min(m.shape[0], int(rows[-1]) + 2)
-    c0, c1 = max(0, int(cols[0]) - 1), min(m.shape[1], int(cols[-1]) + 2)
+    r0, r1, c0, c1 = _box(m)
     crop = m[r0:r1, c0:c1]
     dr, dc = float(offset[0] + r0), float(offset[1] + c0)
     if crop.all():  # a whole grid of data (a scene's footprint, mostly): the rectangle GDAL's trace gives
@@ -119,16 +116,23 @@ def label_polygons(labels: np.ndarray, keep: Sequence[int], transform: Affine) -
     wanted = np.zeros(int(labels.max()) + 1, bool)
     wanted[np.asarray(keep, dtype=np.intp)] = True
     sel = wanted[labels]
-    rows = np.flatnonzero(sel.any(axis=1))
-    cols = np.flatnonzero(sel.any(axis=0))
-    r0, r1 = max(0, int(rows[0]) - 1), min(sel.shape[0], int(rows[-1]) + 2)
-    c0, c1 = max(0, int(cols[0]) - 1), min(sel.shape[1], int(cols[-1]) + 2)
+    if not sel.any():  # (none of ``keep`` on the labels)
+        return {int(j): [] for j in keep}
+    r0, r1, c0, c1 = _box(sel)
     crop = sel[r0:r1, c0:c1]
     img = np.where(crop, labels[r0:r1, c0:c1], 0).astype(np.int32)
     out: dict[int, list[Polygon]] = {int(j): [] for j in keep}
     for g, v in shapes(img, mask=crop, transform=_PIXELS):
         out[int(v)].append(_on_ground(g, transform, float(r0), float(c0)))
     return out
+
+
+def _box(m: np.ndarray) -> tuple[int, int, int, int]:
+    """Rows r0:r1 and columns c0:c1 of a non-empty mask's bounding box and one pixel around it (a
+    trace needs background on every side), within the mask."""
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    return (max(0, int(rows[0]) - 1), min(m.shape[0], int(rows[-1]) + 2),
+            max(0, int(cols[0]) - 1), min(m.shape[1], int(cols[-1]) + 2))
 
 
 def _on_ground(g: Mapping[str, Any], t: Affine, dr: float, dc: float) -> Polygon:

@@ -136,23 +136,13 @@ def change_probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarr
     return out
 
 
-_stats = pixelmodel.robust_unit
-
-
 def units(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray
           ) -> dict[str, tuple[float, float]]:
     """Robust units (median, spread) of each band of each date (``ref.red``, ``cur.red``, ...) on the
     ground both saw: what makes a uniform gain or haze no change."""
-    sample = both.copy()
-    if sample.sum() > 400_000:  # a regular subsample is enough for quartiles
-        keep = np.zeros_like(sample)
-        keep[::3, ::3] = True
-        sample &= keep
-    out = {}
-    for tag, img in (("ref", ref), ("cur", cur)):
-        for b in BANDS:
-            out[f"{tag}.{b}"] = _stats(np.nan_to_num(img[b].astype(np.float32)), sample)
-    return out
+    sample = pixelmodel.unit_sample(both)
+    return {f"{tag}.{b}": u for tag, img in (("ref", ref), ("cur", cur))
+            for b, u in zip(BANDS, pixelmodel.robust_units(img, BANDS, sample))}
 
 
 _mean, _tex = pixelmodel.masked_mean, pixelmodel.local_spread
@@ -180,19 +170,24 @@ def _saturation(raw: Mapping[str, np.ndarray]) -> np.ndarray:
 SHADOW_SIDE_M = 3.0
 
 
-def _shadow_side(br: np.ndarray, w: np.ndarray, res: float) -> np.ndarray:
-    """Dark ground on one side of a pixel and not on the other, along the most lopsided of four axes: a
-    roof casts its shadow away from the sun, a road or a graded lot casts none (and dark ground all round
-    is asphalt or water). Any sun azimuth: the largest difference over the axes, not one direction."""
-    dark = _mean((br < -1.0).astype(np.float32), w, _win(1.5, res))
+def _dark(br: np.ndarray, w: np.ndarray, res: float) -> np.ndarray:
+    """Share of dark ground (brightness under -1 robust unit) over the finest scale: shadow's cue."""
+    return _mean((br < -1.0).astype(np.float32), w, _win(SCALES_M[0], res))
+
+
+def _shadow_side(dark: np.ndarray, res: float) -> np.ndarray:
+    """Dark ground (``dark``: :func:`_dark`, 0 off the seen ground) on one side of a pixel and not on the
+    other, along the most lopsided of four axes: a roof casts its shadow away from the sun, a road or a
+    graded lot casts none (and dark ground all round is asphalt or water). Any sun azimuth: the largest
+    difference over the axes, not one direction."""
     box = ndimage.uniform_filter(dark, _win(SHADOW_SIDE_M, res))
     d = int(round(SHADOW_SIDE_M / res))
-    out = np.full(br.shape, -1.0, np.float32)
+    out = np.full(dark.shape, -1.0, np.float32)
     for dy, dx in ((0, 1), (1, 1), (1, 0), (1, -1)):
         a = ndimage.shift(box, (dy * d, dx * d), order=0, mode="nearest")
         b = ndimage.shift(box, (-dy * d, -dx * d), order=0, mode="nearest")
         out = np.maximum(out, np.abs(a - b))
-    return out * w
+    return out
 
 
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
@@ -247,10 +242,10 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     out["pb_d"] = out["pb_cur"] - out["pb_ref"]
     out["pb_d_m"] = _mean(pc - pr, w, k2)
     ks = _win(4.0, res)
-    sr = ndimage.maximum_filter(_mean((br_r < -1.0).astype(np.float32), w, k1), ks) * w
-    sc = ndimage.maximum_filter(_mean((br_c < -1.0).astype(np.float32), w, k1), ks) * w
+    dr, dc = _dark(br_r, w, res), _dark(br_c, w, res)  # (k1 is the finest scale's window)
+    sr, sc = ndimage.maximum_filter(dr, ks) * w, ndimage.maximum_filter(dc, ks) * w
     out["shadow_ref"], out["shadow_cur"], out["shadow_d"] = sr, sc, sc - sr
-    ar, ac = _shadow_side(br_r, w, res), _shadow_side(br_c, w, res)
+    ar, ac = _shadow_side(dr, res) * w, _shadow_side(dc, res) * w
     out["shadow_side_ref"], out["shadow_side_cur"], out["shadow_side_d"] = ar, ac, ac - ar
     # signed log (asinh): robust units are heavy-tailed (a bright roof on smooth sand or grass is tens of
     # units out); compressed, the tails still rank as more change, and squares stay in the range learnt

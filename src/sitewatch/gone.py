@@ -54,15 +54,6 @@ SEEN_MIN = 0.8
 MIN_PX = 20
 
 
-def _sample(both: np.ndarray) -> np.ndarray:
-    """The ground the robust units are read on: a regular subsample of a large scene is enough."""
-    if both.sum() <= 400_000:
-        return both
-    keep = np.zeros_like(both)
-    keep[::3, ::3] = True
-    return both & keep
-
-
 def _edges(x: np.ndarray) -> np.ndarray:
     return (np.hypot(ndimage.sobel(x, 0), ndimage.sobel(x, 1)) / 8).astype(np.float32)
 
@@ -88,10 +79,9 @@ class Pair:
     per roof window (:class:`View`), so a 5000 x 5000 px scene is never held as float cues whole."""
 
     def __init__(self, ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray):
-        sample = _sample(both)
+        sample = pixelmodel.unit_sample(both)
         self.ref, self.cur, self.both = ref, cur, both
-        self.units = tuple([pixelmodel.robust_unit(np.nan_to_num(np.asarray(img[b], np.float32)), sample)
-                            for b in BANDS] for img in (ref, cur))
+        self.units = tuple(pixelmodel.robust_units(img, BANDS, sample) for img in (ref, cur))
 
 
 def _grow(box: tuple[slice, slice], m: int, shape: tuple[int, ...]) -> tuple[slice, slice]:

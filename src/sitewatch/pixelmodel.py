@@ -31,6 +31,22 @@ def robust_unit(x: np.ndarray, sample: np.ndarray) -> tuple[float, float]:
     return float(q50), max(float(q75 - q25), MIN_SPREAD * abs(float(q50)), 1e-4)
 
 
+def unit_sample(both: np.ndarray) -> np.ndarray:
+    """The ground robust units are read on: ``both``, or a regular subsample of it when large (enough
+    for quartiles)."""
+    if both.sum() <= 400_000:
+        return both
+    keep = np.zeros_like(both)
+    keep[::3, ::3] = True
+    return both & keep
+
+
+def robust_units(img: Mapping[str, np.ndarray], bands: Sequence[str], sample: np.ndarray
+                 ) -> list[tuple[float, float]]:
+    """:func:`robust_unit` of each of ``img``'s ``bands`` (no data read as 0) on ``sample``."""
+    return [robust_unit(np.nan_to_num(np.asarray(img[b], np.float32)), sample) for b in bands]
+
+
 def masked_mean(x: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
     """Mean of ``x`` over a k x k window, over the pixels ``w`` (weights 0/1) only: ground a date did
     not see (cloud, snow, no data) must not leak into its clear neighbours' cues."""
