@@ -16,7 +16,7 @@ scored against the labels on the label's own grid:
   256 x 256 px tile; real scenes stored as unusable; seconds per set.
 
 The raw data is never copied into the repository (licences: see ``../shared/data``).
-Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json] [--s2-folds DIR]
+Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json [--pixels]] [--s2-folds DIR]
 [--fine-folds DIR]`` (``--s2-folds``: OSCD cities each with the 10 m change model fitted without them;
 ``--fine-folds``: LEVIR-CD pairs each with the 0.3-2 m change model fitted without them; without them
 the shipped models, which have seen every OSCD dev city and LEVIR-CD pair, score their own training data).
@@ -304,7 +304,8 @@ def run_case(case: Case, work: Path) -> Result:
             scored.append((x.kind, float(x.score), right, float(x.evidence.get("grid_res_m", 0.0))))
             evidence.append({"dataset": case.dataset, "site": case.name, "kind": x.kind, "area_m2": x.area_m2,
                              "right": right, "score": float(x.score),
-                             "res": float(x.evidence.get("grid_res_m", 0.0)), "evidence": dict(x.evidence)})
+                             "res": float(x.evidence.get("grid_res_m", 0.0)), "evidence": dict(x.evidence),
+                             "label_px": np.flatnonzero(m).tolist()})
     else:
         maps = store.scene_maps(f"{case.dataset}-{case.name}")
         if maps:
@@ -480,6 +481,8 @@ def main() -> None:
     ap.add_argument("--only", default="", help="comma-separated: levir, oscd, xbd, buildings (default: all)")
     ap.add_argument("--work", default=None, help="working folder (default: a temp dir)")
     ap.add_argument("--json", default=None, help="write every scored detection (with its evidence) here")
+    ap.add_argument("--pixels", action="store_true", help="with --json: each detection's pixels on the label "
+                    "grid too (flat indices, `label_px`; for benchmarks/rank_s2.py)")
     ap.add_argument("--s2-folds", default=None, help="folder of per-city held-out 10 m change models "
                     "(benchmarks/train_s2change.py --folds DIR): OSCD figures held out by city")
     ap.add_argument("--fine-folds", default=None, help="folder of per-pair held-out 0.3-2 m change models "
@@ -494,7 +497,8 @@ def main() -> None:
     results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None,
                       fine_folds=Path(args.fine_folds) if args.fine_folds else None)
     if args.json:
-        Path(args.json).write_text(json.dumps([e for r in results for e in r.evidence], default=str))
+        rows = [e if args.pixels else {k: v for k, v in e.items() if k != "label_px"} for r in results for e in r.evidence]
+        Path(args.json).write_text(json.dumps(rows, default=str))
     print(f"\n## Real labelled imagery through `monitor` ({len(cases)} sites, {time.perf_counter() - t0:.0f} s)\n")
     print(table(results))
     print("\nScore reliability on real change pairs (a detection is right when >= 50 % of it is labelled change):\n")
