@@ -497,7 +497,8 @@ def main() -> None:
     results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None,
                       fine_folds=Path(args.fine_folds) if args.fine_folds else None)
     if args.json:
-        rows = [e if args.pixels else {k: v for k, v in e.items() if k != "label_px"} for r in results for e in r.evidence]
+        rows = [e if args.pixels else {k: v for k, v in e.items() if k != "label_px"}
+                for r in results for e in r.evidence]
         Path(args.json).write_text(json.dumps(rows, default=str))
     print(f"\n## Real labelled imagery through `monitor` ({len(cases)} sites, {time.perf_counter() - t0:.0f} s)\n")
     print(table(results))
