@@ -25,8 +25,12 @@ helper (tests/onnx_models.py), with fixed weights:
   TinyCD paper's comparison table gives for TinyCD (0.28 M, 1.54 G), BIT (3.55 M, 10.6 G) and
   ChangeFormer (41 M, 202.8 G). The script counts both from each graph and prints them. They give
   the same detections as ``difference`` at the inference cost of a network of that class; they
-  are there for the timing. (Convolutions only: a real BIT or ChangeFormer also runs attention,
-  which onnxruntime may run at another speed per multiply-accumulate.)
+  are there for the timing. (Plain convolutions only, onnxruntime's fastest path per
+  multiply-accumulate: a real BIT or ChangeFormer also runs attention, a real TinyCD depthwise
+  convolutions, squeeze-excitation and instance norms.)
+- ``tinycd-arch``: the same output plus 0 x TinyCD itself, layer for layer as its published code
+  builds it (EfficientNet-B4's first blocks on each date, the mixing and the UpMask decoder;
+  ``tinycd_arch.py``), with fixed random weights: TinyCD's inference cost, not its skill.
 
 Figures: pixel F1 / IoU / object recall (a changed building counts as found when >= 50% of it is
 covered) against each set's labels, of (a) the model run directly with onnxruntime over the very
@@ -53,6 +57,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from stages import INFERENCE, REST, STAGES, breakdown, profile  # noqa: E402
+from standins import MODELS, STANDINS, build, macs, parameters, published, standin_model  # noqa: E402,F401
 
 SHARED = ROOT.parent / "shared" / "data"
 LEVIR = SHARED / "levir-cd-samples"
@@ -161,93 +169,6 @@ def write_pairs(work: Path, pset: PairSet, clear_mask: bool = True) -> tuple[Pat
     return imagery, sites, index
 
 
-#: Stand-ins for the networks issue 14 names, matched on compute (multiply-accumulates per 256 x 256
-#: pair, the "FLOPs" of change-detection papers, counted by thop/ptflops as MACs) and parameters as
-#: the TinyCD paper's comparison table gives them (Codegoni et al. 2023): name -> (published
-#: parameters, published G MAC per pair, branch plan). A plan is [(channels, repeats), ...]: the
-#: first stage at full resolution (a 3 -> channels stem, then ``repeats`` same-width 3 x 3
-#: convolutions), each later one a stride-2 convolution into ``channels`` and then ``repeats``
-#: same-width ones; a transposed convolution brings the last stage back to full resolution.
-STANDINS: dict[str, tuple[float, float, list[tuple[int, int]]]] = {
-    "tinycd-size": (0.28e6, 1.54, [(16, 2), (32, 1), (64, 6)]),
-    "bit-size": (3.55e6, 10.6, [(32, 10), (64, 0), (128, 1), (256, 5)]),
-    "changeformer-size": (41.0e6, 202.8, [(64, 66), (128, 0), (256, 0), (512, 16)]),
-}
-
-
-def standin_model(path: Path, plan: list[tuple[int, int]], **meta: object) -> Path:
-    """The difference model's output plus a zero-weighted branch of convolutions laid out by ``plan``
-    (see STANDINS), with fixed random weights: the same detections as ``difference`` at the
-    inference cost of a network of that size and compute."""
-    import onnx_models as om
-    from onnx import helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits, nodes = [], []
-
-    def conv(x: str, cin: int, cout: int, name: str, stride: int = 1) -> str:
-        w = numpy_helper.from_array((rng.normal(0, 1 / np.sqrt(9 * cin), (cout, cin, 3, 3))).astype(np.float32), f"w_{name}")
-        inits.append(w)
-        nodes.append(helper.make_node("Conv", [x, f"w_{name}"], [f"c_{name}"], pads=[1, 1, 1, 1], strides=[stride, stride]))
-        nodes.append(helper.make_node("Relu", [f"c_{name}"], [name]))
-        return name
-
-    up = 2 ** (len(plan) - 1)
-    width = plan[-1][0]
-    inits += [numpy_helper.from_array(np.full((1, 3, 1, 1), 1 / 3, np.float32), "w_mean"),
-              numpy_helper.from_array(np.full((1, 1, 5, 5), 1 / 25, np.float32), "w_box"),
-              numpy_helper.from_array(np.array(0.1, np.float32), "offset"),
-              numpy_helper.from_array(np.array(40.0, np.float32), "gain"),
-              numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-              numpy_helper.from_array(np.ones((width, 1, up, up), np.float32) / width, "w_up")]
-    nodes += [helper.make_node("Sub", ["after", "before"], ["d"]), helper.make_node("Abs", ["d"], ["a"]),
-              helper.make_node("Conv", ["a", "w_mean"], ["m"]),
-              helper.make_node("Conv", ["m", "w_box"], ["s"], pads=[2, 2, 2, 2]),
-              helper.make_node("Sub", ["s", "offset"], ["z"]), helper.make_node("Mul", ["z", "gain"], ["logit"])]
-    x, cin = "d", 3
-    for i, (c, repeats) in enumerate(plan):
-        x, cin = conv(x, cin, c, f"s{i}_in", 1 if i == 0 else 2), c
-        for k in range(repeats):
-            x = conv(x, c, c, f"s{i}_{k}")
-    nodes += [helper.make_node("ConvTranspose", [x, "w_up"], ["up"], strides=[up, up]),
-              helper.make_node("Mul", ["up", "zero"], ["branch"]),
-              helper.make_node("Add", ["logit", "branch"], ["change"])]
-    return om.save(path, nodes, [om._io("before", 3), om._io("after", 3)], [om._io("change", 1)], inits,
-                   om.meta(output="logits", **meta))
-
-
-def parameters(path: Path) -> int:
-    import onnx
-
-    return int(sum(np.prod(t.dims) for t in onnx.load(str(path)).graph.initializer))
-
-
-def macs(path: Path, side: int = SIDE) -> int:
-    """Multiply-accumulates of one ``side`` x ``side`` pair, counted from the graph's Conv and
-    ConvTranspose shapes (ONNX shape inference with the inputs fixed at 1 x C x side x side);
-    element-wise operators are left out, as thop and ptflops leave them out."""
-    import onnx
-    from onnx import shape_inference
-
-    m = onnx.load(str(path))
-    for vi in m.graph.input:
-        dims = vi.type.tensor_type.shape.dim
-        for d, v in zip(dims, (1, None, side, side)):
-            if v is not None:
-                d.ClearField("dim_param")
-                d.dim_value = v
-    g = shape_inference.infer_shapes(m).graph
-    shapes = {vi.name: [d.dim_value for d in vi.type.tensor_type.shape.dim]
-              for vi in list(g.input) + list(g.value_info) + list(g.output)}
-    weights = {t.name: list(t.dims) for t in g.initializer}
-    total = 0
-    for n in g.node:
-        if n.op_type == "Conv":  # each output value: cin/group * kh * kw
-            total += int(np.prod(shapes[n.output[0]])) * int(np.prod(weights[n.input[1]][1:]))
-        elif n.op_type == "ConvTranspose":  # each input value: cout/group * kh * kw
-            total += int(np.prod(shapes[n.input[0]])) * int(np.prod(weights[n.input[1]][1:]))
-    return total
-
 
 def direct(model_path: Path, pset: PairSet, repeat: int) -> tuple[dict[str, np.ndarray], tuple[float, float]]:
     """The model alone: onnxruntime over each pair in the very tiles ``monitor`` cuts (one 256 x 256
@@ -324,100 +245,6 @@ def through_monitor(model_path: Path, imagery: Path, sites: Path, pset: PairSet,
     return masks, best, db, summary
 
 
-#: Where a monitor run's time goes: (stage, [(module, attribute), ...]); each stage's time excludes the
-#: stages called inside it (the model run inside the maps, the writes inside dating, ...).
-STAGES = [
-    ("discovering the imagery folder", [("sitewatch.catalog", "discover")]),
-    ("reading and masking the scenes", [("sitewatch.reader", "read_scene")]),
-    ("quicklook PNGs", [("sitewatch.quicklook", "png"), ("sitewatch.quicklook", "rgb8")]),
-    ("scene records (valid footprint, band medians)", [("sitewatch.monitor", "scene_record")]),
-    ("the model: onnxruntime inference", [("sitewatch.changemodel:ChangeModel", "_run")]),
-    ("the model's input: scaling, tiles, kept bands", [("sitewatch.changemodel:ModelDetector", "maps")]),
-    ("maps (de)serialisation", [("sitewatch.structures:StructureMaps", n)
-                                for n in ("to_bytes", "from_bytes", "stored")]),
-    ("GeoPackage writes", [("sitewatch.store:Store", n) for n in
-                           ("save_scene", "save_detections", "supersede_detections", "withdraw_detections",
-                            "update_security",
-                            "upsert_sites", "start_run", "finish_run")]),
-    ("dating changes: regions, outlines, ids", [("sitewatch.monitor", "redate_site")]),
-]
-
-
-def sequential(read, refs):  # type: ignore[no-untyped-def]
-    """Scenes read one after another on the calling thread, so a CPU timer sees each stage."""
-    from sitewatch.errors import SceneError
-
-    for ref in refs:
-        try:
-            yield ref, read(ref)
-        except SceneError as exc:
-            yield ref, exc
-
-
-def breakdown(model_path: Path, imagery: Path, sites: Path, work: Path,
-              db: Path | None = None) -> tuple[float, dict[str, float]]:
-    """One more monitor run with each stage's CPU time (process time, so onnxruntime's and the reader's
-    own threads count) taken around its calls; scenes are read, and their evidence made, one after another for this run, so
-    that no read overlaps another stage. Returns the run's CPU time and stage -> seconds. ``db``: run
-    into this GeoPackage as it is (else into a new one)."""
-    import importlib
-
-    import sitewatch.monitor as mon
-    from sitewatch.monitor import MonitorParams, run
-
-    spent: dict[str, float] = {name: 0.0 for name, _ in STAGES}
-    stack: list[list[float]] = []  # per open call: [time in callees]
-    patched: list[tuple[object, str, object]] = []
-
-    def timed(stage: str, fn):  # type: ignore[no-untyped-def]
-        def wrapper(*a, **k):  # type: ignore[no-untyped-def]
-            stack.append([0.0])
-            t0 = time.process_time()
-            try:
-                return fn(*a, **k)
-            finally:
-                took = time.process_time() - t0
-                inner = stack.pop()[0]
-                spent[stage] += took - inner
-                if stack:
-                    stack[-1][0] += took
-        return wrapper
-
-    for stage, targets in STAGES:
-        for where, attr in targets:
-            mod, _, cls = where.partition(":")
-            owner = getattr(importlib.import_module(mod), cls) if cls else importlib.import_module(mod)
-            if attr not in owner.__dict__:  # (an older sitewatch, measured for comparison)
-                continue
-            orig = owner.__dict__[attr]
-            if isinstance(orig, classmethod):
-                new = classmethod(timed(stage, orig.__func__))
-            else:
-                new = timed(stage, orig)
-            patched.append((owner, attr, orig))
-            setattr(owner, attr, new)
-    patched.append((mon, "_read_ahead", mon._read_ahead))
-    mon._read_ahead = sequential
-    try:  # a scene's evidence made on the run's thread too (else a stage's CPU timer counts the lane's)
-        import sitewatch.sceneflow as flow
-
-        patched.append((flow, "beside", flow.beside))
-        flow.beside = lambda: False
-    except ImportError:  # (an older sitewatch: no evidence lane)
-        pass
-    if db is None:
-        db = work / f"{imagery.name}-breakdown-{model_path.stem}.gpkg"
-        db.unlink(missing_ok=True)
-    try:
-        c0 = time.process_time()
-        run(MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),
-                          model_only=True))
-        total = time.process_time() - c0
-    finally:
-        for owner, attr, orig in reversed(patched):
-            setattr(owner, attr, orig)
-    return total, spent
-
 
 def scores(masks: dict[str, np.ndarray], pairs) -> dict:
     from sitewatch.testbed.scoring import PixelScore, object_recall, pixel_score
@@ -430,32 +257,6 @@ def scores(masks: dict[str, np.ndarray], pairs) -> dict:
     iou = total.tp / max(1, total.tp + total.fp + total.fn)
     return {"f1": total.f1, "precision": total.precision, "recall": total.recall, "iou": iou, "objects": (found, n)}
 
-
-def profile(model_path: Path, imagery: Path, sites: Path, work: Path, top: int = 45) -> None:
-    """cProfile one model-only monitor run (scenes read in the same thread as everything else, so
-    that the profile sees the reads) and print its top calls by own time and by cumulative time."""
-    import cProfile
-    import pstats
-
-    import sitewatch.monitor as mon
-    from sitewatch.monitor import MonitorParams, run
-
-    db = work / "levir-profile.gpkg"
-    params = MonitorParams(sites=str(sites), imagery=str(imagery), db=str(db), change_model=str(model_path),
-                           model_only=True)
-    run(dataclasses.replace(params, db=str(work / "levir-profile-warm.gpkg")))  # imports, caches
-    db.unlink(missing_ok=True)
-    orig, mon._read_ahead = mon._read_ahead, sequential
-    os.environ["SITEWATCH_EVIDENCE_THREAD"] = "0"  # the evidence on the profiled thread too
-    prof = cProfile.Profile(time.process_time)  # CPU, all threads: waits on the disk do not count
-    try:
-        c0 = time.process_time()
-        prof.runcall(run, params)
-        print(f"monitor run, CPU {time.process_time() - c0:.3f} s (under the profiler)")
-    finally:
-        mon._read_ahead = orig
-    for key in ("tottime", "cumulative"):
-        pstats.Stats(prof).sort_stats(key).print_stats(top)
 
 
 def measure(pset: PairSet, models: dict[str, Path], work: Path, repeat: int, masks: bool) -> dict[str, dict]:
@@ -538,10 +339,6 @@ def measure(pset: PairSet, models: dict[str, Path], work: Path, repeat: int, mas
     return timing
 
 
-REST = "the rest (sites, run record, store reads, Python glue)"
-INFERENCE = "the model: onnxruntime inference"
-
-
 def fixed_and_per_pixel(results: dict[str, tuple[PairSet, dict[str, dict]]]) -> None:
     """Each stage's CPU per scene on two sets of different window sizes, split as a + b * pixels
     (a: per scene whatever its size; b: per million pixels), from the mean over the models run."""
@@ -570,38 +367,40 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--work", default=None)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--models", default=",".join(["difference", *STANDINS]),
-                    help="comma-separated: difference and/or " + ", ".join(STANDINS))
+    ap.add_argument("--models", default=",".join(MODELS), help="comma-separated, of: " + ", ".join(MODELS))
     ap.add_argument("--sets", default="levir,xbd",
                     help="comma-separated: levir (11 pairs of 256 x 256 px) and/or xbd (3 pairs of 1024 x 1024 px)")
     ap.add_argument("--profile", action="store_true",
                     help="only cProfile one model-only monitor run with the difference model and print its top calls")
     args = ap.parse_args()
-    import onnx_models as om
-
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="sitewatch-model-"))
     work.mkdir(parents=True, exist_ok=True)
     meta = dict(scale=255, tile=256, gsd_m=0.5, threshold=0.5)
     wanted = args.models.split(",")
-    unknown = set(wanted) - {"difference", *STANDINS}
+    unknown = set(wanted) - set(MODELS)
     if unknown:
         ap.error(f"unknown model(s): {', '.join(sorted(unknown))}")
     sets = args.sets.split(",")
     if set(sets) - set(SETS):
         ap.error(f"unknown set(s): {', '.join(sorted(set(sets) - set(SETS)))}")
     if args.profile:
-        profile(om.difference_model(work / "difference.onnx", **meta),
+        profile(build("difference", work, **meta),
                 *write_pairs(work, SETS[sets[0]]())[:2], work)
         return
-    models = {name: om.difference_model(work / "difference.onnx", **meta) if name == "difference" else
-              standin_model(work / f"{name}.onnx", STANDINS[name][2], **meta) for name in wanted}
-    print("Models (parameters and multiply-accumulates per 256 x 256 pair counted from each ONNX graph; "
-          "published figures from the TinyCD paper's comparison table):\n")
-    print("| model | parameters | G MAC per pair | published parameters | published G MAC (\"FLOPs\") |")
-    print("|---|---|---|---|---|")
+    models = {name: build(name, work, **meta) for name in wanted}
+    print("Models (parameters and multiply-accumulates of the convolutions per 256 x 256 pair counted from "
+          "each ONNX graph; published figures from the TinyCD paper's comparison table; for tinycd-arch also "
+          "its parameters as PyTorch counts them, batch norms unfolded, and its operations by thop's rules):\n")
+    print("| model | parameters | G MAC per pair | PyTorch parameters | G ops, thop's rules | published parameters | "
+          "published G MAC (\"FLOPs\") |")
+    print("|---|---|---|---|---|---|---|")
     for name, path in models.items():
-        pub = STANDINS.get(name)
-        print(f"| {name} | {parameters(path):,} | {macs(path) / 1e9:.3f} | "
+        pub, torch_params, thop = published(name), "-", "-"
+        if name == "tinycd-arch":
+            import tinycd_arch
+
+            torch_params, thop = f"{tinycd_arch.torch_parameters():,}", f"{tinycd_arch.thop_ops(path) / 1e9:.3f}"
+        print(f"| {name} | {parameters(path):,} | {macs(path) / 1e9:.3f} | {torch_params} | {thop} | "
               f"{f'{pub[0] / 1e6:.2f} M' if pub else '-'} | {f'{pub[1]:.2f}' if pub else '-'} |")
     print()
     results = {}

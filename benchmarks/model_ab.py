@@ -38,15 +38,13 @@ def one(src: str, key: str, model: str, work: Path, following: bool = False) -> 
     import model as M  # noqa: N812 (inserts this checkout's src; ``src`` goes before it)
 
     sys.path.insert(0, str(Path(src).resolve()))
-    import onnx_models as om
 
     import sitewatch
     from sitewatch.monitor import MonitorParams, run
 
     assert Path(sitewatch.__file__).resolve().is_relative_to(Path(src).resolve()), sitewatch.__file__
     meta = dict(scale=255, tile=256, gsd_m=0.5, threshold=0.5)
-    path = (om.difference_model(work / "difference.onnx", **meta) if model == "difference"
-            else M.standin_model(work / f"{model}.onnx", M.STANDINS[model][2], **meta))
+    path = M.build(model, work, **meta)
     pset = M.SETS[key]()
     imagery, sites, index = M.write_pairs(work, pset)
     _, (d_cpu, d_wall) = M.direct(path, pset, 1)
