@@ -37,3 +37,49 @@ def test_rgb8_dims_only_where_the_ground_was_not_seen() -> None:
     everywhere = np.ones((20, 30), bool)
     assert np.array_equal(quicklook.rgb8(bands, everywhere), quicklook.rgb8(bands))
     assert not np.array_equal(quicklook.rgb8(bands, valid), quicklook.rgb8(bands))
+
+
+def _decoded(blob: bytes) -> tuple[str, np.ndarray]:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(blob)) as img:
+        img.verify()  # chunks' CRCs, the stream's structure
+    with Image.open(io.BytesIO(blob)) as img:
+        return img.mode, np.asarray(img)
+
+
+def test_png_decodes_to_the_very_pixels_it_was_given() -> None:
+    """The stored quicklook's own encoder (one Up filter, zlib) is lossless: PIL reads back each
+    pixel, for noise (every byte difference, wrapping modulo 256), flat and graded images, single
+    rows and columns, and a view that is not contiguous."""
+    rng = np.random.default_rng(5)
+    noise = rng.integers(0, 256, (67, 45, 3), dtype=np.uint8)
+    edges = np.zeros((9, 8, 3), np.uint8)
+    edges[1::2] = 255  # 0 under 255 and 255 under 0: the filter's byte wraps both ways
+    graded = np.broadcast_to(np.arange(256, dtype=np.uint8)[:, None, None], (256, 3, 3)).copy()
+    for rgb in (noise, edges, graded, noise[:1], noise[:, :1], noise[:1, :1], noise[::2, ::3],
+                np.full((5, 7, 3), 128, np.uint8)):
+        mode, back = _decoded(quicklook.png(rgb))
+        assert mode == "RGB" and np.array_equal(back, rgb)
+
+
+def test_png_too_large_is_scaled_as_before_and_then_kept_exactly() -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(6)
+    rgb = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)
+    small = np.asarray(Image.fromarray(rgb).resize((30, 20), Image.LANCZOS))
+    mode, back = _decoded(quicklook.png(rgb, max_side=30))
+    assert mode == "RGB" and np.array_equal(back, small)
+    assert np.array_equal(_decoded(quicklook.png(rgb, max_side=90))[1], rgb)  # (not larger: not scaled)
+
+
+def test_png_refuses_what_is_not_an_rgb_image() -> None:
+    import pytest
+
+    for bad in (np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((0, 4, 3), np.uint8),
+                np.zeros((4, 4, 3), np.int64)):
+        with pytest.raises(ValueError):
+            quicklook.encode_png(bad)

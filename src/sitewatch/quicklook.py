@@ -8,6 +8,8 @@ every scene, so that brightness differences between dates are real, not display 
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -54,15 +56,38 @@ def _display(x: np.ndarray) -> np.ndarray:
 
 
 def png(rgb: np.ndarray, max_side: int = MAX_SIDE) -> bytes:
-    img = Image.fromarray(rgb)
-    if max(img.size) > max_side:
+    if max(rgb.shape[:2]) > max_side:
+        img = Image.fromarray(rgb)
         scale = max_side / max(img.size)
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
-    buf = io.BytesIO()
-    # zlib level 1: the same pixels, encoded 2.5-8x faster than optimize=True (which was the monitor's
-    # largest own cost per scene), for files 4-17% larger (LEVIR, OSCD and generated quicklooks)
-    img.save(buf, format="PNG", compress_level=PNG_LEVEL)
-    return buf.getvalue()
+        rgb = np.asarray(img)
+    return encode_png(rgb)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """An 8-bit RGB PNG of ``rgb`` (H, W, 3): every row "Up"-filtered (PNG filter type 2: each byte
+    less the byte above it, modulo 256), deflated at :data:`PNG_LEVEL` in one IDAT chunk.
+
+    Why not PIL's encoder: it tries the five filters on every row and keeps the smallest, which
+    took as long as the deflate itself (≈35 of 69 ms a 1024 x 1024 xBD scene); one filter for all
+    rows, a numpy subtraction, makes files 0-2 % larger (xBD and LEVIR scenes) in half the time.
+    Lossless either way: the decoded pixels are the same (tests/test_quicklook.py)."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.size:
+        raise ValueError(f"a quicklook is an RGB array of 8 bits with pixels, not {rgb.dtype} {rgb.shape}")
+    h, w, _ = rgb.shape
+    rows = np.ascontiguousarray(rgb).reshape(h, 3 * w)
+    lines = np.empty((h, 3 * w + 1), np.uint8)
+    lines[:, 0] = 2  # the filter type of each row: Up
+    lines[0, 1:] = rows[0]  # (above the first row: zeros)
+    np.subtract(rows[1:], rows[:-1], out=lines[1:, 1:])  # uint8: modulo 256, as PNG's filter
+    deflate = zlib.compressobj(PNG_LEVEL, zlib.DEFLATED, 15, 9)
+    idat = deflate.compress(lines) + deflate.flush()
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, adaptive filters, no interlace
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
 def load(png_bytes: bytes) -> np.ndarray:
