@@ -110,13 +110,13 @@ def levir(work: Path) -> tuple[Path, Path, dict[str, tuple[Path, str]]]:
     import rasterio
     from affine import Affine
 
-    from model import CRS, RES, levir_pairs, write_levir
+    from model import CRS, RES, levir_pairs, write_pairs
 
-    pairs = levir_pairs()
-    imagery, sites, origins = write_levir(work, pairs, clear_mask=True)
+    pset = levir_pairs()
+    imagery, sites, index = write_pairs(work, pset, clear_mask=True)
     truth = {}
-    for name, _, _, label in pairs:
-        x0, y0 = origins[name]
+    for name, _, _, label in pset.pairs:
+        x0, y0 = pset.origin(index[name])
         p = work / f"truth-{name}.tif"
         with rasterio.open(p, "w", driver="GTiff", count=1, height=label.shape[0], width=label.shape[1], dtype="uint8",
                            crs=CRS, transform=Affine(RES, 0, x0, 0, -RES, y0)) as ds:
