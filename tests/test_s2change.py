@@ -109,3 +109,27 @@ def test_training_writes_the_shipped_model_and_one_per_fold(tmp_path, capsys):
     assert json.loads(out.read_text())["fit"] == fit
     assert json.loads((tmp_path / "folds" / "m-without-rennes.json").read_text())["fit"] == fit
     assert "wrote 1 held-out models" in capsys.readouterr().out
+
+
+def test_an_outline_on_both_dates_persists_under_haze_a_new_one_does_not():
+    """Structure persistence (issue 13: standing roofs that brightened, towers under a hazy first date):
+    the dates' outlines correlate where a building stood on both, whatever the haze; not where it is new."""
+    ref = {k: v.copy() for k, v in _scene(6).items()}
+    old, new = (slice(8, 20), slice(8, 20)), (slice(40, 52), slice(40, 52))
+    for v in ref.values():
+        v[old] = 0.30
+    # the next date: the standing roof brighter, everything under a haze that halves the contrast
+    cur = {k: v.copy() for k, v in ref.items()}
+    for v in cur.values():
+        v[old] = 0.36
+        v[new] = 0.34
+    cur = {k: (0.5 * v + 0.5 * float(np.median(v))).astype(np.float32) for k, v in cur.items()}
+    f = s2change.features(ref, cur, np.ones((64, 64), bool), s2change.BANDS)
+    rim = np.zeros((64, 64), bool)
+    rim[7:21, 7:21], rim[9:19, 9:19] = True, False
+    rim_new = np.zeros((64, 64), bool)
+    rim_new[39:53, 39:53], rim_new[41:51, 41:51] = True, False
+    for k in s2change.STRUCT_WINS:
+        assert f[f"gcorr{k}"][rim].mean() > 0.6, (k, f[f"gcorr{k}"][rim].mean())
+        assert f[f"gcorr{k}"][rim_new].mean() < f[f"gcorr{k}"][rim].mean() - 0.3, k
+    assert {"gcorr3", "gcorr5", "hcorr3", "hcorr5", "gratio"} <= set(f)

@@ -12,8 +12,11 @@ per pixel, learned from real labelled pairs: did the ground change since the ref
 - **Cues per pixel** (:func:`features`): both dates' normalised bands and their differences,
   the differences' 3x3 means and their departure from a 21x21 local mean (haze that varies
   slowly across the site is not change), the change-vector length and its 3x3 / 5x5 means,
-  NDVI and NDBI of each date and their changes (from reflectance, where the bands exist), and
-  3x3 texture of each date's brightness and its change.
+  NDVI and NDBI of each date and their changes (from reflectance, where the bands exist),
+  3x3 texture of each date's brightness and its change, and whether the outline stood on both
+  dates (:func:`_structure`: per-window correlation of the two dates' gradient magnitude and of
+  their high-passed brightness over 30 and 50 m, so a standing roof that brightened or a city under
+  a hazier date keeps its outline, a new building has none on the reference).
 - **A small model over them**: a logistic regression on the cues and their squares, fitted by
   ``benchmarks/train_s2change.py`` on the OSCD dev cities (leave-one-city-out figures in
   ``benchmarks/README.md``). Only coefficients ship (``data/s2_change_model.json``, a few kB);
@@ -101,6 +104,41 @@ def _tex(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return pixelmodel.local_spread(x, w, 3)
 
 
+#: Windows (pixels, 30 and 50 m) over which the two dates' outlines are correlated.
+STRUCT_WINS = (3, 5)
+#: Floor (robust units squared) under a window's variance in the outline correlation: flat ground has
+#: no outline to share, and its correlation must read 0, not noise.
+STRUCT_EPS = 0.01
+
+
+def _grad(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    return (np.hypot(ndimage.sobel(x, 1), ndimage.sobel(x, 0)) / 8 * w).astype(np.float32)
+
+
+def _corr(a: np.ndarray, b: np.ndarray, w: np.ndarray, k: int) -> np.ndarray:
+    """Normalised correlation of ``a`` and ``b`` over each k x k window of ``w``'s ground: per window,
+    so a contrast lost uniformly (haze) or gained does not read as change, an outline missing does."""
+    ma, mb = _mean(a, w, k), _mean(b, w, k)
+    va = np.maximum(_mean(a * a, w, k) - ma * ma, 0)
+    vb = np.maximum(_mean(b * b, w, k) - mb * mb, 0)
+    return ((_mean(a * b, w, k) - ma * mb) / np.sqrt((va + STRUCT_EPS) * (vb + STRUCT_EPS)) * w).astype(np.float32)
+
+
+def _structure(x_r: np.ndarray, x_c: np.ndarray, w: np.ndarray) -> dict[str, np.ndarray]:
+    """Structure persistence: a standing building keeps its outline on both dates (brighter, hazier or
+    not), a new one has none on the reference. Correlation of the dates' gradient magnitude and of their
+    high-passed values over 30 and 50 m windows, and the window's contrast change against the site's."""
+    out: dict[str, np.ndarray] = {}
+    gr, gc = _grad(x_r, w), _grad(x_c, w)
+    for k in STRUCT_WINS:
+        out[f"gcorr{k}"] = _corr(gr, gc, w, k)
+        hr, hc = (x_r - _mean(x_r, w, k + 2)) * w, (x_c - _mean(x_c, w, k + 2)) * w
+        out[f"hcorr{k}"] = _corr(hr, hc, w, k)
+    lr = np.log((_mean(gr, w, 5) + 0.05) / (_mean(gc, w, 5) + 0.05))
+    out["gratio"] = (lr - _mean(lr, w, HAZE_WIN)) * w
+    return out
+
+
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray,
              bands: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance) over ``bands``.
@@ -134,6 +172,7 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     out["bright_d"] = br_c - br_r
     out["tex_ref"], out["tex_cur"] = _tex(br_r, w), _tex(br_c, w)
     out["tex_d"] = out["tex_cur"] - out["tex_ref"]
+    out.update(_structure(br_r, br_c, w))
     return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
 
 
