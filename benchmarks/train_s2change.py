@@ -13,7 +13,10 @@ on all five cities with that threshold. One model per band set (all five bands; 
 visible only), fitted on the same pixels. With ``--folds DIR`` the per-city held-out models
 are written too (``DIR/s2_change_model-without-<city>.json``) for ``benchmarks/real.py --s2-folds``.
 scikit-learn is used here only, never at runtime. Only coefficients leave ``../shared/data``.
-Run: ``python benchmarks/train_s2change.py [--folds /tmp/s2folds]`` (about 2 min on 2 cores).
+``--structure`` adds the structure-persistence cues (``sitewatch.s2change.STRUCT_CUES``; measured held
+out, not shipped), ``--out`` writes the all-city model elsewhere than the shipped file.
+Run: ``python benchmarks/train_s2change.py [--folds /tmp/s2folds] [--structure] [--out PATH]`` (about 2-3 min
+on 2 cores).
 """
 
 from __future__ import annotations
@@ -129,6 +132,8 @@ def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> tuple[float, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folds", default=None, help="also write the per-city held-out models into this folder")
+    ap.add_argument("--structure", action="store_true", help="add the structure-persistence cues (not shipped)")
+    ap.add_argument("--out", default=str(OUT), help="where the all-city model goes (default: the shipped file)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="sitewatch-s2train-"))
@@ -150,7 +155,8 @@ def main() -> None:
     folds: dict[str, dict] = {name: {**doc, "data": f"OSCD dev cities without {name}", "models": {}} for name in pairs}
     for bands in s2change.BAND_SETS:
         key = ",".join(bands)
-        feats = {n: s2change.features(p["ref"], p["cur"], p["both"], bands) for n, p in pairs.items()}
+        feats = {n: s2change.features(p["ref"], p["cur"], p["both"], bands, structure=args.structure)
+                 for n, p in pairs.items()}
         names = sorted(next(iter(feats.values())))
         xs = {n: s2change.design(f, names) for n, f in feats.items()}
         ys = {n: p["label"].ravel() for n, p in pairs.items()}
@@ -188,7 +194,7 @@ def main() -> None:
         doc["models"][key] = {**m, "cues": names, "threshold": thr, "grow_threshold": grow, "held_out_f1": round(F, 4),
                               "held_out_precision": round(P, 4), "held_out_recall": round(R, 4)}
     s2change.validate(doc)
-    pixelmodel.write_models(OUT, doc, folds, args.folds, "s2_change_model", t0)
+    pixelmodel.write_models(Path(args.out), doc, folds, args.folds, "s2_change_model", t0)
 
 
 if __name__ == "__main__":

@@ -13,10 +13,8 @@ per pixel, learned from real labelled pairs: did the ground change since the ref
   the differences' 3x3 means and their departure from a 21x21 local mean (haze that varies
   slowly across the site is not change), the change-vector length and its 3x3 / 5x5 means,
   NDVI and NDBI of each date and their changes (from reflectance, where the bands exist),
-  3x3 texture of each date's brightness and its change, and whether the outline stood on both
-  dates (:func:`_structure`: per-window correlation of the two dates' gradient magnitude and of
-  their high-passed brightness over 30 and 50 m, so a standing roof that brightened or a city under
-  a hazier date keeps its outline, a new building has none on the reference).
+  and 3x3 texture of each date's brightness and its change. Optional, for a model that reads them
+  (the shipped one does not): whether the outline stood on both dates (:func:`_structure`).
 - **A small model over them**: a logistic regression on the cues and their squares, fitted by
   ``benchmarks/train_s2change.py`` on the OSCD dev cities (leave-one-city-out figures in
   ``benchmarks/README.md``). Only coefficients ship (``data/s2_change_model.json``, a few kB);
@@ -104,6 +102,9 @@ def _tex(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return pixelmodel.local_spread(x, w, 3)
 
 
+#: Structure-persistence cues (:func:`_structure`), computed only for a model that reads them (the
+#: shipped one does not: measured held out by city, not shipped; ``benchmarks/README.md``).
+STRUCT_CUES = ("gcorr3", "gcorr5", "gratio", "hcorr3", "hcorr5")
 #: Windows (pixels, 30 and 50 m) over which the two dates' outlines are correlated.
 STRUCT_WINS = (3, 5)
 #: Floor (robust units squared) under a window's variance in the outline correlation: flat ground has
@@ -140,8 +141,9 @@ def _structure(x_r: np.ndarray, x_c: np.ndarray, w: np.ndarray) -> dict[str, np.
 
 
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray,
-             bands: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance) over ``bands``.
+             bands: tuple[str, ...], structure: bool = False) -> dict[str, np.ndarray]:
+    """Per-pixel cues (float32, clipped) of change from ``ref`` to ``cur`` (reflectance) over ``bands``;
+    with ``structure``, also :data:`STRUCT_CUES`.
 
     Ground either date did not see (cloud, snow, no data) is left out of every local window: a
     cloud's brightness must not leak into its clear neighbours' cues as "change"."""
@@ -172,7 +174,8 @@ def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both:
     out["bright_d"] = br_c - br_r
     out["tex_ref"], out["tex_cur"] = _tex(br_r, w), _tex(br_c, w)
     out["tex_d"] = out["tex_cur"] - out["tex_ref"]
-    out.update(_structure(br_r, br_c, w))
+    if structure:
+        out.update(_structure(br_r, br_c, w))
     return {k: np.clip(np.nan_to_num(v), -20, 20).astype(np.float32) for k, v in out.items()}
 
 
@@ -201,7 +204,7 @@ def probability(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], bo
                 bands: tuple[str, ...], m: Mapping | None = None) -> tuple[np.ndarray, float]:
     """P(change) per pixel (0 where ``both`` is False) and the model's threshold, for ``bands``."""
     sub = (m if m is not None else model())["models"][",".join(bands)]
-    f = features(ref, cur, both, bands)
+    f = features(ref, cur, both, bands, structure=bool(set(sub["cues"]) & set(STRUCT_CUES)))
     x = design(f, list(sub["cues"]))
     z = (x - np.asarray(sub["mean"], np.float32)) / np.asarray(sub["scale"], np.float32)
     logit = z @ np.asarray(sub["coef"], np.float32) + np.float32(sub["intercept"])
