@@ -83,19 +83,10 @@ def run(pairs: dict, fam: str) -> None:
     from sklearn.metrics import roc_auc_score
 
     t0 = time.perf_counter()
-    rng = np.random.default_rng(T.SEED)  # the training script's sample, drawn the same way
-    take = {}
-    for name, p in pairs.items():
-        pos = np.flatnonzero((p["label"] & p["both"]).ravel())
-        neg = np.flatnonzero((~p["label"] & p["both"]).ravel())
-        pos = rng.choice(pos, size=min(pos.size, T.PER_CITY // 2), replace=False)
-        neg = rng.choice(neg, size=min(neg.size, T.PER_CITY - pos.size), replace=False)
-        take[name] = np.concatenate([pos, neg])
+    take = T.balanced_sample(pairs)  # the training script's sample, drawn the same way
     feats = {n: {**s2change.features(p["ref"], p["cur"], p["both"], BANDS, structure="A" in fam), **extra(p, fam)}
              for n, p in pairs.items()}
-    names = sorted(next(iter(feats.values())))
-    xs = {n: s2change.design(f, names) for n, f in feats.items()}
-    ys = {n: p["label"].ravel() for n, p in pairs.items()}
+    names, xs, ys = T.design_sets(feats, pairs)
     held = {}
     for name in pairs:
         others = [n for n in pairs if n != name]

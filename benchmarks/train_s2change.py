@@ -129,6 +129,27 @@ def choose(held: dict[str, np.ndarray], pairs: dict[str, dict]) -> tuple[float, 
     return hi, lo
 
 
+def balanced_sample(pairs: dict) -> dict[str, np.ndarray]:
+    """Each city's training pixels: up to half of :data:`PER_CITY` labelled change, the rest not, drawn
+    with :data:`SEED` (so ``s2_cues.py`` draws the very sample the shipped model was fitted on)."""
+    rng = np.random.default_rng(SEED)
+    take: dict[str, np.ndarray] = {}
+    for name, p in pairs.items():
+        pos = np.flatnonzero((p["label"] & p["both"]).ravel())
+        neg = np.flatnonzero((~p["label"] & p["both"]).ravel())
+        pos = rng.choice(pos, size=min(pos.size, PER_CITY // 2), replace=False)
+        neg = rng.choice(neg, size=min(neg.size, PER_CITY - pos.size), replace=False)
+        take[name] = np.concatenate([pos, neg])
+    return take
+
+
+def design_sets(feats: dict, pairs: dict) -> tuple[list[str], dict, dict]:
+    """The cue names (sorted), each city's design matrix and its labels, flattened."""
+    names = sorted(next(iter(feats.values())))
+    return (names, {n: s2change.design(f, names) for n, f in feats.items()},
+            {n: p["label"].ravel() for n, p in pairs.items()})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--folds", default=None, help="also write the per-city held-out models into this folder")
@@ -141,14 +162,7 @@ def main() -> None:
     pairs = {c.name: read_pair(c, work / c.name) for c in cases}
     print(f"read {len(pairs)} cities in {time.perf_counter() - t0:.0f} s "
           f"({sum(int(p['both'].sum()) for p in pairs.values()) / 1e6:.2f} M clear px)")
-    rng = np.random.default_rng(SEED)
-    take: dict[str, np.ndarray] = {}
-    for name, p in pairs.items():
-        pos = np.flatnonzero((p["label"] & p["both"]).ravel())
-        neg = np.flatnonzero((~p["label"] & p["both"]).ravel())
-        pos = rng.choice(pos, size=min(pos.size, PER_CITY // 2), replace=False)
-        neg = rng.choice(neg, size=min(neg.size, PER_CITY - pos.size), replace=False)
-        take[name] = np.concatenate([pos, neg])
+    take = balanced_sample(pairs)
     doc: dict = {"name": NAME, "version": VERSION, "fitted": dt.date.today().isoformat(),
                  "script": "benchmarks/train_s2change.py", "data": "OSCD dev cities " + ", ".join(pairs),
                  "bands_note": "one model per band set; the largest set both dates hold is used", "models": {}}
@@ -157,9 +171,7 @@ def main() -> None:
         key = ",".join(bands)
         feats = {n: s2change.features(p["ref"], p["cur"], p["both"], bands, structure=args.structure)
                  for n, p in pairs.items()}
-        names = sorted(next(iter(feats.values())))
-        xs = {n: s2change.design(f, names) for n, f in feats.items()}
-        ys = {n: p["label"].ravel() for n, p in pairs.items()}
+        names, xs, ys = design_sets(feats, pairs)
         held = {}
         for name in pairs:
             others = [n for n in pairs if n != name]
