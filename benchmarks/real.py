@@ -17,9 +17,11 @@ scored against the labels on the label's own grid:
 
 The raw data is never copied into the repository (licences: see ``../shared/data``).
 Run: ``python benchmarks/real.py [--only levir,oscd,xbd,buildings] [--json out.json [--pixels]] [--s2-folds DIR]
-[--fine-folds DIR]`` (``--s2-folds``: OSCD cities each with the 10 m change model fitted without them;
-``--fine-folds``: LEVIR-CD pairs each with the 0.3-2 m change model fitted without them; without them
-the shipped models, which have seen every OSCD dev city and LEVIR-CD pair, score their own training data).
+[--fine-folds DIR] [--map-folds DIR]`` (``--s2-folds``: OSCD cities each with the 10 m change model fitted
+without them; ``--fine-folds``: LEVIR-CD pairs each with the 0.3-2 m change model fitted without them;
+``--map-folds``: the building-labelled sets and the xBD pairs each with the per-date map's trees fitted
+without their dataset; without them the shipped models, which have seen every OSCD dev city, LEVIR-CD
+pair and building-labelled set, score their own training data).
 """
 
 from __future__ import annotations
@@ -369,12 +371,13 @@ def all_cases(work: Path, only: set[str] | None = None) -> list[Case]:
 
 
 def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: Path | None = None,
-            fine_folds: Path | None = None) -> list[Result]:
+            fine_folds: Path | None = None, map_folds: Path | None = None) -> list[Result]:
     """``s2_folds``: a folder of per-city held-out 10 m change models (``benchmarks/train_s2change.py
     --folds``); each OSCD city is then run with the model fitted without it, so its figures are held out.
     ``fine_folds``: the same for the 0.3-2 m change model and the LEVIR-CD pairs
-    (``benchmarks/train_finechange.py --folds``)."""
-    from sitewatch import finechange, s2change
+    (``benchmarks/train_finechange.py --folds``). ``map_folds``: the same for the per-date map's trees and
+    the building-labelled sets (``benchmarks/train_buildings.py --folds``; xBD pairs as xbd-joplin)."""
+    from sitewatch import buildings, finechange, s2change
 
     out = []
     for i, c in enumerate(cases):
@@ -389,11 +392,17 @@ def run_all(cases: Sequence[Case], work: Path, progress: bool = True, s2_folds: 
         if ffold is not None and not ffold.exists():
             raise SystemExit(f"no held-out model {ffold}: run benchmarks/train_finechange.py --folds {fine_folds}")
         finechange.use(finechange.load(ffold.read_bytes()) if ffold is not None else None)
+        mfold = (map_folds / f"building_map-without-{c.dataset.replace('-pre', '')}.json"
+                 if map_folds and c.dataset not in ("levir-cd-samples", "oscd-dev") else None)
+        if mfold is not None and not mfold.exists():
+            raise SystemExit(f"no held-out model {mfold}: run benchmarks/train_buildings.py --folds {map_folds}")
+        buildings.use_map(json.loads(mfold.read_text()) if mfold is not None else None)
         try:
             r = run_case(c, w)
         finally:
             s2change.use(None)
             finechange.use(None)
+            buildings.use_map(None)
         if progress:
             print(f"  {c.dataset} {c.name}: {r.seconds:.1f} s, {len(r.detections)} scored detections, "
                   f"{r.barrier_claims} wall/fence/tower, unusable {len(r.unusable)}", flush=True)
@@ -487,6 +496,8 @@ def main() -> None:
                     "(benchmarks/train_s2change.py --folds DIR): OSCD figures held out by city")
     ap.add_argument("--fine-folds", default=None, help="folder of per-pair held-out 0.3-2 m change models "
                     "(benchmarks/train_finechange.py --folds DIR): LEVIR-CD figures held out by pair")
+    ap.add_argument("--map-folds", default=None, help="folder of per-dataset held-out per-date map trees "
+                    "(benchmarks/train_buildings.py --folds DIR): the building maps held out by dataset")
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"reference data not found at {DATA}")
@@ -495,7 +506,8 @@ def main() -> None:
     t0 = time.perf_counter()
     cases = all_cases(work, only)
     results = run_all(cases, work, s2_folds=Path(args.s2_folds) if args.s2_folds else None,
-                      fine_folds=Path(args.fine_folds) if args.fine_folds else None)
+                      fine_folds=Path(args.fine_folds) if args.fine_folds else None,
+                      map_folds=Path(args.map_folds) if args.map_folds else None)
     if args.json:
         rows = [e if args.pixels else {k: v for k, v in e.items() if k != "label_px"}
                 for r in results for e in r.evidence]

@@ -81,18 +81,7 @@ def fit_trees(x: np.ndarray, y: np.ndarray) -> dict:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     clf = HistGradientBoostingClassifier(**TREES, random_state=SEED).fit(x, y)
-    trees = []
-    for (pred,) in clf._predictors:
-        n = pred.nodes
-        leaf = n["is_leaf"].astype(bool)
-        trees.append({"feature": np.where(leaf, 0, n["feature_idx"].astype(np.int64)).astype(int).tolist(),
-                      "threshold": np.where(leaf, 0.0, n["num_threshold"]).astype(np.float32).round(5).tolist(),
-                      "left": np.where(leaf, -1, n["left"].astype(np.int64)).astype(int).tolist(),
-                      "right": np.where(leaf, -1, n["right"].astype(np.int64)).astype(int).tolist(),
-                      "value": np.where(leaf, n["value"], 0.0).round(5).tolist(),
-                      "depth": int(n["depth"].max())})
-    return {"kind": "trees", "baseline": round(float(np.ravel(clf._baseline_prediction)[0]), 6), "trees": trees,
-            "trees_settings": TREES}
+    return pixelmodel.export_trees(clf, TREES)
 
 
 def fit(x: np.ndarray, y: np.ndarray) -> dict:

@@ -86,6 +86,48 @@ def cues(rel: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], valid: np
     return {k: np.nan_to_num(v.astype(np.float32)) for k, v in out.items()}
 
 
+#: Cues only the per-date map's trees read (after :data:`CUES`): saturation over 1.5 and 4.5 m (grey roofs
+#: against soil and lawn), texture over 1.5 m, edge strength over 4.5 m, dark ground (under -1 robust unit of
+#: the scene's brightness) over 1.5 m, dark ground on one side only 3 and 6 m away (a roof's shadow; a road
+#: casts none), edge orientation coherence over 3 m (a roof's straight outline against a tree's crown),
+#: brightness in the scene's robust units, and brightness against its 30 m context.
+MAP_EXTRA = ("sat_s", "sat_m", "tex1", "grad_m", "dark_s", "shadow_side3", "shadow_side6", "coherence3",
+             "bright_robust", "bright_minus_ctx30")
+MAP_CUES = CUES + MAP_EXTRA
+
+
+def map_cues(rel: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], valid: np.ndarray, res: float,
+             base: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """:data:`MAP_CUES` per pixel (float32): :func:`cues` (``base`` when the caller has them) and the extra
+    ones; windows in metres, brightness in the scene's robust units (median and spread on ``valid``), so a
+    gain or haze and the pixel size move them little."""
+    from . import pixelmodel
+
+    out = dict(base) if base is not None else cues(rel, raw, valid, res)
+    w = valid.astype(np.float32)
+    bands = ("red", "green", "blue")
+    units = pixelmodel.robust_units(raw, bands, pixelmodel.unit_sample(valid))
+    br = sum((np.nan_to_num(raw[b].astype(np.float32)) - q50) / spread for b, (q50, spread) in zip(bands, units))
+    br = (br / 3 * w).astype(np.float32)
+    k1, k2 = _win(1.5, res), _win(4.5, res)
+    sat = pixelmodel.saturation(raw) * w
+    out["sat_s"], out["sat_m"] = pixelmodel.masked_mean(sat, w, k1), pixelmodel.masked_mean(sat, w, k2)
+    out["tex1"] = pixelmodel.local_spread(out["bright"], w, k1)
+    out["grad_m"] = pixelmodel.masked_mean(out["grad"] * w, w, k2)
+    dark = pixelmodel.masked_mean((br < -1.0).astype(np.float32), w, k1)
+    out["dark_s"] = dark * w
+    out["shadow_side3"] = pixelmodel.shadow_side(dark, res, 3.0) * w
+    out["shadow_side6"] = pixelmodel.shadow_side(dark, res, 6.0) * w
+    sm = ndimage.gaussian_filter(out["bright"], max(0.5, 0.5 / res))
+    gy, gx = ndimage.sobel(sm, 0), ndimage.sobel(sm, 1)
+    sig = max(1.0, 1.5 / res)
+    jxx, jyy, jxy = (ndimage.gaussian_filter(a, sig) for a in (gx * gx, gy * gy, gx * gy))
+    out["coherence3"] = np.sqrt((jxx - jyy) ** 2 + 4 * jxy * jxy) / np.maximum(jxx + jyy, 1e-6)
+    out["bright_robust"] = np.arcsinh(br)
+    out["bright_minus_ctx30"] = out["bright"] - out["ctx30"]
+    return {k: np.nan_to_num(np.asarray(out[k], np.float32)) for k in MAP_CUES}
+
+
 def design(c: Mapping[str, np.ndarray], names: tuple[str, ...] = CUES) -> np.ndarray:
     """(n_pixels, n_features) design matrix: the cues and their squares (a cheap non-linearity)."""
     cols = [c[k].ravel() for k in names]
@@ -100,7 +142,56 @@ def model() -> dict:
     m = json.loads(text)
     if tuple(m["cues"]) != CUES:
         raise RuntimeError("building_model.json was fitted on other cues: re-run benchmarks/train_buildings.py")
+    if "map" in m:
+        try:
+            m["map"] = validate_map(m["map"])
+        except ValueError as e:
+            raise RuntimeError(str(e)) from e
     return m
+
+
+def validate_map(doc: Mapping) -> dict:
+    """Check the per-date map's trees: its cues are :data:`MAP_CUES` and each tree's node arrays match them."""
+    from . import pixelmodel
+
+    if tuple(doc.get("cues", ())) != MAP_CUES or doc.get("kind") != "trees" or "threshold" not in doc:
+        raise ValueError("building model: the map's trees were fitted on other cues (re-run train_buildings.py)")
+    pixelmodel.check_trees(doc, len(MAP_CUES), "building model")
+    return dict(doc)
+
+
+_MAP_OVERRIDE: list[dict | None] = []
+
+
+def map_model() -> dict | None:
+    """The per-date map's trees in use: the shipped ones (None when the file holds none: the map is then
+    cleaned from the logistic's probability) unless a benchmark's :func:`use_map` set a held-out one."""
+    return _MAP_OVERRIDE[-1] if _MAP_OVERRIDE else model().get("map")
+
+
+def use_map(doc: Mapping | None) -> None:
+    """Use the trees ``doc`` (validated) for the per-date map instead of the shipped ones (None: back to them)."""
+    _MAP_OVERRIDE.clear()
+    if doc is not None:
+        _MAP_OVERRIDE.append(validate_map(doc))
+
+
+def map_probability(c: Mapping[str, np.ndarray], m: Mapping | None = None) -> np.ndarray:
+    """P(building) per pixel from the map's trees over :func:`map_cues` (float32, the cues' shape), in row
+    blocks (the cue matrix of a 5000 x 5000 px scene at once would take 3 GB)."""
+    from . import pixelmodel
+
+    doc = m if m is not None else map_model()
+    if doc is None:
+        raise ValueError("building model: no trees for the per-date map")
+    shape = c[MAP_CUES[0]].shape
+    out = np.zeros(shape, np.float32)
+    rows = max(1, 1_000_000 // max(shape[1], 1))
+    for r0 in range(0, shape[0], rows):
+        sl = slice(r0, r0 + rows)
+        logit = pixelmodel.trees_logit(np.stack([c[k][sl].ravel() for k in MAP_CUES], axis=1), doc)
+        out[sl] = (1 / (1 + np.exp(-np.clip(logit, -30, 30)))).reshape(-1, shape[1])
+    return out
 
 
 def probability(c: Mapping[str, np.ndarray], m: Mapping | None = None) -> np.ndarray:
@@ -183,6 +274,13 @@ def roof_map(p: np.ndarray, seen: np.ndarray, res: float, settings: Mapping[str,
 #: out by pair) from F1 0.58 to 0.37, or to 0.46 as the reference's roofs only (wide false roofs hide new ones);
 #: the best by F0.5 (rim 0.15, core 0.3, open 3 m, 20 m²) to 0.50. Figures: benchmarks/README.md section 2.
 MAP_SETTINGS = dict(MAP_BEFORE)
+
+
+def map_settings(trees: Mapping) -> dict[str, float]:
+    """The roof map's cleaning for the trees' probability: :data:`MAP_BEFORE` with the trees' own threshold as
+    the rim and no mean-probability floor (the logistic's 0.35 is on its own scale), unless the model file
+    names its own (``map_settings``)."""
+    return {**MAP_BEFORE, "rim": float(trees["threshold"]), "mean_p": 0.0, **trees.get("map_settings", {})}
 
 
 def _sigmoid(z: float) -> float:

@@ -441,13 +441,21 @@ class StructureDetector:
 
     def _learned_buildings(self, rel: dict[str, np.ndarray], raw: dict[str, np.ndarray], valid: np.ndarray,
                            res: float) -> tuple[np.ndarray, np.ndarray]:
-        """0.3-2 m: the learned model's probability (:mod:`sitewatch.buildings`), smoothed over ~1 m,
-        thresholded, cleaned to building-sized blobs; strength is the probability wherever it is
-        at least half the threshold, so a faint roof the map turned down is "unknown", not "absent"."""
-        m = buildings.model()["fine"]
-        p = buildings.probability(buildings.cues(rel, raw, valid, res), m)
-        sm = buildings.smoothed(p, res, buildings.MAP_SETTINGS)  # over the map's 1 m: the strength reads it too
-        building = buildings.roof_map(p, valid & ~_snow(raw, res), res, buildings.MAP_SETTINGS, smooth=sm)
+        """0.3-2 m: the learned model's probability (:mod:`sitewatch.buildings`: the map's boosted trees when
+        the model file holds them, else the logistic), smoothed over ~1 m, thresholded, cleaned to
+        building-sized blobs; strength is the probability wherever it is at least half the threshold, so a
+        faint roof the map turned down is "unknown", not "absent"."""
+        c = buildings.cues(rel, raw, valid, res)
+        trees = buildings.map_model()
+        if trees is None:
+            m, settings = buildings.model()["fine"], buildings.MAP_SETTINGS
+            p = buildings.probability(c, m)
+        else:
+            m, settings = trees, buildings.map_settings(trees)
+            p = buildings.map_probability(buildings.map_cues(rel, raw, valid, res, base=c), trees)
+        del c
+        sm = buildings.smoothed(p, res, settings)  # over the map's 1 m: the strength reads it too
+        building = buildings.roof_map(p, valid & ~_snow(raw, res), res, settings, smooth=sm)
         p = np.where(valid, sm, 0.0).astype(np.float32)
         thr = float(m["threshold"])
         strength = np.where(p >= thr / 2, np.clip(p, 0, 1), 0.0).astype(np.float32)

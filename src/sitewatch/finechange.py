@@ -158,16 +158,9 @@ def _chroma(raw: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return (2 * g - r - b) / s, (r - b) / s
 
 
-def _saturation(raw: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Colour saturation (max - min) / max of the bands: 0 for grey (roofs, concrete), higher for soil
-    and vegetation; a ratio, so a uniform gain or haze moves it little."""
-    x = np.stack([np.nan_to_num(raw[k].astype(np.float32)) for k in BANDS])
-    hi = x.max(0)
-    return ((hi - x.min(0)) / np.maximum(hi, 1e-4)).astype(np.float32)
-
-
 #: How far (metres) either side of a pixel :func:`_shadow_side` compares dark ground.
 SHADOW_SIDE_M = 3.0
+_saturation = pixelmodel.saturation
 
 
 def _dark(br: np.ndarray, w: np.ndarray, res: float) -> np.ndarray:
@@ -176,18 +169,8 @@ def _dark(br: np.ndarray, w: np.ndarray, res: float) -> np.ndarray:
 
 
 def _shadow_side(dark: np.ndarray, res: float) -> np.ndarray:
-    """Dark ground (``dark``: :func:`_dark`, 0 off the seen ground) on one side of a pixel and not on the
-    other, along the most lopsided of four axes: a roof casts its shadow away from the sun, a road or a
-    graded lot casts none (and dark ground all round is asphalt or water). Any sun azimuth: the largest
-    difference over the axes, not one direction."""
-    box = ndimage.uniform_filter(dark, _win(SHADOW_SIDE_M, res))
-    d = int(round(SHADOW_SIDE_M / res))
-    out = np.full(dark.shape, -1.0, np.float32)
-    for dy, dx in ((0, 1), (1, 1), (1, 0), (1, -1)):
-        a = ndimage.shift(box, (dy * d, dx * d), order=0, mode="nearest")
-        b = ndimage.shift(box, (-dy * d, -dx * d), order=0, mode="nearest")
-        out = np.maximum(out, np.abs(a - b))
-    return out
+    """:func:`sitewatch.pixelmodel.shadow_side` over SHADOW_SIDE_M."""
+    return pixelmodel.shadow_side(dark, res, SHADOW_SIDE_M)
 
 
 def features(ref: Mapping[str, np.ndarray], cur: Mapping[str, np.ndarray], both: np.ndarray, res: float,
@@ -265,13 +248,7 @@ def validate(doc: dict, sha256: str = "") -> dict:
         if key not in doc:
             raise ValueError(f"fine change model: no {key!r}")
     if doc.get("kind", "logistic") == "trees":
-        if "trees" not in doc or "baseline" not in doc:
-            raise ValueError("fine change model: no trees")
-        for t in doc["trees"]:
-            n = len(t["feature"])
-            if not (len(t["threshold"]) == len(t["left"]) == len(t["right"]) == len(t["value"]) == n) or (
-                    n and max(t["feature"]) >= len(doc["cues"])):
-                raise ValueError("fine change model: a tree does not match its cues")
+        pixelmodel.check_trees(doc, len(doc["cues"]), "fine change model")
         return {**doc, "sha256": sha256}
     n = 2 * len(doc["cues"])
     if not all(k in doc for k in ("mean", "scale", "coef", "intercept")) or not (
@@ -280,24 +257,7 @@ def validate(doc: dict, sha256: str = "") -> dict:
     return {**doc, "sha256": sha256}
 
 
-def _trees_logit(x: np.ndarray, doc: Mapping) -> np.ndarray:
-    """Sum of the boosted trees' leaf values (and the baseline) for each row of ``x``: a node sends a
-    row left when its cue is at or below the node's threshold; a leaf is a node whose left is -1.
-    Each node works on the rows that reach it only (a row visits one node per level)."""
-    cols = np.asfortranarray(x)
-    out = np.full(x.shape[0], float(doc["baseline"]), np.float32)
-    for t in doc["trees"]:
-        feat, thr, left, right, value = t["feature"], t["threshold"], t["left"], t["right"], t["value"]
-        stack = [(0, np.arange(x.shape[0]))]
-        while stack:
-            node, rows = stack.pop()
-            if left[node] < 0:
-                out[rows] += value[node]
-                continue
-            go = cols[rows, feat[node]] <= np.float32(thr[node])
-            stack.append((left[node], rows[go]))
-            stack.append((right[node], rows[~go]))
-    return out
+_trees_logit = pixelmodel.trees_logit
 
 
 def probability(f: Mapping[str, np.ndarray], both: np.ndarray, m: Mapping | None = None) -> np.ndarray:

@@ -1,8 +1,10 @@
-"""What the two learnt change models share: their design matrix and the shipped-or-held-out slot.
+"""What the learnt pixel models share: design matrix, boosted trees' forward pass, per-date cues, model slot.
 
 :mod:`sitewatch.s2change` (10 m) and :mod:`sitewatch.finechange` (0.3-2 m) each ship a model as
 JSON package data, hashed so evidence can name the exact file, and let a benchmark swap in a
 model fitted without the pair or city it scores (``benchmarks/real.py --s2-folds/--fine-folds``).
+:mod:`sitewatch.finechange` and :mod:`sitewatch.buildings` both ship boosted trees as node arrays
+(:func:`trees_logit`, :func:`check_trees`) and read the same per-date saturation and one-sided shadow.
 """
 
 from __future__ import annotations
@@ -83,6 +85,82 @@ def design(f: Mapping[str, np.ndarray], names: Sequence[str], lo: Sequence[float
         cols = [np.clip(x, a, b) for x, a, b in zip(cols, lo, hi)]
     cols += [x * x for x in cols]
     return np.stack(cols, axis=1).astype(np.float32)
+
+
+def saturation(raw: Mapping[str, np.ndarray], bands: Sequence[str] = ("red", "green", "blue")) -> np.ndarray:
+    """Colour saturation (max - min) / max of the bands: 0 for grey (roofs, concrete), higher for soil
+    and vegetation; a ratio, so a uniform gain or haze moves it little."""
+    x = np.stack([np.nan_to_num(raw[k].astype(np.float32)) for k in bands])
+    hi = x.max(0)
+    return ((hi - x.min(0)) / np.maximum(hi, 1e-4)).astype(np.float32)
+
+
+def shadow_side(dark: np.ndarray, res: float, metres: float) -> np.ndarray:
+    """Dark ground (``dark``: a share of dark pixels, 0 off the seen ground) on one side of a pixel and not
+    on the other, ``metres`` away, along the most lopsided of four axes: a roof casts its shadow away from
+    the sun, a road or a graded lot casts none (and dark ground all round is asphalt or water). Any sun
+    azimuth: the largest difference over the axes, not one direction."""
+    box = ndimage.uniform_filter(dark, max(3, int(round(metres / res)) | 1))
+    d = int(round(metres / res))
+    out = np.full(dark.shape, -1.0, np.float32)
+    for dy, dx in ((0, 1), (1, 1), (1, 0), (1, -1)):
+        a = ndimage.shift(box, (dy * d, dx * d), order=0, mode="nearest")
+        b = ndimage.shift(box, (-dy * d, -dx * d), order=0, mode="nearest")
+        out = np.maximum(out, np.abs(a - b))
+    return out
+
+
+def trees_logit(x: np.ndarray, doc: Mapping) -> np.ndarray:
+    """Sum of the boosted trees' leaf values (and the baseline) for each row of ``x``: a node sends a
+    row left when its cue is at or below the node's threshold; a leaf is a node whose left is -1.
+    Each node works on the rows that reach it only (a row visits one node per level)."""
+    cols = np.asfortranarray(x)
+    out = np.full(x.shape[0], float(doc["baseline"]), np.float32)
+    for t in doc["trees"]:
+        feat, thr, left, right, value = t["feature"], t["threshold"], t["left"], t["right"], t["value"]
+        stack = [(0, np.arange(x.shape[0]))]
+        while stack:
+            node, rows = stack.pop()
+            if left[node] < 0:
+                out[rows] += value[node]
+                continue
+            go = cols[rows, feat[node]] <= np.float32(thr[node])
+            stack.append((left[node], rows[go]))
+            stack.append((right[node], rows[~go]))
+    return out
+
+
+def check_trees(doc: Mapping, n_cues: int, what: str) -> None:
+    """Raise ValueError unless ``doc`` holds boosted trees whose node arrays agree with each other and
+    with ``n_cues`` cues: every node's children inside its tree, every split on a cue that exists."""
+    if "trees" not in doc or "baseline" not in doc:
+        raise ValueError(f"{what}: no trees")
+    for t in doc["trees"]:
+        n = len(t["feature"])
+        if not n or not (len(t["threshold"]) == len(t["left"]) == len(t["right"]) == len(t["value"]) == n) or (
+                max(t["feature"]) >= n_cues or min(t["feature"]) < 0):
+            raise ValueError(f"{what}: a tree does not match its cues")
+        left, right = np.asarray(t["left"]), np.asarray(t["right"])
+        inner = left >= 0
+        if (np.any((right >= 0) != inner) or np.any(left[inner] >= n) or np.any(right[inner] >= n)
+                or np.any(left[inner] <= np.flatnonzero(inner)) or np.any(right[inner] <= np.flatnonzero(inner))):
+            raise ValueError(f"{what}: a tree's nodes do not link up (a child outside it, or before its parent)")
+
+
+def export_trees(clf: object, settings: Mapping[str, object]) -> dict:
+    """A fitted scikit-learn HistGradientBoostingClassifier as node arrays (training scripts only)."""
+    trees = []
+    for (pred,) in clf._predictors:  # type: ignore[attr-defined]
+        n = pred.nodes
+        leaf = n["is_leaf"].astype(bool)
+        trees.append({"feature": np.where(leaf, 0, n["feature_idx"].astype(np.int64)).astype(int).tolist(),
+                      "threshold": np.where(leaf, 0.0, n["num_threshold"]).astype(np.float32).round(5).tolist(),
+                      "left": np.where(leaf, -1, n["left"].astype(np.int64)).astype(int).tolist(),
+                      "right": np.where(leaf, -1, n["right"].astype(np.int64)).astype(int).tolist(),
+                      "value": np.where(leaf, n["value"], 0.0).round(5).tolist(),
+                      "depth": int(n["depth"].max())})
+    return {"kind": "trees", "baseline": round(float(np.ravel(clf._baseline_prediction)[0]), 6),  # type: ignore[attr-defined]
+            "trees": trees, "trees_settings": dict(settings)}
 
 
 class ModelSlot:
