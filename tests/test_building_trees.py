@@ -42,7 +42,7 @@ def test_node_arrays_that_do_not_link_up_are_refused(broken):
 
 
 def _map_doc(tree: dict, **over) -> dict:
-    return {"cues": list(buildings.MAP_CUES), "kind": "trees", "baseline": 0.0, "trees": [tree], "threshold": 0.3,
+    return {"cues": list(buildings.MAP_FEATURES), "kind": "trees", "baseline": 0.0, "trees": [tree], "threshold": 0.3,
             **over}
 
 
@@ -51,7 +51,7 @@ def test_validate_map_refuses_other_cues_a_logistic_and_no_threshold():
     buildings.validate_map(good)
     for bad in ({**good, "cues": list(buildings.CUES)}, {**good, "kind": "logistic"},
                 {k: v for k, v in good.items() if k != "threshold"},
-                _map_doc(_stump(len(buildings.MAP_CUES), 0.2, -2.0, 2.0))):
+                {**good, "cues": list(buildings.MAP_CUES)}, _map_doc(_stump(len(buildings.MAP_FEATURES), 0.2, -2.0, 2.0))):
         with pytest.raises(ValueError):
             buildings.validate_map(bad)
 
@@ -60,10 +60,34 @@ def test_map_probability_is_the_trees_sigmoid_per_pixel_in_the_cues_shape():
     doc = _map_doc(_stump(buildings.MAP_CUES.index("sat_s"), 0.2, -2.0, 2.0))
     c = {k: np.zeros((3, 4), np.float32) for k in buildings.MAP_CUES}
     c["sat_s"][1, 2] = 0.5
-    p = buildings.map_probability(c, doc)
+    p = buildings.map_probability(c, np.ones((3, 4), bool), doc)
     assert p.shape == (3, 4) and p.dtype == np.float32
     assert p[1, 2] == pytest.approx(1 / (1 + np.exp(-2.0)))
     assert np.delete(p.ravel(), 6) == pytest.approx(1 / (1 + np.exp(2.0)))
+
+
+def test_a_cues_rank_is_its_place_in_the_scenes_seen_ground():
+    """The rank half of the features: the same cue value ranks high in a scene where it is rare, low where
+    it is common; ground the scene did not see does not move the ranks."""
+    c = {k: np.zeros((10, 10), np.float32) for k in buildings.MAP_CUES}
+    c["tex1"] = np.arange(100, dtype=np.float32).reshape(10, 10)
+    valid = np.ones((10, 10), bool)
+    x = buildings.map_matrix(c, buildings.scene_quantiles(c, valid))
+    j = len(buildings.MAP_CUES) + buildings.MAP_CUES.index("tex1")
+    assert x.shape == (100, len(buildings.MAP_FEATURES))
+    assert x[:, buildings.MAP_CUES.index("tex1")].tolist() == list(range(100))
+    assert np.all(np.diff(x[:, j]) >= 0) and x[0, j] < 0.02 and x[99, j] > 0.98
+    assert x[50, j] == pytest.approx(0.5, abs=0.02)
+    # the lower half unseen: pixel 50 is now the least textured seen ground
+    half = valid.copy()
+    half[:5] = False
+    y = buildings.map_matrix(c, buildings.scene_quantiles(c, half))
+    assert y[50, j] < 0.02 and y[99, j] > 0.98
+    # a tie (every pixel 0) ranks in the middle
+    assert x[0, len(buildings.MAP_CUES)] == pytest.approx(0.5, abs=0.01)
+    # flat indices read the same rows as the whole scene
+    rows = np.array([3, 50, 97])
+    assert np.array_equal(buildings.map_matrix(c, buildings.scene_quantiles(c, valid), rows), x[rows])
 
 
 def test_use_map_swaps_the_trees_and_goes_back():

@@ -13,11 +13,17 @@ give the same cues):
   evidence of its height, a paved yard has none);
 - context (mean brightness over 10 and 30 m).
 
-A logistic model over those cues (and a few squares/products) was fitted by
-``benchmarks/train_buildings.py`` on real labelled tiles (SpaceNet Rio and Atlanta, Inria
-Austin, xBD Joplin; held-out figures by leave-one-dataset-out in benchmarks/README.md). Only
-its coefficients are shipped (``data/building_model.json``, a few kB); the imagery and labels
-are not (their licences do not allow it). One model per resolution class: ``fine`` (0.3-2 m).
+Two models were fitted by ``benchmarks/train_buildings.py`` on real labelled tiles (SpaceNet Rio
+and Atlanta, Inria Austin, xBD Joplin; held-out figures by leave-one-dataset-out in
+benchmarks/README.md) and ship in ``data/building_model.json`` (coefficients and node arrays only;
+the imagery and labels are not shipped, their licences do not allow it):
+
+- ``fine``: a logistic over those cues and their squares (:func:`probability`). The 0.3-2 m change
+  model (:mod:`sitewatch.finechange`) reads its probability as a cue, so it stays as fitted.
+- ``map``: boosted trees over those cues, ten more (:data:`MAP_EXTRA`: saturation, one-sided
+  shadow, edge coherence, ...) and every cue's rank within its scene (:func:`map_probability`): the
+  per-date roof map (:func:`roof_map`, cleaned with :func:`map_settings`). Without it the map is
+  cleaned from the logistic's probability, as before.
 """
 
 from __future__ import annotations
@@ -94,6 +100,13 @@ def cues(rel: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], valid: np
 MAP_EXTRA = ("sat_s", "sat_m", "tex1", "grad_m", "dark_s", "shadow_side3", "shadow_side6", "coherence3",
              "bright_robust", "bright_minus_ctx30")
 MAP_CUES = CUES + MAP_EXTRA
+#: What the trees read: each map cue's value, then its rank within the scene (:func:`scene_quantiles`): the
+#: sets differ by sensor (Austin's ground is as grey as Rio's roofs, xBD's texture half of Austin's), and a
+#: cue's place in its own scene carries across sensors where its value does not (held out by dataset, pooled
+#: pixel F1 0.27 on values alone, 0.41 with the ranks; benchmarks/README.md).
+MAP_FEATURES = MAP_CUES + tuple("rank." + k for k in MAP_CUES)
+#: Quantiles a cue's rank is read against.
+RANK_STEPS = 201
 
 
 def map_cues(rel: Mapping[str, np.ndarray], raw: Mapping[str, np.ndarray], valid: np.ndarray, res: float,
@@ -151,12 +164,12 @@ def model() -> dict:
 
 
 def validate_map(doc: Mapping) -> dict:
-    """Check the per-date map's trees: its cues are :data:`MAP_CUES` and each tree's node arrays match them."""
+    """Check the per-date map's trees: its cues are :data:`MAP_FEATURES` and each tree's node arrays match them."""
     from . import pixelmodel
 
-    if tuple(doc.get("cues", ())) != MAP_CUES or doc.get("kind") != "trees" or "threshold" not in doc:
+    if tuple(doc.get("cues", ())) != MAP_FEATURES or doc.get("kind") != "trees" or "threshold" not in doc:
         raise ValueError("building model: the map's trees were fitted on other cues (re-run train_buildings.py)")
-    pixelmodel.check_trees(doc, len(MAP_CUES), "building model")
+    pixelmodel.check_trees(doc, len(MAP_FEATURES), "building model")
     return dict(doc)
 
 
@@ -176,20 +189,46 @@ def use_map(doc: Mapping | None) -> None:
         _MAP_OVERRIDE.append(validate_map(doc))
 
 
-def map_probability(c: Mapping[str, np.ndarray], m: Mapping | None = None) -> np.ndarray:
-    """P(building) per pixel from the map's trees over :func:`map_cues` (float32, the cues' shape), in row
-    blocks (the cue matrix of a 5000 x 5000 px scene at once would take 3 GB)."""
+def scene_quantiles(c: Mapping[str, np.ndarray], valid: np.ndarray) -> np.ndarray:
+    """(cues, RANK_STEPS) quantiles of each map cue over the scene's seen ground (a regular subsample of a
+    large scene): what :func:`map_matrix` reads ranks against."""
+    from . import pixelmodel
+
+    sample = pixelmodel.unit_sample(valid)
+    if not sample.any():
+        sample = np.ones_like(valid)
+    steps = np.linspace(0, 1, RANK_STEPS)
+    return np.stack([np.quantile(c[k][sample], steps) for k in MAP_CUES]).astype(np.float32)
+
+
+def map_matrix(c: Mapping[str, np.ndarray], q: np.ndarray, rows: slice | np.ndarray = slice(None)) -> np.ndarray:
+    """(pixels, MAP_FEATURES) float32: the cues' values at ``rows`` (a row slice of the scene, or flat pixel
+    indices), then their ranks in the scene (0-1; ties take the middle of their run) against ``q``."""
+    if isinstance(rows, slice):
+        vals = [c[k][rows].ravel() for k in MAP_CUES]
+    else:
+        vals = [c[k].ravel()[rows] for k in MAP_CUES]
+    ranks = [(np.searchsorted(qk, v, "left") + np.searchsorted(qk, v, "right")) / (2.0 * len(qk))
+             for qk, v in zip(q, vals)]
+    return np.stack(vals + ranks, axis=1).astype(np.float32)
+
+
+def map_probability(c: Mapping[str, np.ndarray], valid: np.ndarray, m: Mapping | None = None) -> np.ndarray:
+    """P(building) per pixel from the map's trees over :func:`map_cues` and their ranks in the scene (ranked
+    on ``valid``; float32, the cues' shape), in row blocks (the feature matrix of a 5000 x 5000 px scene at
+    once would take 6 GB)."""
     from . import pixelmodel
 
     doc = m if m is not None else map_model()
     if doc is None:
         raise ValueError("building model: no trees for the per-date map")
+    q = scene_quantiles(c, valid)
     shape = c[MAP_CUES[0]].shape
     out = np.zeros(shape, np.float32)
-    rows = max(1, 1_000_000 // max(shape[1], 1))
+    rows = max(1, 500_000 // max(shape[1], 1))
     for r0 in range(0, shape[0], rows):
         sl = slice(r0, r0 + rows)
-        logit = pixelmodel.trees_logit(np.stack([c[k][sl].ravel() for k in MAP_CUES], axis=1), doc)
+        logit = pixelmodel.trees_logit(map_matrix(c, q, sl), doc)
         out[sl] = (1 / (1 + np.exp(-np.clip(logit, -30, 30)))).reshape(-1, shape[1])
     return out
 

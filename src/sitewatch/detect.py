@@ -452,7 +452,7 @@ class StructureDetector:
             p = buildings.probability(c, m)
         else:
             m, settings = trees, buildings.map_settings(trees)
-            p = buildings.map_probability(buildings.map_cues(rel, raw, valid, res, base=c), trees)
+            p = buildings.map_probability(buildings.map_cues(rel, raw, valid, res, base=c), valid, trees)
         del c
         sm = buildings.smoothed(p, res, settings)  # over the map's 1 m: the strength reads it too
         building = buildings.roof_map(p, valid & ~_snow(raw, res), res, settings, smooth=sm)

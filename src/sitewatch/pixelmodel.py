@@ -147,14 +147,27 @@ def check_trees(doc: Mapping, n_cues: int, what: str) -> None:
             raise ValueError(f"{what}: a tree's nodes do not link up (a child outside it, or before its parent)")
 
 
-def export_trees(clf: object, settings: Mapping[str, object]) -> dict:
-    """A fitted scikit-learn HistGradientBoostingClassifier as node arrays (training scripts only)."""
+def _float32_floor(x: np.ndarray) -> list[float]:
+    """The largest float32 at or below each value, written as the shortest decimal that reads back as it: a
+    float32 cue is at or below it exactly when it is at or below the value (scikit-learn's split points are
+    often data values, which rounding to some decimals sends the other way)."""
+    f = x.astype(np.float32)
+    f = np.where(f.astype(np.float64) > x, np.nextafter(f, np.float32(-np.inf)), f).astype(np.float32)
+    return [float(str(v)) for v in f]
+
+
+def export_trees(clf: object, settings: Mapping[str, object], digits: int | None = 5) -> dict:
+    """A fitted scikit-learn HistGradientBoostingClassifier as node arrays (training scripts only); thresholds
+    to ``digits`` decimals (a cue within that of a split may go the other way than in scikit-learn), or with
+    ``None`` exact for float32 cues (:func:`_float32_floor`)."""
     trees = []
     for (pred,) in clf._predictors:  # type: ignore[attr-defined]
         n = pred.nodes
         leaf = n["is_leaf"].astype(bool)
+        thr = np.where(leaf, 0.0, n["num_threshold"]).astype(np.float64)
         trees.append({"feature": np.where(leaf, 0, n["feature_idx"].astype(np.int64)).astype(int).tolist(),
-                      "threshold": np.where(leaf, 0.0, n["num_threshold"]).astype(np.float32).round(5).tolist(),
+                      "threshold": (thr.astype(np.float32).round(digits).tolist() if digits is not None
+                                    else _float32_floor(thr)),
                       "left": np.where(leaf, -1, n["left"].astype(np.int64)).astype(int).tolist(),
                       "right": np.where(leaf, -1, n["right"].astype(np.int64)).astype(int).tolist(),
                       "value": np.where(leaf, n["value"], 0.0).round(5).tolist(),
