@@ -144,3 +144,29 @@ def test_map_cues_read_a_uniform_gain_and_the_pixel_size_alike():
     relh = {k: v[::2, ::2] for k, v in rel.items()}
     c = buildings.map_cues(relh, half, valid[::2, ::2], 1.0)
     assert abs(float(c["sat_m"][27, 27]) - float(a["sat_m"][55, 55])) < 0.05
+
+
+def test_the_detector_maps_roofs_with_the_trees_when_the_model_holds_them():
+    """detect's 0.3-2 m building map follows the map's trees when there are any (here hand-made: bright in
+    the scene's robust units is roof), cleaned with their own threshold; the logistic otherwise."""
+    from sitewatch.detect import StructureDetector
+
+    rng = np.random.default_rng(7)
+    rel, raw, valid = _scene(rng)
+    j = buildings.MAP_CUES.index("bright_robust")
+    doc = _map_doc(_stump(j, 1.0, -4.0, 4.0), threshold=0.5)
+    buildings.use_map(doc)
+    try:
+        building, strength = StructureDetector()._learned_buildings(rel, raw, valid, 0.5)
+    finally:
+        buildings.use_map(None)
+    assert building[45:65, 45:65].all()            # the pale roof, 15 x 15 m
+    assert not building[:30].any() and not building[90:].any()
+    assert strength[50, 50] > 0.9 and strength[10, 10] == 0
+    # the same roof with the stump turned round: nothing is bright *and* not a roof
+    buildings.use_map(_map_doc(_stump(j, 1.0, 4.0, -4.0), threshold=0.5))
+    try:
+        flipped, _ = StructureDetector()._learned_buildings(rel, raw, valid, 0.5)
+    finally:
+        buildings.use_map(None)
+    assert not flipped[45:65, 45:65].any()
