@@ -9,7 +9,8 @@ never used here: they stay held out for ``benchmarks/real.py``.
 Two models, both held out by dataset (for each of the four datasets, fitted on the other three and
 scored on it: pixel P/R/F1 of the probability smoothed over 1 m and thresholded): the logistic over 20
 cues and their squares (:func:`sitewatch.buildings.probability`, which ``finechange`` reads as a cue and
-which this script does not rewrite), and boosted trees (scikit-learn's HistGradientBoosting, as
+which this script does not rewrite: the shipped coefficients were fitted 2026-12-02 by this script as it
+stood at commit 1a31ea9, ``git show 1a31ea9:benchmarks/train_buildings.py`` refits them), and boosted trees (scikit-learn's HistGradientBoosting, as
 ``train_finechange.py``) over 30 cues and their ranks in the scene, each dataset weighing the same and
 within it buildings and ground half each (:func:`sitewatch.buildings.map_probability`: the per-date
 map). Each set's threshold is the one best on the other three sets' pooled held-out counts (nested).
