@@ -122,9 +122,29 @@ def label_polygons(labels: np.ndarray, keep: Sequence[int], transform: Affine) -
     crop = sel[r0:r1, c0:c1]
     img = np.where(crop, labels[r0:r1, c0:c1], 0).astype(np.int32)
     out: dict[int, list[Polygon]] = {int(j): [] for j in keep}
-    for g, v in shapes(img, mask=crop, transform=_PIXELS):
-        out[int(v)].append(_on_ground(g, transform, float(r0), float(c0)))
+    traced = [(int(v), g["coordinates"]) for g, v in shapes(img, mask=crop, transform=_PIXELS)]
+    for (v, _), poly in zip(traced, _all_on_ground([r for _, r in traced], transform, float(r0), float(c0))):
+        out[v].append(poly)
     return out
+
+
+def _all_on_ground(polys: Sequence[Sequence[Any]], t: Affine, dr: float, dc: float) -> list[Polygon]:
+    """:func:`_on_ground` of many traced polygons (each a list of rings) at once: every vertex put
+    on the ground by the same operations in the same order, in one numpy pass, and the polygons
+    built from the rings in one shapely call (the same coordinates; a Python loop per polygon and
+    ring cost ≈0.1 ms a Joplin region)."""
+    import shapely
+
+    if not polys:
+        return []
+    rings = [r for rs in polys for r in rs]
+    counts = np.fromiter((len(r) for r in rings), dtype=np.intp, count=len(rings))
+    px = np.asarray([xy for r in rings for xy in r], dtype=float).reshape(-1, 2)
+    col, row = px[:, 0] + dc, px[:, 1] + dr
+    xy = np.column_stack([t.c + col * t.a + row * t.b, t.f + col * t.d + row * t.e])
+    ring_offsets = np.concatenate([[0], np.cumsum(counts)])
+    geom_offsets = np.concatenate([[0], np.cumsum([len(rs) for rs in polys])])
+    return list(shapely.from_ragged_array(shapely.GeometryType.POLYGON, xy, (ring_offsets, geom_offsets)))
 
 
 def _box(m: np.ndarray) -> tuple[int, int, int, int]:
