@@ -51,8 +51,12 @@ def test_round_wkt_is_the_per_number_substitution() -> None:
     wkts = [p.wkt for p in mask_polygons(m, Affine(0.3, 0, 123456.789, 0, -0.3, 987654.321))]
     wkts += ["", "POLYGON ((1 2, 3.45 -4.55, 0.05 0.15, -0.05 2.25, 1e-05 3, 1 2))",
              "MULTIPOLYGON (((500000 3500000, 500000.25 3499999.75, 500000.35 -0.95, 500000 3500000)))"]
-    for w in wkts:
-        assert _round_wkt(w) == plain(w)
+    wkts += ["  POINT  (1.25  -0.35) ", "POINT (nan inf)", "POINT (-1.-2.3.4 5..6--7.8)"]
+    rng = np.random.default_rng(3)  # any text: each space-separated token rounded alone, looked up
+    wkts += ["".join(rng.choice(list("0123456789.- ,(e"), size=int(n))) for n in rng.integers(0, 80, 300)]
+    for _ in range(2):  # the second time from the table of tokens already rounded
+        for w in wkts:
+            assert _round_wkt(w) == plain(w)
     assert _round_wkt("POINT (1.25 -0.04)") == "POINT (1.2 -0.0)"
 
 

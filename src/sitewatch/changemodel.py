@@ -31,7 +31,7 @@ from scipy import ndimage
 from shapely.ops import unary_union
 
 from .components import find_objects, label
-from .detections import Change, as_multipolygon, detection_record, label_polygons
+from .detections import Change, as_multipolygon, detection_record, label_polygons, wgs84_outlines
 from .grid import Grid
 from .modelbands import NODATA, pack
 from .modelcontract import Contract, ModelError, parse_contract
@@ -463,8 +463,9 @@ def model_detection_records(site_id: str, observations: Sequence[Any], run_id: s
     if not obs:
         return []
     grid = obs[0].maps.grid
-    for c in model_changes(obs, model):
-        r = detection_record(site_id, c, grid, run_id)
+    changes = model_changes(obs, model)
+    for c, wgs84 in zip(changes, wgs84_outlines(changes, grid.crs)):  # (one reprojection for all)
+        r = detection_record(site_id, c, grid, run_id, wgs84=wgs84)
         key = f"{r.detection_id}|model:{c.evidence['model']['sha256']}"  # type: ignore[index]
         recs.append(replace(r, detection_id="det-" + hashlib.sha256(key.encode()).hexdigest()[:16]))
     return recs
