@@ -438,12 +438,13 @@ def model_changes(observations: Sequence[Any], model: ChangeModel | None = None)
             outlines = label_polygons(lab, [k[0] for k in kept], grid.transform)
             for j, pad, obj, npx, confirmed in kept:
                 outline = as_multipolygon(unary_union(outlines[j]))
-                mean_p = float(p[pad][obj].mean())
+                p_obj = p[pad][obj]  # (the region's values in raster order, whatever the window)
+                mean_p = float(p_obj.mean())
                 ev = {"maps": ["model"], "direction": "new", "model": {"file": info["file"], "sha256": info["sha256"]},
                       "detector": f"change model {info['file']} sha256:{info['sha256']}",  # bound into its reviews
                       "score_is": "mean change probability over the region",
                       "magnitude": round(mean_p, 3), "mean_probability": round(mean_p, 4),
-                      "max_probability": round(float(p[pad][obj].max()), 4), "pixels": npx,
+                      "max_probability": round(float(p_obj.max()), 4), "pixels": npx,
                       "confirmed_by_next_clear_scene": confirmed,
                       "clear_share_before": round(float(O0[pad][obj].mean()), 3)}
                 if "gsd_note" in (_model_info(obs[i].maps) or {}):
