@@ -69,7 +69,7 @@ def _round_wkt(wkt: str) -> str:
     # text (≈0.2 ms a Joplin outline of ≈8,500 characters).
     global _ROUNDED
     table = _ROUNDED
-    if len(table) > 500_000:  # (a new table, not a cleared one: another thread may be reading it)
+    if len(table) > 100_000:  # (≈15 MB; a new table, not a cleared one: another thread may be reading it)
         table = _ROUNDED = {}
     tokens = wkt.split(" ")
     for t in set(tokens).difference(table):
